@@ -1,0 +1,1 @@
+"""Pure data and ML logic (pandas, scikit-learn). Nothing here imports Dagster."""

@@ -1,0 +1,118 @@
+"""Dataset contracts: a YAML description of columns, types, ranges, id, event time and target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ColumnType = Literal["string", "category", "float", "integer", "boolean", "datetime"]
+COLUMN_TYPES: tuple[str, ...] = ColumnType.__args__  # type: ignore[attr-defined]
+
+
+class ContractError(ValueError):
+    """A dataset contract is unreadable or inconsistent; the message names the file and key."""
+
+
+class ColumnSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    categories: list[Any] | None = None
+    # Whether the column feeds the model as-is (ids and entity keys usually do not).
+    feature: bool = True
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnSpec:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(
+                f"unknown column type '{self.type}' (known: {', '.join(COLUMN_TYPES)})"
+            )
+        if (self.min is not None or self.max is not None) and self.type not in ("float", "integer"):
+            raise ValueError(f"min/max only apply to float and integer columns, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        if self.type == "category" and not self.categories:
+            raise ValueError("a category column needs its list of categories")
+        return self
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    description: str = ""
+    id: str
+    event_time: str
+    target: str
+    positive_label: Any = 1
+    roles: dict[Literal["entity", "amount", "device"], str] = {}
+    domain_features: list[str] = []
+    columns: dict[str, ColumnSpec]
+    source: str = "<memory>"
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Contract:
+        for key in ("id", "event_time", "target"):
+            column = getattr(self, key)
+            if column not in self.columns:
+                raise ValueError(f"{key}: column '{column}' is not declared under columns")
+        if self.columns[self.event_time].type != "datetime":
+            raise ValueError(f"event_time: column '{self.event_time}' must have type datetime")
+        for role, column in self.roles.items():
+            if column not in self.columns:
+                raise ValueError(f"roles.{role}: column '{column}' is not declared under columns")
+        # Imported here: features imports this module for the Contract type.
+        from mlplatform.core.features import DOMAIN_FEATURES
+
+        for feature in self.domain_features:
+            if feature not in DOMAIN_FEATURES:
+                raise ValueError(
+                    f"domain_features: unknown feature '{feature}' "
+                    f"(known: {', '.join(sorted(DOMAIN_FEATURES))})"
+                )
+            missing = [r for r in DOMAIN_FEATURES[feature].roles if r not in self.roles]
+            if missing:
+                raise ValueError(
+                    f"domain_features: '{feature}' needs roles {missing} to name columns"
+                )
+        return self
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Contract columns that feed the model directly."""
+        reserved = {self.id, self.event_time, self.target}
+        return [
+            name for name, spec in self.columns.items() if spec.feature and name not in reserved
+        ]
+
+
+def parse_contract(data: dict[str, Any], source: str = "<memory>") -> Contract:
+    try:
+        return Contract.model_validate({**data, "source": source})
+    except ValidationError as error:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or '(top level)'}: "
+            + ("unknown key" if item["type"] == "extra_forbidden" else item["msg"])
+            for item in error.errors()
+        )
+        raise ContractError(f"{source}: invalid dataset contract: {details}") from None
+
+
+def load_contract(path: str | Path) -> Contract:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ContractError(f"{path}: cannot read dataset contract ({error})") from error
+    except yaml.YAMLError as error:
+        raise ContractError(f"{path}: dataset contract is not valid YAML ({error})") from error
+    if not isinstance(data, dict):
+        raise ContractError(f"{path}: dataset contract must be a mapping")
+    return parse_contract(data, source=str(path))

@@ -1,0 +1,160 @@
+"""Features for the model: generic columns derived from the contract plus named domain features,
+and a time-based split into train / validation / test.
+
+Everything here is a function of the row and of strictly earlier rows (never of later ones), so
+features computed over a trailing window carry no information from the future. Transforms that are
+fitted (category encoding) live in the model pipeline and are fitted on the training split only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from mlplatform.core.contract import Contract
+
+SPLIT_COLUMN = "split"
+LABEL_COLUMN = "label"
+SPLITS = ("train", "validation", "test")
+MISSING_CATEGORY = "__missing__"
+
+
+@dataclass(frozen=True)
+class DomainFeature:
+    roles: tuple[str, ...]
+    compute: Callable[[pd.DataFrame, dict[str, str], str], pd.Series]
+    description: str
+
+
+def _hour_of_day(frame: pd.DataFrame, roles: dict[str, str], event_time: str) -> pd.Series:
+    return frame[event_time].dt.hour.astype("float64")
+
+
+def _customer_amount_ratio(frame: pd.DataFrame, roles: dict[str, str], event_time: str) -> pd.Series:
+    amount = frame[roles["amount"]].astype("float64")
+    groups = amount.groupby(frame[roles["entity"]], observed=True, sort=False)
+    previous_total = groups.cumsum() - amount
+    previous_count = groups.cumcount()
+    previous_mean = previous_total / previous_count.replace(0, np.nan)
+    return amount / previous_mean
+
+
+def _customer_velocity_1h(frame: pd.DataFrame, roles: dict[str, str], event_time: str) -> pd.Series:
+    """How many transactions the same entity made in the hour before this one."""
+    entity_codes = pd.factorize(frame[roles["entity"]])[0].astype(np.int64)
+    seconds = frame[event_time].astype("int64") // 10**9
+    seconds = seconds - seconds.min()
+    # One sorted key per (entity, time): a search on it counts an entity's events in any interval.
+    key = entity_codes * np.int64(10**10) + seconds.to_numpy()
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    earlier = np.searchsorted(sorted_key, sorted_key - 3600, side="left")
+    counts = np.empty(len(key), dtype="float64")
+    counts[order] = np.arange(len(key)) - earlier
+    return pd.Series(counts, index=frame.index)
+
+
+def _new_device(frame: pd.DataFrame, roles: dict[str, str], event_time: str) -> pd.Series:
+    """1 when the entity has not used this device before in the window (missing device: unknown)."""
+    device = frame[roles["device"]]
+    seen_before = frame.groupby([roles["entity"], roles["device"]], observed=True, sort=False).cumcount() > 0
+    return pd.Series(np.where(device.isna(), np.nan, (~seen_before).astype("float64")), index=frame.index)
+
+
+DOMAIN_FEATURES: dict[str, DomainFeature] = {
+    "hour_of_day": DomainFeature((), _hour_of_day, "hour of the event time (UTC)"),
+    "customer_amount_ratio": DomainFeature(
+        ("entity", "amount"),
+        _customer_amount_ratio,
+        "amount over the entity's mean amount in earlier transactions of the window",
+    ),
+    "customer_velocity_1h": DomainFeature(
+        ("entity",), _customer_velocity_1h, "the entity's transactions in the previous hour"
+    ),
+    "new_device": DomainFeature(
+        ("entity", "device"), _new_device, "first use of this device by the entity in the window"
+    ),
+}
+
+
+def build_features(
+    validated: pd.DataFrame,
+    contract: Contract,
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+) -> pd.DataFrame:
+    """One row per validated row: id, event time, label, generic and domain features.
+
+    `validated` may hold several partitions; rows are ordered by event time first so every
+    history-based feature only looks backwards.
+    """
+    frame = validated.sort_values(contract.event_time, kind="stable").reset_index(drop=True)
+    target = frame[contract.target]
+    label = (target.astype(str) == str(contract.positive_label)).astype("int8")
+    if label.nunique() < 2:
+        raise ValueError(
+            f"target '{contract.target}' has a single class in this window; "
+            f"positive label is {contract.positive_label!r}"
+        )
+    columns: dict[str, pd.Series] = {
+        contract.id: frame[contract.id],
+        contract.event_time: frame[contract.event_time],
+        LABEL_COLUMN: label,
+    }
+    for name in contract.feature_columns:
+        spec = contract.columns[name]
+        values = frame[name]
+        if spec.type in ("string", "category"):
+            columns[name] = values.astype(object).where(values.notna(), MISSING_CATEGORY).astype(str)
+        elif spec.type == "datetime":
+            columns[f"{name}_hour"] = values.dt.hour.astype("float64")
+            columns[f"{name}_day_of_week"] = values.dt.dayofweek.astype("float64")
+        else:
+            columns[name] = values.astype("float64")
+    for name in contract.domain_features:
+        feature = DOMAIN_FEATURES[name]
+        columns[name] = feature.compute(frame, dict(contract.roles), contract.event_time)
+    features = pd.DataFrame(columns)
+    features[SPLIT_COLUMN] = time_split(
+        features[contract.event_time],
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+    )
+    return features
+
+
+def time_split(
+    event_time: pd.Series, validation_fraction: float, test_fraction: float
+) -> pd.Series:
+    """Label each row train / validation / test by time: the oldest rows train, the newest test.
+
+    Boundaries are timestamps, so rows sharing a timestamp always land in the same split and no
+    training row is later than any validation or test row.
+    """
+    if not 0 < validation_fraction < 1 or not 0 < test_fraction < 1:
+        raise ValueError("validation and test fractions must lie strictly between 0 and 1")
+    if validation_fraction + test_fraction >= 1:
+        raise ValueError("validation + test fractions must leave rows to train on")
+    times = event_time.to_numpy()
+    sorted_times = np.sort(times)
+    n = len(sorted_times)
+    validation_start = sorted_times[int(n * (1 - validation_fraction - test_fraction))]
+    test_start = sorted_times[int(n * (1 - test_fraction))]
+    split = np.where(
+        times >= test_start, "test", np.where(times >= validation_start, "validation", "train")
+    )
+    return pd.Series(pd.Categorical(split, categories=list(SPLITS)), index=event_time.index)
+
+
+def model_columns(features: pd.DataFrame, contract: Contract) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) columns that the model takes as input."""
+    reserved = {contract.id, contract.event_time, LABEL_COLUMN, SPLIT_COLUMN}
+    inputs = [c for c in features.columns if c not in reserved]
+    categorical = [c for c in inputs if features[c].dtype == object]
+    numeric = [c for c in inputs if c not in categorical]
+    return categorical, numeric

@@ -1,0 +1,210 @@
+"""Seeded synthetic card transactions, one calendar day at a time.
+
+Customers (home country, usual spend, usual devices) depend on the seed only, so their behaviour is
+consistent across days; the transactions of a day depend on the seed and the date, so the same seed
+and date always give the same rows. Fraud is driven by learnable, noisy patterns (unusual amount for
+the customer, new device, foreign country, night-time, risky merchant categories, bursts of several
+transactions on a compromised card), and a few realistic defects are injected for validation to find.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MERCHANT_CATEGORIES = np.array(
+    [
+        "grocery", "restaurants", "fuel", "travel", "electronics", "jewelry", "gift_cards",
+        "apparel", "health", "entertainment", "utilities", "online_marketplace",
+    ]
+)  # fmt: skip
+CATEGORY_WEIGHTS = np.array([22, 16, 10, 4, 5, 1.5, 1.5, 9, 6, 7, 5, 13], dtype=float)
+CATEGORY_AMOUNT_SCALE = np.array([0.8, 0.9, 0.9, 4.0, 3.0, 5.0, 1.5, 1.4, 1.0, 1.1, 1.6, 1.2])
+RISKY_CATEGORIES = np.isin(MERCHANT_CATEGORIES, ["electronics", "jewelry", "gift_cards"])
+COUNTRIES = np.array(
+    ["US", "GB", "DE", "FR", "ES", "IT", "NL", "CA", "BR", "MX", "IN", "NG", "CN", "RU", "AU"]
+)
+HOME_COUNTRY_WEIGHTS = np.array([40, 10, 9, 8, 5, 5, 3, 6, 4, 3, 3, 1, 1, 1, 1], dtype=float)
+CHANNELS = np.array(["pos", "online", "atm"])
+
+
+@dataclass(frozen=True)
+class GeneratorParams:
+    seed: int = 42
+    rows_per_day: int = 20000
+    customers: int = 20000
+    fraud_rate: float = 0.01
+    null_rate: float = 0.004
+    duplicate_rate: float = 0.002
+    out_of_range_rate: float = 0.001
+
+
+def _rng(seed: int, *parts: object) -> np.random.Generator:
+    digest = hashlib.sha256("|".join(map(str, (seed, *parts))).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+@dataclass(frozen=True)
+class _Customers:
+    home_country: np.ndarray
+    typical_amount: np.ndarray
+    devices_per_customer: np.ndarray
+    activity: np.ndarray
+
+
+def _customers(params: GeneratorParams) -> _Customers:
+    rng = _rng(params.seed, "customers")
+    n = params.customers
+    activity = rng.pareto(2.5, n) + 0.2
+    return _Customers(
+        home_country=rng.choice(len(COUNTRIES), n, p=HOME_COUNTRY_WEIGHTS / HOME_COUNTRY_WEIGHTS.sum()),
+        typical_amount=np.exp(rng.normal(3.6, 0.6, n)),
+        devices_per_customer=rng.integers(1, 4, n),
+        activity=activity / activity.sum(),
+    )
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _calibrate_intercept(score: np.ndarray, target_rate: float) -> float:
+    """The intercept that makes the mean fraud probability equal the target rate."""
+    low, high = -30.0, 10.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        if _sigmoid(score + middle).mean() > target_rate:
+            high = middle
+        else:
+            low = middle
+    return (low + high) / 2
+
+
+def generate_transactions(day: dt.date, params: GeneratorParams = GeneratorParams()) -> pd.DataFrame:
+    """All transactions whose event time falls on `day` (UTC), deterministic in (seed, day)."""
+    customers = _customers(params)
+    rng = _rng(params.seed, "day", day.isoformat())
+    weekday_factor = (1.0, 0.97, 0.98, 1.0, 1.08, 1.12, 0.9)[day.weekday()]
+    n = max(1, int(round(params.rows_per_day * weekday_factor)))
+
+    customer = rng.choice(params.customers, n, p=customers.activity)
+    # Time of day: a mixture of a midday peak, an evening peak and a thin night-time tail.
+    component = rng.choice(3, n, p=[0.45, 0.45, 0.10])
+    hours = np.where(
+        component == 0,
+        rng.normal(12.5, 2.5, n),
+        np.where(component == 1, rng.normal(19.0, 2.0, n), rng.uniform(0, 24, n)),
+    )
+    seconds = np.clip(hours * 3600, 0, 86399).astype(np.int64)
+
+    category = rng.choice(len(MERCHANT_CATEGORIES), n, p=CATEGORY_WEIGHTS / CATEGORY_WEIGHTS.sum())
+    channel = np.where(
+        np.isin(MERCHANT_CATEGORIES[category], ["online_marketplace", "gift_cards"]),
+        1,
+        rng.choice(3, n, p=[0.68, 0.28, 0.04]),
+    )
+    card_present = channel != 1
+    abroad = rng.random(n) < 0.03
+    country = np.where(abroad, rng.integers(0, len(COUNTRIES), n), customers.home_country[customer])
+    abroad = country != customers.home_country[customer]
+    new_device = rng.random(n) < 0.04
+    device_slot = rng.integers(0, customers.devices_per_customer[customer])
+    amount = (
+        customers.typical_amount[customer]
+        * CATEGORY_AMOUNT_SCALE[category]
+        * np.exp(rng.normal(0.0, 0.55, n))
+    )
+    distance = np.where(
+        abroad, rng.uniform(300, 9000, n), rng.exponential(8.0, n) * np.where(card_present, 1, 0.3)
+    )
+    night = (hours % 24 < 5) | (hours % 24 >= 23)
+
+    amount_ratio = amount / (customers.typical_amount[customer] * CATEGORY_AMOUNT_SCALE[category])
+    score = (
+        3.0 * new_device
+        + 2.5 * abroad
+        + 2.0 * np.log(amount_ratio)
+        + 1.8 * night
+        + 2.0 * RISKY_CATEGORIES[category]
+        + 0.8 * (~card_present)
+        + 0.4 * np.log1p(distance / 50)
+        + rng.normal(0.0, 0.5, n)
+    )
+    intercept = _calibrate_intercept(score, params.fraud_rate / 2.5)
+    fraud = rng.random(n) < _sigmoid(score + intercept)
+
+    # Compromised cards are used several times in quick succession: a burst of 1-3 more fraud
+    # transactions, minutes apart, on the same card with the same new device.
+    seeds = np.flatnonzero(fraud)
+    burst_size = rng.integers(0, 4, len(seeds))
+    parents = np.repeat(seeds, burst_size)
+    burst_offsets = np.concatenate([np.arange(1, k + 1) for k in burst_size] or [np.array([], int)])
+    m = len(parents)
+    burst_seconds = np.minimum(
+        seconds[parents] + burst_offsets * rng.integers(60, 900, m), 86399
+    )
+
+    def extend(base: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        return np.concatenate([base, extra])
+
+    customer = extend(customer, customer[parents])
+    seconds = extend(seconds, burst_seconds)
+    category = extend(category, rng.choice(np.flatnonzero(RISKY_CATEGORIES), m))
+    channel = extend(channel, np.ones(m, dtype=channel.dtype))
+    card_present = extend(card_present, np.zeros(m, dtype=bool))
+    country = extend(country, country[parents])
+    new_device = extend(new_device, new_device[parents] | (rng.random(m) < 0.5))
+    device_slot = extend(device_slot, device_slot[parents])
+    amount = extend(amount, amount[parents] * np.exp(rng.normal(0.2, 0.4, m)))
+    distance = extend(distance, distance[parents])
+    fraud = extend(fraud, np.ones(m, dtype=bool))
+
+    order = np.argsort(seconds, kind="stable")
+    total = len(order)
+    customer_ids = np.char.add("c", np.char.zfill(customer[order].astype(str), 6))
+    device_suffix = np.where(
+        new_device[order],
+        np.char.add("n", rng.integers(0, 10**8, total).astype(str)),
+        device_slot[order].astype(str),
+    )
+    start = pd.Timestamp(day, tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "transaction_id": np.char.add(
+                f"tx-{day:%Y%m%d}-", np.char.zfill(np.arange(total).astype(str), 7)
+            ),
+            "event_time": start + pd.to_timedelta(seconds[order], unit="s"),
+            "customer_id": customer_ids,
+            "device_id": np.char.add(np.char.add(customer_ids, "-d"), device_suffix),
+            "amount": np.round(amount[order], 2),
+            "merchant_category": MERCHANT_CATEGORIES[category[order]],
+            "country": COUNTRIES[country[order]],
+            "channel": CHANNELS[channel[order]],
+            "card_present": card_present[order],
+            "distance_from_home_km": np.round(distance[order], 1),
+            "is_fraud": fraud[order].astype(np.int64),
+        }
+    )
+    return _inject_defects(frame, params, _rng(params.seed, "defects", day.isoformat()))
+
+
+def _inject_defects(frame: pd.DataFrame, params: GeneratorParams, rng: np.random.Generator) -> pd.DataFrame:
+    """Defects real feeds have: missing values, replayed records, impossible values."""
+    n = len(frame)
+    frame = frame.astype({"merchant_category": object, "device_id": object})
+    for column in ("merchant_category", "distance_from_home_km", "device_id", "amount"):
+        rate = params.null_rate if column != "amount" else params.null_rate / 4
+        frame.loc[rng.random(n) < rate, column] = None
+    bad = rng.random(n) < params.out_of_range_rate
+    frame.loc[bad, "amount"] = -frame.loc[bad, "amount"].abs()
+    bad = rng.random(n) < params.out_of_range_rate / 2
+    frame.loc[bad, "distance_from_home_km"] = -1.0
+    bad = rng.random(n) < params.out_of_range_rate / 2
+    frame.loc[bad, "country"] = "XX"
+    replayed = frame[rng.random(n) < params.duplicate_rate]
+    frame = pd.concat([frame, replayed]).sort_values("event_time", kind="stable")
+    return frame.reset_index(drop=True)

@@ -1,0 +1,184 @@
+"""Contract-driven validation: coerce each column to its declared type, check every row, and split
+the data into validated rows and quarantined rows that carry the reason they were rejected.
+
+Coercion is done here (column by column, so one bad cell names its row); the row rules are a pandera
+schema compiled from the contract, whose lazy validation lists every failing cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mlplatform.core.contract import ColumnSpec, Contract
+
+REASON_COLUMN = "quarantine_reason"
+ROW_COLUMN = "source_row"
+TRUE_STRINGS = {"true", "t", "yes", "y", "1"}
+FALSE_STRINGS = {"false", "f", "no", "n", "0"}
+
+
+class DatasetError(ValueError):
+    """The dataset as a whole cannot be validated (a missing column, an empty partition...)."""
+
+
+@dataclass
+class ValidationOutcome:
+    validated: pd.DataFrame
+    quarantined: pd.DataFrame
+    # "column: rule" -> number of rows that failed it (a row may fail several rules).
+    reason_counts: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def quarantine_rate(self) -> float:
+        total = len(self.validated) + len(self.quarantined)
+        return len(self.quarantined) / total if total else 0.0
+
+
+def _coerce_column(values: pd.Series, spec: ColumnSpec) -> pd.Series:
+    """The column in its declared type; cells that cannot be converted become missing."""
+    if spec.type == "float":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    if spec.type == "integer":
+        numeric = pd.to_numeric(values, errors="coerce")
+        integral = numeric.where(np.isclose(numeric, np.round(numeric)) | numeric.isna())
+        return integral.astype("Int64")
+    if spec.type == "boolean":
+        if pd.api.types.is_bool_dtype(values):
+            return values.astype("boolean")
+        text = values.astype("string").str.strip().str.lower()
+        return text.map(
+            lambda v: True if v in TRUE_STRINGS else False if v in FALSE_STRINGS else pd.NA,
+            na_action="ignore",
+        ).astype("boolean")
+    if spec.type == "datetime":
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            return values.dt.tz_convert("UTC")
+        return pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    # string and category: text, keeping missing values missing.
+    return values.where(values.isna(), values.astype(str)).astype(object)
+
+
+def _schema(contract: Contract):
+    import pandera.pandas as pa
+
+    columns = {}
+    for name, spec in contract.columns.items():
+        checks = []
+        if spec.min is not None or spec.max is not None:
+            low = -np.inf if spec.min is None else spec.min
+            high = np.inf if spec.max is None else spec.max
+            checks.append(pa.Check.in_range(low, high))
+        if spec.categories is not None:
+            allowed = (
+                [str(c) for c in spec.categories]
+                if spec.type in ("string", "category")
+                else spec.categories
+            )
+            checks.append(pa.Check.isin(allowed))
+        is_id = name == contract.id
+        columns[name] = pa.Column(
+            checks=checks,
+            nullable=spec.nullable and not is_id and name not in (contract.event_time, contract.target),
+            unique=is_id,
+            report_duplicates="exclude_first" if is_id else "all",
+        )
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def _describe_check(check: str, spec: ColumnSpec) -> str:
+    if check == "not_nullable":
+        return "missing value"
+    if check == "field_uniqueness":
+        return "duplicate id"
+    if check.startswith("in_range"):
+        return f"outside [{spec.min}, {spec.max}]"
+    if check.startswith("isin"):
+        return "not an allowed category"
+    return f"{check} failed"
+
+
+def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> ValidationOutcome:
+    """Split `raw` into rows that satisfy the contract and quarantined rows with their reasons."""
+    import pandera.pandas as pa
+
+    missing = [name for name in contract.columns if name not in raw.columns]
+    if missing:
+        raise DatasetError(
+            f"{source}: columns required by contract {contract.source} are missing: {missing}"
+        )
+    if raw.empty:
+        raise DatasetError(f"{source}: no rows to validate (empty partition)")
+
+    frame = raw.reset_index(drop=True)
+    reasons: dict[int, list[str]] = {}
+    counts: dict[str, int] = {}
+
+    def reject(rows: np.ndarray, column: str, rule: str, values: pd.Series | None) -> None:
+        key = f"{column}: {rule}"
+        counts[key] = counts.get(key, 0) + len(rows)
+        for position, row in enumerate(rows):
+            shown = "" if values is None else f" (got {values.iloc[position]!r})"
+            reasons.setdefault(int(row), []).append(f"{key}{shown}")
+
+    coerced = {}
+    for name, spec in contract.columns.items():
+        column = _coerce_column(frame[name], spec)
+        unconvertible = np.flatnonzero(frame[name].notna().to_numpy() & column.isna().to_numpy())
+        if len(unconvertible):
+            reject(unconvertible, name, f"not a valid {spec.type}", frame[name].iloc[unconvertible])
+        coerced[name] = column
+    typed = pd.DataFrame(coerced)
+
+    try:
+        _schema(contract).validate(typed, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        dataset_level = cases[cases["index"].isna()]
+        if not dataset_level.empty:
+            first = dataset_level.iloc[0]
+            raise DatasetError(
+                f"{source}: column '{first['column']}' fails {first['check']}: "
+                f"{first['failure_case']}"
+            ) from None
+        for (column, check), group in cases.groupby(["column", "check"], sort=False):
+            rows = group["index"].astype(int).to_numpy()
+            if check == "not_nullable":
+                # A cell already rejected as unconvertible is not also reported as missing.
+                rows = np.array([r for r in rows if not any(
+                    m.startswith(f"{column}: not a valid") for m in reasons.get(int(r), [])
+                )], dtype=int)
+                if not len(rows):
+                    continue
+            description = _describe_check(check, contract.columns[column])
+            reject(rows, column, description, None if check == "not_nullable" else group["failure_case"])
+
+    bad_rows = np.array(sorted(reasons), dtype=int)
+    good = np.ones(len(frame), dtype=bool)
+    good[bad_rows] = False
+    validated = typed.loc[good].reset_index(drop=True)
+    for name, spec in contract.columns.items():
+        if spec.type == "category":
+            validated[name] = pd.Categorical(
+                validated[name], categories=[str(c) for c in spec.categories or []]
+            )
+        elif spec.type == "boolean" and not validated[name].isna().any():
+            validated[name] = validated[name].astype(bool)
+        elif spec.type == "integer" and not validated[name].isna().any():
+            validated[name] = validated[name].astype("int64")
+
+    quarantined = frame.loc[~good, list(contract.columns)].copy()
+    for name in quarantined.columns:
+        if quarantined[name].dtype == object:
+            quarantined[name] = quarantined[name].map(str, na_action="ignore")
+    quarantined.insert(0, ROW_COLUMN, bad_rows)
+    quarantined[REASON_COLUMN] = ["; ".join(reasons[r]) for r in bad_rows]
+    return ValidationOutcome(
+        validated=validated,
+        quarantined=quarantined.reset_index(drop=True),
+        reason_counts=dict(sorted(counts.items(), key=lambda item: -item[1])),
+        ignored_columns=[c for c in raw.columns if c not in contract.columns],
+    )

@@ -1,0 +1,1 @@
+"""Thin Dagster wiring around `mlplatform.core`, one module per stage."""

@@ -1,0 +1,72 @@
+"""Deployment: the `champion` model, resolved from the registry when this runs, scores the newest day."""
+
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from mlplatform.assets.common import OWNER, daily_partitions, preview
+from mlplatform.assets.registered_model_version import CHAMPION, current_champion
+from mlplatform.resources.contract import DatasetContract
+from mlplatform.resources.mlflow import load_sklearn_model, model_input_columns
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="deployment",
+    kinds={"mlflow", "pandas", "parquet"},
+    owners=[OWNER],
+    description=(
+        "Scores, decisions and model version for every transaction of the partition's day, from "
+        "the model holding the `champion` alias when this runs."
+    ),
+)
+def batch_scores(
+    context: dg.AssetExecutionContext,
+    features: pd.DataFrame,
+    registered_model_version: dict[str, Any],
+    dataset_contract: DatasetContract,
+    mlflow: dg.ResourceParam[Any],
+) -> dg.Output[pd.DataFrame]:
+    from mlflow.tracking import MlflowClient
+
+    from mlplatform.core.score import score_rows
+
+    contract = dataset_contract.load()
+    name = registered_model_version["model_name"]
+    champion = current_champion(MlflowClient(), name)
+    if champion is None:
+        raise dg.Failure(f"batch_scores: {name} has no '{CHAMPION}' version to score with", allow_retries=False)
+    # Resolve the alias once and load that exact version, so the scores and the version they name
+    # cannot disagree if the alias moves meanwhile.
+    uri = f"models:/{name}/{champion.version}"
+    model = load_sklearn_model(uri)
+    day_rows = features[
+        features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
+    ]
+    threshold = float(champion.tags.get("decision_threshold", 0.5))
+    scores = score_rows(
+        model,
+        day_rows,
+        model_input_columns(uri),
+        threshold,
+        id_column=contract.id,
+        event_time_column=contract.event_time,
+        model_version=str(champion.version),
+    )
+    alert_rate = float(scores["decision"].mean()) if len(scores) else 0.0
+    return dg.Output(
+        scores,
+        metadata={
+            "dagster/row_count": len(scores),
+            "model_name": name,
+            "model_version": str(champion.version),
+            "model_uri": f"models:/{name}@{CHAMPION} (v{champion.version})",
+            "decision_threshold": dg.MetadataValue.float(threshold),
+            "alerts": int(scores["decision"].sum()),
+            "alert_rate": dg.MetadataValue.float(round(alert_rate, 6)),
+            "mean_score": dg.MetadataValue.float(round(float(scores["score"].mean()), 6)),
+            "preview": preview(scores.sort_values("score", ascending=False)),
+        },
+    )

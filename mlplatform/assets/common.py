@@ -1,0 +1,71 @@
+"""What every stage shares: the daily partitions, bad-input handling and UI metadata."""
+
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from mlplatform.config.active import SETTINGS
+from mlplatform.core.contract import Contract
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=SETTINGS.partitions.start_date.isoformat(),
+    timezone=SETTINGS.partitions.timezone,
+)
+
+OWNER = "team:ml-platform"
+
+
+def partition_day(context: dg.AssetExecutionContext) -> dt.date:
+    return dt.date.fromisoformat(context.partition_key)
+
+
+@contextlib.contextmanager
+def failing_fast_on_bad_input(where: str) -> Iterator[None]:
+    """Bad data, contracts and settings fail the step at once (retrying cannot fix them) with a
+    message that names what is at fault; other errors keep their retry policy."""
+    from mlplatform.core.contract import ContractError
+    from mlplatform.core.validate import DatasetError
+
+    try:
+        yield
+    except (DatasetError, ContractError) as error:
+        raise dg.Failure(description=f"{where}: {error}", allow_retries=False) from error
+
+
+def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
+
+
+def column_schema(contract: Contract) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=name,
+                type=spec.type,
+                description=spec.description,
+                constraints=dg.TableColumnConstraints(
+                    nullable=spec.nullable,
+                    unique=name == contract.id,
+                    other=[
+                        text
+                        for text in (
+                            f">= {spec.min}" if spec.min is not None else None,
+                            f"<= {spec.max}" if spec.max is not None else None,
+                            f"one of {spec.categories}" if spec.categories else None,
+                        )
+                        if text
+                    ],
+                ),
+            )
+            for name, spec in contract.columns.items()
+        ]
+    )
+
+
+def metric_metadata(prefix: str, metrics: dict[str, float]) -> dict[str, Any]:
+    return {f"{prefix}{name}": dg.MetadataValue.float(round(value, 6)) for name, value in metrics.items()}

@@ -1,0 +1,75 @@
+"""Features over a trailing window of validated partitions, split by time."""
+
+
+import dagster as dg
+import pandas as pd
+
+from mlplatform.assets.common import OWNER, daily_partitions, failing_fast_on_bad_input, preview
+from mlplatform.config.active import SETTINGS
+from mlplatform.resources.contract import DatasetContract
+
+WINDOW_DAYS = SETTINGS.features.window_days
+
+
+class FeaturesConfig(dg.Config):
+    validation_fraction: float = SETTINGS.features.validation_fraction
+    test_fraction: float = SETTINGS.features.test_fraction
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name="features",
+    kinds={"pandas", "parquet"},
+    owners=[OWNER],
+    description=(
+        f"Model features from the trailing {WINDOW_DAYS}-day window of validated transactions "
+        "ending on the partition's day, with a time-based train / validation / test split."
+    ),
+    ins={
+        "validated_transactions": dg.AssetIn(
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-(WINDOW_DAYS - 1),
+                end_offset=0,
+                allow_nonexistent_upstream_partitions=True,
+            ),
+            # Days of the window not yet materialized are skipped (and logged), so the first day
+            # of a new deployment can train on what exists.
+            metadata={"allow_missing_partitions": True},
+        )
+    },
+)
+def features(
+    context: dg.AssetExecutionContext,
+    config: FeaturesConfig,
+    validated_transactions: pd.DataFrame,
+    dataset_contract: DatasetContract,
+) -> dg.Output[pd.DataFrame]:
+    from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
+
+    contract = dataset_contract.load()
+    with failing_fast_on_bad_input(f"features[{context.partition_key}]"):
+        table = build_features(
+            validated_transactions,
+            contract,
+            validation_fraction=config.validation_fraction,
+            test_fraction=config.test_fraction,
+        )
+    categorical, numeric = model_columns(table, contract)
+    by_split = table.groupby(SPLIT_COLUMN, observed=False)[LABEL_COLUMN].agg(["size", "mean"])
+    days = sorted(table[contract.event_time].dt.strftime("%Y-%m-%d").unique())
+    return dg.Output(
+        table,
+        metadata={
+            "dagster/row_count": len(table),
+            "window_days_configured": WINDOW_DAYS,
+            "window_days_found": dg.MetadataValue.json(days),
+            "categorical_features": dg.MetadataValue.json(categorical),
+            "numeric_features": dg.MetadataValue.json(numeric),
+            **{f"rows_{split}": int(row["size"]) for split, row in by_split.iterrows()},
+            **{
+                f"label_rate_{split}": dg.MetadataValue.float(round(float(row["mean"]), 6))
+                for split, row in by_split.iterrows()
+            },
+            "preview": preview(table),
+        },
+    )

@@ -1,0 +1,78 @@
+"""Validation against the dataset contract: validated rows go on, rejected rows go to quarantine
+with the reason, never dropped silently."""
+
+
+from collections.abc import Iterator
+import dagster as dg
+import pandas as pd
+
+from mlplatform.assets.common import (
+    OWNER,
+    column_schema,
+    daily_partitions,
+    failing_fast_on_bad_input,
+    preview,
+)
+from mlplatform.resources.contract import DatasetContract
+
+
+@dg.multi_asset(
+    name="validate_transactions",
+    partitions_def=daily_partitions,
+    group_name="validation",
+    outs={
+        "validated_transactions": dg.AssetOut(
+            kinds={"pandas", "parquet", "pandera"},
+            owners=[OWNER],
+            description="Rows that satisfy the dataset contract, coerced to its types.",
+        ),
+        "quarantined_transactions": dg.AssetOut(
+            kinds={"pandas", "parquet"},
+            owners=[OWNER],
+            description="Rejected rows as they arrived, with the reason they were rejected.",
+        ),
+    },
+)
+def validate_transactions(
+    context: dg.AssetExecutionContext,
+    raw_transactions: pd.DataFrame,
+    dataset_contract: DatasetContract,
+) -> Iterator[dg.Output]:
+    from mlplatform.core.validate import validate
+
+    where = f"validated_transactions[{context.partition_key}]"
+    with failing_fast_on_bad_input(where):
+        contract = dataset_contract.load()
+        outcome = validate(raw_transactions, contract, source=f"raw_transactions[{context.partition_key}]")
+    if outcome.ignored_columns:
+        context.log.warning(f"Columns not in the contract were ignored: {outcome.ignored_columns}")
+    yield dg.Output(
+        outcome.validated,
+        output_name="validated_transactions",
+        metadata={
+            "dagster/row_count": len(outcome.validated),
+            "dagster/column_schema": column_schema(contract),
+            "quarantined_rows": len(outcome.quarantined),
+            "quarantine_rate": dg.MetadataValue.float(round(outcome.quarantine_rate, 6)),
+            "label_rate": dg.MetadataValue.float(
+                round(float((outcome.validated[contract.target].astype(str)
+                             == str(contract.positive_label)).mean()), 6)
+            ),
+            "ignored_columns": dg.MetadataValue.json(outcome.ignored_columns),
+            "preview": preview(outcome.validated),
+        },
+    )
+    yield dg.Output(
+        outcome.quarantined,
+        output_name="quarantined_transactions",
+        metadata={
+            "dagster/row_count": len(outcome.quarantined),
+            "quarantine_rate": dg.MetadataValue.float(round(outcome.quarantine_rate, 6)),
+            "reasons": dg.MetadataValue.json(outcome.reason_counts),
+            "reasons_table": dg.MetadataValue.md(
+                "| reason | rows |\n| --- | --- |\n"
+                + "".join(f"| {reason} | {count} |\n" for reason, count in outcome.reason_counts.items())
+            ),
+            "preview": preview(outcome.quarantined),
+        },
+    )

@@ -1,0 +1,9 @@
+"""The settings in effect for this process, loaded once when the code location loads.
+
+Partition start, the feature window and the defaults shown in the Launchpad are fixed at load time;
+resources and run config can still be changed per run.
+"""
+
+from mlplatform.config.settings import load_settings
+
+SETTINGS = load_settings()

@@ -1,0 +1,57 @@
+"""The whole platform in one place: assets, jobs and resources, configured from the settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mlplatform.assets.batch_scores import batch_scores
+from mlplatform.assets.features import features
+from mlplatform.assets.raw_transactions import raw_transactions
+from mlplatform.assets.registered_model_version import registered_model_version
+from mlplatform.assets.trained_model import trained_model
+from mlplatform.assets.validated_transactions import validate_transactions
+from mlplatform.config.active import SETTINGS
+from mlplatform.config.settings import PlatformSettings
+from mlplatform.jobs import training_pipeline
+from mlplatform.resources.contract import DatasetContract
+from mlplatform.resources.data_source import DataSource, GeneratorConfig
+from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
+from mlplatform.resources.mlflow import MlflowTracking
+
+ASSETS = [
+    raw_transactions,
+    validate_transactions,
+    features,
+    trained_model,
+    registered_model_version,
+    batch_scores,
+]
+
+
+def build_resources(settings: PlatformSettings) -> dict[str, object]:
+    """Every resource the assets need, configured from one settings object."""
+    source = settings.data_source
+    return {
+        "io_manager": ParquetIOManager(base_dir=settings.storage.base_dir),
+        "json_io_manager": JsonIOManager(base_dir=settings.storage.base_dir),
+        "data_source": DataSource(
+            kind=source.kind,
+            path=source.path,
+            file_format=source.file_format,
+            generator=GeneratorConfig(**source.generator.model_dump()),
+        ),
+        "dataset_contract": DatasetContract(path=settings.contract),
+        "mlflow": MlflowTracking(
+            experiment_name=settings.mlflow.experiment_name,
+            tracking_uri=settings.mlflow.tracking_uri,
+            registry_uri=settings.mlflow.registry_uri,
+            artifact_location=settings.mlflow.artifact_location,
+        ),
+    }
+
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    jobs=[training_pipeline],
+    resources=build_resources(SETTINGS),
+)

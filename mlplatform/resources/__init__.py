@@ -1,0 +1,1 @@
+"""Dagster resources: where data comes from, where assets are stored, and MLflow."""

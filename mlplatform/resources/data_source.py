@@ -1,0 +1,57 @@
+"""Where raw transactions come from: the seeded generator or files, one daily partition at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Literal
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlplatform.core.contract import Contract
+
+
+class GeneratorConfig(dg.Config):
+    seed: int = Field(42, description="Same seed and date give the same rows.")
+    rows_per_day: int = Field(20000, gt=0)
+    customers: int = Field(20000, gt=0)
+    fraud_rate: float = Field(0.01, gt=0, lt=1)
+    null_rate: float = Field(0.004, ge=0, le=1)
+    duplicate_rate: float = Field(0.002, ge=0, le=1)
+    out_of_range_rate: float = Field(0.001, ge=0, le=1)
+
+
+class DataSource(dg.ConfigurableResource):
+    """Raw transactions for one day: from the synthetic generator or from CSV/Parquet files."""
+
+    kind: Literal["generator", "files"] = "generator"
+    path: str | None = Field(
+        None, description="files: a file, folder or glob; local or an fsspec URL (s3://...)"
+    )
+    file_format: Literal["auto", "csv", "parquet"] = "auto"
+    generator: GeneratorConfig = GeneratorConfig()
+
+    def describe(self) -> str:
+        if self.kind == "generator":
+            return f"synthetic generator (seed {self.generator.seed})"
+        return f"files at {self.path}"
+
+    def read_day(self, day: dt.date, contract: Contract) -> pd.DataFrame:
+        if self.kind == "generator":
+            from mlplatform.core.generator import GeneratorParams, generate_transactions
+
+            if contract.name != "card_transactions":
+                raise dg.Failure(
+                    f"data_source.kind=generator produces card_transactions, but the contract is "
+                    f"'{contract.name}' ({contract.source}); set data_source.kind=files",
+                    allow_retries=False,
+                )
+            return generate_transactions(day, GeneratorParams(**self.generator.model_dump()))
+        if not self.path:
+            raise dg.Failure("data_source.path is required when kind is 'files'", allow_retries=False)
+        from mlplatform.core.sources import read_source_day
+
+        return read_source_day(self.path, contract.event_time, day, self.file_format)

@@ -121,7 +121,8 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
         key = f"{column}: {rule}"
         counts[key] = counts.get(key, 0) + len(rows)
         for position, row in enumerate(rows):
-            shown = "" if values is None else f" (got {values.iloc[position]!r})"
+            value = None if values is None else values.iloc[position]
+            shown = "" if values is None else f" (got {getattr(value, 'item', lambda: value)()!r})"
             reasons.setdefault(int(row), []).append(f"{key}{shown}")
 
     coerced = {}

@@ -1,0 +1,44 @@
+# The two commands: `make dev` (set up, then start the Dagster UI on embedded defaults) and
+# `make test` (set up, then lint and run the whole test suite).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+# Python here does not write bytecode by default; compiling at install halves every start-up.
+export UV_COMPILE_BYTECODE := 1
+export UV_LINK_MODE := copy
+export DAGSTER_HOME ?= $(CURDIR)/.mlplatform/dagster_home
+
+.PHONY: install dev test lint format clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --frozen
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(UV) run --frozen dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+lint: install
+	$(UV) run --frozen ruff check mlplatform mlplatform_tests
+	$(UV) run --frozen ruff format --check mlplatform mlplatform_tests
+
+format: install
+	$(UV) run --frozen ruff format mlplatform mlplatform_tests
+	$(UV) run --frozen ruff check --fix mlplatform mlplatform_tests
+
+test: lint
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf .mlplatform .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""Shared fixtures: a platform on temporary folders, with its own MLflow SQLite store."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlplatform.config.settings import PlatformSettings, load_settings
+
+warnings.filterwarnings("ignore", category=Warning, module="dagster")
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class Platform:
+    root: Path
+    settings: PlatformSettings
+    resources: dict[str, Any]
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.storage.base_dir)
+
+    def mlflow_client(self):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        mlflow.set_tracking_uri(self.settings.mlflow.tracking_uri)
+        return MlflowClient(tracking_uri=self.settings.mlflow.tracking_uri)
+
+
+def platform_environment(root: Path) -> dict[str, str]:
+    return {
+        "MLPLATFORM_DATA_DIR": str(root / "data"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
+        "MLPLATFORM_MLFLOW_ARTIFACTS": str(root / "mlartifacts"),
+    }
+
+
+def make_platform(root: Path, rows_per_day: int = 4000, **environ: str) -> Platform:
+    from mlplatform.definitions import build_resources
+    from mlplatform.resources.data_source import DataSource, GeneratorConfig
+
+    settings = load_settings(environ={**platform_environment(root), **environ}, root=root)
+    resources = build_resources(settings)
+    source: DataSource = resources["data_source"]  # type: ignore[assignment]
+    if source.kind == "generator":
+        resources["data_source"] = DataSource(
+            kind="generator",
+            generator=GeneratorConfig(
+                **{**source.generator.model_dump(), "rows_per_day": rows_per_day}
+            ),
+        )
+    return Platform(root=root, settings=settings, resources=resources)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Platform:
+    return make_platform(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def card_contract():
+    from mlplatform.config.settings import resolve_contract_path
+    from mlplatform.core.contract import load_contract
+
+    return load_contract(resolve_contract_path("card_transactions"))

@@ -1,0 +1,116 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlplatform.core.features import (
+    LABEL_COLUMN,
+    MISSING_CATEGORY,
+    SPLIT_COLUMN,
+    build_features,
+    model_columns,
+    time_split,
+)
+from mlplatform.core.generator import generate_transactions
+from mlplatform.core.validate import validate
+
+
+def history(card_contract) -> pd.DataFrame:
+    times = pd.to_datetime(
+        [
+            "2026-03-02 10:00", "2026-03-02 10:20", "2026-03-02 10:50", "2026-03-02 12:00",
+            "2026-03-02 10:10", "2026-03-02 10:30",
+        ],
+        utc=True,
+    )  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(6)],
+            "event_time": times,
+            "customer_id": ["a", "a", "a", "a", "b", "b"],
+            "device_id": ["d1", "d1", "d2", "d1", "e1", None],
+            "amount": [10.0, 30.0, 40.0, 100.0, 5.0, 5.0],
+            "merchant_category": ["grocery", None, "fuel", "fuel", "fuel", "fuel"],
+            "country": ["US"] * 6,
+            "channel": ["pos"] * 6,
+            "card_present": [True] * 6,
+            "distance_from_home_km": [1.0] * 6,
+            "is_fraud": [0, 0, 1, 0, 0, 1],
+        }
+    )
+    return validate(frame, card_contract).validated
+
+
+@pytest.fixture
+def table(card_contract):
+    features = build_features(history(card_contract), card_contract)
+    return features.set_index("transaction_id")
+
+
+def test_hour_of_day(table):
+    assert table.loc["t3", "hour_of_day"] == 12
+
+
+def test_customer_amount_ratio_uses_only_earlier_transactions(table):
+    assert np.isnan(table.loc["t0", "customer_amount_ratio"])  # no history yet
+    assert table.loc["t1", "customer_amount_ratio"] == pytest.approx(30 / 10)
+    assert table.loc["t2", "customer_amount_ratio"] == pytest.approx(40 / 20)
+    assert table.loc["t3", "customer_amount_ratio"] == pytest.approx(100 / (80 / 3))
+
+
+def test_velocity_counts_the_previous_hour_of_the_same_customer(table):
+    assert table.loc["t0", "customer_velocity_1h"] == 0
+    assert table.loc["t2", "customer_velocity_1h"] == 2  # 10:00 and 10:20, not b's
+    assert table.loc["t3", "customer_velocity_1h"] == 0  # 12:00: 10:50 is 70 minutes earlier
+    assert table.loc["t5", "customer_velocity_1h"] == 1
+
+
+def test_new_device(table):
+    assert table.loc["t0", "new_device"] == 1
+    assert table.loc["t1", "new_device"] == 0
+    assert table.loc["t2", "new_device"] == 1
+    assert np.isnan(table.loc["t5", "new_device"])
+
+
+def test_generic_columns_from_the_contract(table, card_contract):
+    assert table.loc["t1", "merchant_category"] == MISSING_CATEGORY
+    assert table.loc["t0", "card_present"] == 1.0
+    assert table[LABEL_COLUMN].tolist() == [0, 0, 1, 0, 0, 1] or set(table[LABEL_COLUMN]) == {0, 1}
+    categorical, numeric = model_columns(table.reset_index(), card_contract)
+    assert categorical == ["merchant_category", "country", "channel"]
+    assert "customer_id" not in numeric and "transaction_id" not in numeric
+    assert {"amount", "hour_of_day", "customer_velocity_1h", "new_device"} <= set(numeric)
+
+
+def test_features_do_not_depend_on_later_rows(card_contract):
+    """Appending future rows must not change any feature of earlier rows."""
+    validated = validate(generate_transactions(dt.date(2026, 3, 2)), card_contract).validated
+    cut = validated["event_time"].quantile(0.5)
+    early = build_features(validated[validated["event_time"] <= cut], card_contract)
+    full = build_features(validated, card_contract)
+    columns = [c for c in early.columns if c != SPLIT_COLUMN]
+    pd.testing.assert_frame_equal(early[columns], full.iloc[: len(early)][columns])
+
+
+def test_time_split_has_no_leakage_and_right_sizes(card_contract):
+    validated = validate(generate_transactions(dt.date(2026, 3, 2)), card_contract).validated
+    table = build_features(validated, card_contract, validation_fraction=0.2, test_fraction=0.1)
+    times = {s: table.loc[table[SPLIT_COLUMN] == s, "event_time"] for s in ("train", "validation", "test")}
+    assert times["train"].max() < times["validation"].min()
+    assert times["validation"].max() < times["test"].min()
+    shares = table[SPLIT_COLUMN].value_counts(normalize=True)
+    assert shares["train"] == pytest.approx(0.7, abs=0.01)
+    assert shares["test"] == pytest.approx(0.1, abs=0.01)
+
+
+def test_rows_sharing_a_timestamp_share_a_split():
+    times = pd.Series(pd.to_datetime(["2026-03-02 10:00"] * 4 + ["2026-03-02 11:00"] * 6, utc=True))
+    split = time_split(times, 0.3, 0.3)
+    assert split[:4].nunique() == 1
+
+
+def test_single_class_window_is_refused(card_contract):
+    validated = history(card_contract).assign(is_fraud=0)
+    with pytest.raises(ValueError, match="single class"):
+        build_features(validated, card_contract)

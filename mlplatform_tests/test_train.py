@@ -1,0 +1,48 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlplatform.config.settings import load_settings
+from mlplatform.core.evaluate import choose_threshold, classification_metrics
+from mlplatform.core.features import build_features, model_columns
+from mlplatform.core.generator import GeneratorParams, generate_transactions
+from mlplatform.core.train import Hyperparameters, train_model
+from mlplatform.core.validate import validate
+
+
+@pytest.fixture(scope="module")
+def week_of_features(card_contract):
+    """Seven days of the default generator, as the default settings train on them."""
+    defaults = load_settings(environ={})
+    params = GeneratorParams(**defaults.data_source.generator.model_dump())
+    raw = pd.concat(generate_transactions(dt.date(2026, 3, d), params) for d in range(1, 8))
+    return build_features(validate(raw, card_contract).validated, card_contract)
+
+
+def test_default_generator_trains_a_good_model(week_of_features, card_contract):
+    categorical, numeric = model_columns(week_of_features, card_contract)
+    result = train_model(week_of_features, categorical, numeric, Hyperparameters())
+    assert result.test_metrics["roc_auc"] >= 0.90
+    assert result.test_metrics["accuracy"] >= 0.85
+    assert result.test_metrics["pr_auc"] > 5 * result.test_positive_rate
+    assert set(result.test_metrics) == {
+        "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "balanced_accuracy",
+    }  # fmt: skip
+
+
+def test_threshold_maximises_the_metric_on_validation():
+    y = np.array([0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.6, 0.7, 0.9])
+    threshold = choose_threshold(y, scores, "f1")
+    assert threshold == pytest.approx(0.7)
+    assert classification_metrics(y, scores, threshold)["f1"] == 1.0
+
+
+def test_a_split_with_one_class_is_refused(week_of_features, card_contract):
+    categorical, numeric = model_columns(week_of_features, card_contract)
+    no_positives_in_test = week_of_features.copy()
+    no_positives_in_test.loc[no_positives_in_test["split"] == "test", "label"] = 0
+    with pytest.raises(ValueError, match="test split .* only one class"):
+        train_model(no_positives_in_test, categorical, numeric, Hyperparameters(max_iter=5))

@@ -1,0 +1,84 @@
+"""The Parquet IO manager through real materializations in a temporary folder."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from mlplatform.resources.io_managers import ParquetIOManager
+
+days = dg.DailyPartitionsDefinition(start_date="2026-03-01")
+
+
+@dg.asset(partitions_def=days)
+def numbers(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    day = context.partition_key
+    if day == "2026-03-05":
+        # Not storable as Parquet: the write fails after the asset computed.
+        return pd.DataFrame({"day": [day], "bad": [object()]})
+    return pd.DataFrame({"day": [day, day], "value": [1.0, 2.0]})
+
+
+@dg.asset(
+    partitions_def=days,
+    ins={
+        "numbers": dg.AssetIn(
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2),
+            metadata={"allow_missing_partitions": True},
+        )
+    },
+)
+def window_total(numbers: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"days": [sorted(numbers["day"].unique())], "total": [numbers["value"].sum()]})
+
+
+def run(tmp_path, selection, partition):
+    return dg.materialize(
+        [numbers, window_total],
+        selection=selection,
+        partition_key=partition,
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+        raise_on_error=False,
+    )
+
+
+def test_partitions_are_stored_as_parquet_and_windows_load_as_one_frame(tmp_path):
+    assert run(tmp_path, ["numbers"], "2026-03-02").success
+    assert run(tmp_path, ["numbers"], "2026-03-03").success
+    # 2026-03-01 was never materialized: the window skips it instead of failing.
+    assert run(tmp_path, ["window_total"], "2026-03-03").success
+    stored = pd.read_parquet(tmp_path / "window_total" / "2026-03-03.parquet")
+    assert list(stored["days"].iloc[0]) == ["2026-03-02", "2026-03-03"]
+    assert stored["total"].iloc[0] == 6.0
+
+
+def test_failed_write_leaves_the_previous_version_and_no_debris(tmp_path):
+    target = tmp_path / "numbers" / "2026-03-05.parquet"
+    target.parent.mkdir(parents=True)
+    pd.DataFrame({"day": ["previous"], "value": [9.0]}).to_parquet(target)
+    result = run(tmp_path, ["numbers"], "2026-03-05")
+    assert not result.success
+    assert pd.read_parquet(target)["day"].tolist() == ["previous"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["2026-03-05.parquet"]
+
+
+def test_window_with_nothing_materialized_fails_clearly(tmp_path):
+    result = run(tmp_path, ["window_total"], "2026-03-09")
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "have been materialized" in str(failure.to_string())
+
+
+@pytest.mark.parametrize("partition", ["2026-03-02"])
+def test_non_dataframe_is_refused(tmp_path, partition):
+    @dg.asset(partitions_def=days, name="numbers")
+    def not_a_frame() -> dict:
+        return {"a": 1}
+
+    result = dg.materialize(
+        [not_a_frame],
+        partition_key=partition,
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not (tmp_path / "numbers" / f"{partition}.parquet").exists()

@@ -1,0 +1,143 @@
+"""The asset graph end to end: in memory, and with the real Parquet IO managers and an MLflow
+SQLite store in temporary folders."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from mlplatform.definitions import ASSETS
+from mlplatform.jobs import training_pipeline
+from mlplatform_tests.conftest import Platform, make_platform
+
+FIRST_DAY = "2026-01-01"  # the partitions' first day: its feature window is that day alone
+ALL_KEYS = {
+    "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
+    "trained_model", "registered_model_version", "batch_scores",
+}  # fmt: skip
+
+
+def materialized_keys(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def metadata_of(result, key: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == key:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise AssertionError(f"{key} was not materialized")
+
+
+def test_whole_graph_in_memory(platform: Platform):
+    resources = {k: v for k, v in platform.resources.items() if "io_manager" not in k}
+    result = dg.materialize_to_memory(ASSETS, partition_key=FIRST_DAY, resources=resources)
+    assert result.success
+    assert materialized_keys(result) == ALL_KEYS
+
+    raw = result.output_for_node("raw_transactions")
+    validated = result.output_for_node("validate_transactions", "validated_transactions")
+    quarantined = result.output_for_node("validate_transactions", "quarantined_transactions")
+    assert len(validated) + len(quarantined) == len(raw)
+    assert quarantined["quarantine_reason"].str.len().gt(0).all()
+    reasons = metadata_of(result, "quarantined_transactions")["reasons"]
+    assert sum(reasons.values()) >= len(quarantined) > 0
+
+    features = result.output_for_node("features")
+    assert set(features["split"]) == {"train", "validation", "test"}
+    model = result.output_for_node("trained_model")
+    assert model["test_metrics"]["roc_auc"] > 0.8
+    registered = result.output_for_node("registered_model_version")
+    assert registered["aliases"] == ["challenger", "champion"]
+    scores = result.output_for_node("batch_scores")
+    assert len(scores) == len(features[features["event_time"].dt.strftime("%Y-%m-%d") == FIRST_DAY])
+    assert scores["model_version"].eq(registered["version"]).all()
+    assert 0 < metadata_of(result, "batch_scores")["alert_rate"] < 0.2
+
+
+@pytest.fixture(scope="module")
+def trained_platform(tmp_path_factory):
+    """Two days through the real IO managers and a temporary MLflow SQLite store."""
+    platform = make_platform(tmp_path_factory.mktemp("platform"), rows_per_day=6000)
+    results = [
+        dg.materialize(ASSETS, partition_key=day, resources=platform.resources)
+        for day in ("2026-03-01", "2026-03-02")
+    ]
+    return platform, results
+
+
+def test_materialize_persists_every_asset_as_files(trained_platform):
+    platform, results = trained_platform
+    assert all(r.success for r in results)
+    data = platform.data_dir
+    for key in ("raw_transactions", "validated_transactions", "quarantined_transactions",
+                "features", "batch_scores"):  # fmt: skip
+        assert (data / key / "2026-03-02.parquet").exists(), key
+    for key in ("trained_model", "registered_model_version"):
+        assert (data / key / "2026-03-02.json").exists(), key
+    # The second day's features cover the trailing window: both days.
+    assert metadata_of(results[1], "features")["window_days_found"] == ["2026-03-01", "2026-03-02"]
+    stored = pd.read_parquet(data / "validated_transactions" / "2026-03-02.parquet")
+    assert isinstance(stored["country"].dtype, pd.CategoricalDtype)
+
+
+def test_registry_holds_a_champion_with_tracking_links(trained_platform):
+    platform, results = trained_platform
+    client = platform.mlflow_client()
+    champion = client.get_model_version_by_alias("card_transactions_classifier", "champion")
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["dagster_partition"] in ("2026-03-01", "2026-03-02")
+    assert run.data.tags["dagster_run_id"] in {r.run_id for r in results}
+    assert "code_version" in run.data.tags
+    assert {"test_roc_auc", "test_accuracy", "test_pr_auc"} <= set(run.data.metrics)
+    assert float(run.data.params["decision_threshold"]) > 0
+    model = client.get_logged_model(run.outputs.model_outputs[0].model_id)
+    assert model.name == "model"
+
+
+def test_no_mlflow_run_is_left_running(trained_platform):
+    platform, _ = trained_platform
+    client = platform.mlflow_client()
+    experiment = client.get_experiment_by_name(platform.settings.mlflow.experiment_name)
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_worse_model_does_not_take_champion_and_scores_use_the_champion(trained_platform):
+    platform, _ = trained_platform
+    client = platform.mlflow_client()
+    name = "card_transactions_classifier"
+    before = str(client.get_model_version_by_alias(name, "champion").version)
+    weak = {"ops": {"trained_model": {"config": {"max_iter": 1, "max_leaf_nodes": 2}}}}
+    result = dg.materialize(
+        ASSETS,
+        selection=["trained_model", "registered_model_version", "batch_scores"],
+        partition_key="2026-03-02",
+        resources=platform.resources,
+        run_config=weak,
+    )
+    assert result.success
+    registered = metadata_of(result, "registered_model_version")
+    assert registered["promoted_to_champion"] is False
+    assert registered["aliases"] == ["challenger"]
+    assert str(client.get_model_version_by_alias(name, "champion").version) == before
+    challenger = client.get_model_version_by_alias(name, "challenger")
+    assert str(challenger.version) == registered["version"] != before
+    # batch_scores ran after the weak version was registered, and still used the champion.
+    assert metadata_of(result, "batch_scores")["model_version"] == before
+    scores = pd.read_parquet(platform.data_dir / "batch_scores" / "2026-03-02.parquet")
+    assert set(scores["model_version"]) == {before}
+
+
+def test_job_runs_with_the_mlflow_hook(tmp_path):
+    platform = make_platform(tmp_path, rows_per_day=3000)
+    job = dg.Definitions(
+        assets=ASSETS, jobs=[training_pipeline], resources=platform.resources
+    ).resolve_job_def("training_pipeline")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(partition_key=FIRST_DAY, instance=instance)
+    assert result.success
+    runs = platform.mlflow_client().search_runs(
+        [platform.mlflow_client().get_experiment_by_name("mlplatform").experiment_id]
+    )
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert runs[0].data.tags["dagster_run_id"] == result.run_id

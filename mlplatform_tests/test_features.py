@@ -96,7 +96,10 @@ def test_features_do_not_depend_on_later_rows(card_contract):
 def test_time_split_has_no_leakage_and_right_sizes(card_contract):
     validated = validate(generate_transactions(dt.date(2026, 3, 2)), card_contract).validated
     table = build_features(validated, card_contract, validation_fraction=0.2, test_fraction=0.1)
-    times = {s: table.loc[table[SPLIT_COLUMN] == s, "event_time"] for s in ("train", "validation", "test")}
+    times = {
+        s: table.loc[table[SPLIT_COLUMN] == s, "event_time"]
+        for s in ("train", "validation", "test")
+    }
     assert times["train"].max() < times["validation"].min()
     assert times["validation"].max() < times["test"].min()
     shares = table[SPLIT_COLUMN].value_counts(normalize=True)

@@ -28,7 +28,9 @@ def numbers(context: dg.AssetExecutionContext) -> pd.DataFrame:
     },
 )
 def window_total(numbers: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"days": [sorted(numbers["day"].unique())], "total": [numbers["value"].sum()]})
+    return pd.DataFrame(
+        {"days": [sorted(numbers["day"].unique())], "total": [numbers["value"].sum()]}
+    )
 
 
 def run(tmp_path, selection, partition):

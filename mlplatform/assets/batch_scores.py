@@ -1,5 +1,5 @@
-"""Deployment: the `champion` model, resolved from the registry when this runs, scores the newest day."""
-
+"""Deployment: the `champion` model, resolved from the registry when this runs, scores the
+newest day."""
 
 from typing import Any
 
@@ -37,7 +37,9 @@ def batch_scores(
     name = registered_model_version["model_name"]
     champion = current_champion(MlflowClient(), name)
     if champion is None:
-        raise dg.Failure(f"batch_scores: {name} has no '{CHAMPION}' version to score with", allow_retries=False)
+        raise dg.Failure(
+            f"batch_scores: {name} has no '{CHAMPION}' version to score with", allow_retries=False
+        )
     # Resolve the alias once and load that exact version, so the scores and the version they name
     # cannot disagree if the alias moves meanwhile.
     uri = f"models:/{name}/{champion.version}"

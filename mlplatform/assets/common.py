@@ -1,6 +1,5 @@
 """What every stage shares: the daily partitions, bad-input handling and UI metadata."""
 
-
 import contextlib
 import datetime as dt
 from collections.abc import Iterator
@@ -68,4 +67,7 @@ def column_schema(contract: Contract) -> dg.TableSchema:
 
 
 def metric_metadata(prefix: str, metrics: dict[str, float]) -> dict[str, Any]:
-    return {f"{prefix}{name}": dg.MetadataValue.float(round(value, 6)) for name, value in metrics.items()}
+    return {
+        f"{prefix}{name}": dg.MetadataValue.float(round(value, 6))
+        for name, value in metrics.items()
+    }

@@ -1,6 +1,5 @@
 """Features over a trailing window of validated partitions, split by time."""
 
-
 import dagster as dg
 import pandas as pd
 

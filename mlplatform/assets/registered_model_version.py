@@ -1,7 +1,6 @@
 """Registration in the MLflow Model Registry: the new version is the `challenger`; it becomes the
 `champion` only when at least as good as the current champion on the new test split."""
 
-
 from typing import Any
 
 import dagster as dg

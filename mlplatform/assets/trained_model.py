@@ -1,12 +1,16 @@
 """Training: a scikit-learn Pipeline fitted on the training split and tracked in MLflow."""
 
-
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import OWNER, daily_partitions, failing_fast_on_bad_input, metric_metadata
+from mlplatform.assets.common import (
+    OWNER,
+    daily_partitions,
+    failing_fast_on_bad_input,
+    metric_metadata,
+)
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import failing_on_error, run_link
@@ -41,7 +45,10 @@ def pip_requirements() -> list[str]:
     """Pinned from the running environment: MLflow's own inference takes 15-20 s per model."""
     from importlib.metadata import version
 
-    return [f"{package}=={version(package)}" for package in ("scikit-learn", "pandas", "numpy", "mlflow")]
+    return [
+        f"{package}=={version(package)}"
+        for package in ("scikit-learn", "pandas", "numpy", "mlflow")
+    ]
 
 
 @dg.asset(
@@ -71,9 +78,7 @@ def trained_model(
 
     contract = dataset_contract.load()
     categorical, numeric = model_columns(features, contract)
-    hyperparameters = Hyperparameters(
-        **config.model_dump(exclude={"threshold_metric"})
-    )
+    hyperparameters = Hyperparameters(**config.model_dump(exclude={"threshold_metric"}))
     with failing_on_error(mlflow):
         with failing_fast_on_bad_input(f"trained_model[{context.partition_key}]"):
             try:

@@ -1,8 +1,8 @@
 """Validation against the dataset contract: validated rows go on, rejected rows go to quarantine
 with the reason, never dropped silently."""
 
-
 from collections.abc import Iterator
+
 import dagster as dg
 import pandas as pd
 
@@ -43,7 +43,9 @@ def validate_transactions(
     where = f"validated_transactions[{context.partition_key}]"
     with failing_fast_on_bad_input(where):
         contract = dataset_contract.load()
-        outcome = validate(raw_transactions, contract, source=f"raw_transactions[{context.partition_key}]")
+        outcome = validate(
+            raw_transactions, contract, source=f"raw_transactions[{context.partition_key}]"
+        )
     if outcome.ignored_columns:
         context.log.warning(f"Columns not in the contract were ignored: {outcome.ignored_columns}")
     yield dg.Output(
@@ -55,8 +57,15 @@ def validate_transactions(
             "quarantined_rows": len(outcome.quarantined),
             "quarantine_rate": dg.MetadataValue.float(round(outcome.quarantine_rate, 6)),
             "label_rate": dg.MetadataValue.float(
-                round(float((outcome.validated[contract.target].astype(str)
-                             == str(contract.positive_label)).mean()), 6)
+                round(
+                    float(
+                        (
+                            outcome.validated[contract.target].astype(str)
+                            == str(contract.positive_label)
+                        ).mean()
+                    ),
+                    6,
+                )
             ),
             "ignored_columns": dg.MetadataValue.json(outcome.ignored_columns),
             "preview": preview(outcome.validated),
@@ -71,7 +80,9 @@ def validate_transactions(
             "reasons": dg.MetadataValue.json(outcome.reason_counts),
             "reasons_table": dg.MetadataValue.md(
                 "| reason | rows |\n| --- | --- |\n"
-                + "".join(f"| {reason} | {count} |\n" for reason, count in outcome.reason_counts.items())
+                + "".join(
+                    f"| {reason} | {count} |\n" for reason, count in outcome.reason_counts.items()
+                )
             ),
             "preview": preview(outcome.quarantined),
         },

@@ -138,7 +138,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SettingsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise SettingsError(
+            f"{path}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -156,8 +158,10 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
     lines = [f"{source}: invalid settings"]
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = "unknown key (check its spelling)" if item["type"] == "extra_forbidden" else (
-            item["msg"]
+        message = (
+            "unknown key (check its spelling)"
+            if item["type"] == "extra_forbidden"
+            else (item["msg"])
         )
         lines.append(f"  {key}: {message}")
     return "\n".join(lines)
@@ -249,6 +253,7 @@ def resolve_contract_path(name_or_path: str, root: Path | None = None) -> Path:
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml")))
         raise SettingsError(
-            f"contract: '{name_or_path}' is neither a packaged contract ({known}) nor an existing file"
+            f"contract: '{name_or_path}' is neither a packaged contract ({known}) "
+            "nor an existing file"
         )
     return path.resolve()

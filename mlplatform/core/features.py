@@ -35,7 +35,9 @@ def _hour_of_day(frame: pd.DataFrame, roles: dict[str, str], event_time: str) ->
     return frame[event_time].dt.hour.astype("float64")
 
 
-def _customer_amount_ratio(frame: pd.DataFrame, roles: dict[str, str], event_time: str) -> pd.Series:
+def _customer_amount_ratio(
+    frame: pd.DataFrame, roles: dict[str, str], event_time: str
+) -> pd.Series:
     amount = frame[roles["amount"]].astype("float64")
     groups = amount.groupby(frame[roles["entity"]], observed=True, sort=False)
     previous_total = groups.cumsum() - amount
@@ -62,8 +64,12 @@ def _customer_velocity_1h(frame: pd.DataFrame, roles: dict[str, str], event_time
 def _new_device(frame: pd.DataFrame, roles: dict[str, str], event_time: str) -> pd.Series:
     """1 when the entity has not used this device before in the window (missing device: unknown)."""
     device = frame[roles["device"]]
-    seen_before = frame.groupby([roles["entity"], roles["device"]], observed=True, sort=False).cumcount() > 0
-    return pd.Series(np.where(device.isna(), np.nan, (~seen_before).astype("float64")), index=frame.index)
+    seen_before = (
+        frame.groupby([roles["entity"], roles["device"]], observed=True, sort=False).cumcount() > 0
+    )
+    return pd.Series(
+        np.where(device.isna(), np.nan, (~seen_before).astype("float64")), index=frame.index
+    )
 
 
 DOMAIN_FEATURES: dict[str, DomainFeature] = {
@@ -110,7 +116,9 @@ def build_features(
         spec = contract.columns[name]
         values = frame[name]
         if spec.type in ("string", "category"):
-            columns[name] = values.astype(object).where(values.notna(), MISSING_CATEGORY).astype(str)
+            columns[name] = (
+                values.astype(object).where(values.notna(), MISSING_CATEGORY).astype(str)
+            )
         elif spec.type == "datetime":
             columns[f"{name}_hour"] = values.dt.hour.astype("float64")
             columns[f"{name}_day_of_week"] = values.dt.dayofweek.astype("float64")

@@ -4,7 +4,8 @@ Customers (home country, usual spend, usual devices) depend on the seed only, so
 consistent across days; the transactions of a day depend on the seed and the date, so the same seed
 and date always give the same rows. Fraud is driven by learnable, noisy patterns (unusual amount for
 the customer, new device, foreign country, night-time, risky merchant categories, bursts of several
-transactions on a compromised card), and a few realistic defects are injected for validation to find.
+transactions on a compromised card), and a few realistic defects are injected for validation to
+find.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def _customers(params: GeneratorParams) -> _Customers:
     n = params.customers
     activity = rng.pareto(2.5, n) + 0.2
     return _Customers(
-        home_country=rng.choice(len(COUNTRIES), n, p=HOME_COUNTRY_WEIGHTS / HOME_COUNTRY_WEIGHTS.sum()),
+        home_country=rng.choice(
+            len(COUNTRIES), n, p=HOME_COUNTRY_WEIGHTS / HOME_COUNTRY_WEIGHTS.sum()
+        ),
         typical_amount=np.exp(rng.normal(3.6, 0.6, n)),
         devices_per_customer=rng.integers(1, 4, n),
         activity=activity / activity.sum(),
@@ -84,12 +87,14 @@ def _calibrate_intercept(score: np.ndarray, target_rate: float) -> float:
     return (low + high) / 2
 
 
-def generate_transactions(day: dt.date, params: GeneratorParams = GeneratorParams()) -> pd.DataFrame:
+def generate_transactions(
+    day: dt.date, params: GeneratorParams = GeneratorParams()
+) -> pd.DataFrame:
     """All transactions whose event time falls on `day` (UTC), deterministic in (seed, day)."""
     customers = _customers(params)
     rng = _rng(params.seed, "day", day.isoformat())
     weekday_factor = (1.0, 0.97, 0.98, 1.0, 1.08, 1.12, 0.9)[day.weekday()]
-    n = max(1, int(round(params.rows_per_day * weekday_factor)))
+    n = max(1, round(params.rows_per_day * weekday_factor))
 
     customer = rng.choice(params.customers, n, p=customers.activity)
     # Time of day: a mixture of a midday peak, an evening peak and a thin night-time tail.
@@ -144,9 +149,7 @@ def generate_transactions(day: dt.date, params: GeneratorParams = GeneratorParam
     parents = np.repeat(seeds, burst_size)
     burst_offsets = np.concatenate([np.arange(1, k + 1) for k in burst_size] or [np.array([], int)])
     m = len(parents)
-    burst_seconds = np.minimum(
-        seconds[parents] + burst_offsets * rng.integers(60, 900, m), 86399
-    )
+    burst_seconds = np.minimum(seconds[parents] + burst_offsets * rng.integers(60, 900, m), 86399)
 
     def extend(base: np.ndarray, extra: np.ndarray) -> np.ndarray:
         return np.concatenate([base, extra])
@@ -192,7 +195,9 @@ def generate_transactions(day: dt.date, params: GeneratorParams = GeneratorParam
     return _inject_defects(frame, params, _rng(params.seed, "defects", day.isoformat()))
 
 
-def _inject_defects(frame: pd.DataFrame, params: GeneratorParams, rng: np.random.Generator) -> pd.DataFrame:
+def _inject_defects(
+    frame: pd.DataFrame, params: GeneratorParams, rng: np.random.Generator
+) -> pd.DataFrame:
     """Defects real feeds have: missing values, replayed records, impossible values."""
     n = len(frame)
     frame = frame.astype({"merchant_category": object, "device_id": object})

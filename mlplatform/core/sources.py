@@ -22,7 +22,9 @@ def _format_of(path: str, declared: str) -> str:
     for suffix, kind in SUFFIXES.items():
         if path.lower().endswith(suffix):
             return kind
-    raise SourceError(f"{path}: cannot tell the file format from its name; set data_source.file_format")
+    raise SourceError(
+        f"{path}: cannot tell the file format from its name; set data_source.file_format"
+    )
 
 
 def list_source_files(path: str, file_format: str = "auto") -> list[str]:
@@ -40,7 +42,8 @@ def list_source_files(path: str, file_format: str = "auto") -> list[str]:
         found = sorted(fs.glob(stripped))
     elif fs.isdir(stripped):
         found = sorted(
-            p for p in fs.find(stripped)
+            p
+            for p in fs.find(stripped)
             if file_format != "auto" or any(p.lower().endswith(s) for s in SUFFIXES)
         )
     elif fs.exists(stripped):
@@ -67,13 +70,17 @@ def read_source_day(
         try:
             with fsspec.open(file, "rb", compression="infer") as handle:
                 frame = pd.read_csv(handle) if kind == "csv" else pd.read_parquet(handle)
-        except Exception as error:  # noqa: BLE001 - any reader failure becomes a named error
-            raise SourceError(f"{file}: cannot read as {kind} ({type(error).__name__}: {error})") from error
+        except Exception as error:
+            raise SourceError(
+                f"{file}: cannot read as {kind} ({type(error).__name__}: {error})"
+            ) from error
         if event_time_column not in frame.columns:
             raise DatasetError(
                 f"{file}: event-time column '{event_time_column}' named by the contract is missing"
             )
-        event_time = pd.to_datetime(frame[event_time_column], errors="coerce", utc=True, format="ISO8601")
+        event_time = pd.to_datetime(
+            frame[event_time_column], errors="coerce", utc=True, format="ISO8601"
+        )
         # A row without a readable event time belongs to no partition: refuse the file rather
         # than lose the row.
         unplaceable = event_time.isna().to_numpy().nonzero()[0]

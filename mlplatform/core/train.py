@@ -80,7 +80,9 @@ def build_pipeline(categorical: list[str], numeric: list[str], params: Hyperpara
     return Pipeline([("encode", encoder), ("classify", classifier)])
 
 
-def split_xy(features: pd.DataFrame, split: str, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def split_xy(
+    features: pd.DataFrame, split: str, columns: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
     rows = features[SPLIT_COLUMN] == split
     return features.loc[rows, columns], features.loc[rows, LABEL_COLUMN].to_numpy()
 

@@ -38,6 +38,11 @@ class ValidationOutcome:
         return len(self.quarantined) / total if total else 0.0
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds: reasons read `-5.0`, not `np.float64(-5.0)`."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _coerce_column(values: pd.Series, spec: ColumnSpec) -> pd.Series:
     """The column in its declared type; cells that cannot be converted become missing."""
     if spec.type == "float":
@@ -82,7 +87,9 @@ def _schema(contract: Contract):
         is_id = name == contract.id
         columns[name] = pa.Column(
             checks=checks,
-            nullable=spec.nullable and not is_id and name not in (contract.event_time, contract.target),
+            nullable=spec.nullable
+            and not is_id
+            and name not in (contract.event_time, contract.target),
             unique=is_id,
             report_duplicates="exclude_first" if is_id else "all",
         )
@@ -121,8 +128,7 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
         key = f"{column}: {rule}"
         counts[key] = counts.get(key, 0) + len(rows)
         for position, row in enumerate(rows):
-            value = None if values is None else values.iloc[position]
-            shown = "" if values is None else f" (got {getattr(value, 'item', lambda: value)()!r})"
+            shown = "" if values is None else f" (got {_plain(values.iloc[position])!r})"
             reasons.setdefault(int(row), []).append(f"{key}{shown}")
 
     coerced = {}
@@ -149,13 +155,25 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
             rows = group["index"].astype(int).to_numpy()
             if check == "not_nullable":
                 # A cell already rejected as unconvertible is not also reported as missing.
-                rows = np.array([r for r in rows if not any(
-                    m.startswith(f"{column}: not a valid") for m in reasons.get(int(r), [])
-                )], dtype=int)
+                rows = np.array(
+                    [
+                        r
+                        for r in rows
+                        if not any(
+                            m.startswith(f"{column}: not a valid") for m in reasons.get(int(r), [])
+                        )
+                    ],
+                    dtype=int,
+                )
                 if not len(rows):
                     continue
             description = _describe_check(check, contract.columns[column])
-            reject(rows, column, description, None if check == "not_nullable" else group["failure_case"])
+            reject(
+                rows,
+                column,
+                description,
+                None if check == "not_nullable" else group["failure_case"],
+            )
 
     bad_rows = np.array(sorted(reasons), dtype=int)
     good = np.ones(len(frame), dtype=bool)

@@ -1,4 +1,5 @@
-"""Where raw transactions come from: the seeded generator or files, one daily partition at a time."""
+"""Where raw transactions come from: the seeded generator or files, one daily partition at a
+time."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ class DataSource(dg.ConfigurableResource):
                 )
             return generate_transactions(day, GeneratorParams(**self.generator.model_dump()))
         if not self.path:
-            raise dg.Failure("data_source.path is required when kind is 'files'", allow_retries=False)
+            raise dg.Failure(
+                "data_source.path is required when kind is 'files'", allow_retries=False
+            )
         from mlplatform.core.sources import read_source_day
 
         return read_source_day(self.path, contract.event_time, day, self.file_format)

@@ -47,9 +47,13 @@ class MlflowTracking(ConfigurableResourceFactory["MlFlow"]):
 
     experiment_name: str = Field(description="MLflow experiment for training runs.")
     tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///..., http://...).")
-    registry_uri: str | None = Field(None, description="Model registry URI; the tracking URI if unset.")
+    registry_uri: str | None = Field(
+        None, description="Model registry URI; the tracking URI if unset."
+    )
     artifact_location: str = Field(description="Where a new experiment stores its artifacts.")
-    extra_tags: dict[str, str] = Field(default_factory=dict, description="Tags on every MLflow run.")
+    extra_tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags on every MLflow run."
+    )
 
     def create_resource(self, context: dg.InitResourceContext) -> MlFlow:
         import mlflow

@@ -1,0 +1,92 @@
+"""Bad input fails the step with a message naming what is at fault, and overwrites nothing."""
+
+import dagster as dg
+import pandas as pd
+
+from mlplatform.core.generator import generate_transactions
+from mlplatform.definitions import ASSETS
+from mlplatform_tests.conftest import make_platform
+
+DAY = "2026-03-02"
+
+
+def failure_message(result) -> str:
+    failures = result.get_step_failure_events()
+    assert failures, "expected a failed step"
+    data = failures[0].step_failure_data
+    description = data.user_failure_data.description if data.user_failure_data else ""
+    return f"{data.error.to_string()} {description}"
+
+
+def files_platform(tmp_path, source):
+    return make_platform(
+        tmp_path, MLPLATFORM_SOURCE_KIND="files", MLPLATFORM_SOURCE_PATH=str(source)
+    )
+
+
+def materialize(platform, selection):
+    return dg.materialize(
+        ASSETS, selection=selection, partition_key=DAY, resources=platform.resources,
+        raise_on_error=False,
+    )  # fmt: skip
+
+
+def test_unreadable_file_is_named_and_previous_raw_data_survives(tmp_path):
+    source = tmp_path / "landing" / "tx.parquet"
+    source.parent.mkdir()
+    generate_transactions(pd.Timestamp(DAY).date()).to_parquet(source)
+    platform = files_platform(tmp_path, source)
+    assert materialize(platform, ["raw_transactions"]).success
+    stored = platform.data_dir / "raw_transactions" / f"{DAY}.parquet"
+    before = stored.read_bytes()
+
+    source.write_bytes(b"truncated upload")
+    result = materialize(platform, ["raw_transactions"])
+    assert not result.success
+    assert f"{source}: cannot read as parquet" in failure_message(result)
+    assert stored.read_bytes() == before
+
+
+def test_missing_target_column_fails_validation_and_keeps_the_last_good_output(tmp_path):
+    source = tmp_path / "landing" / "tx.csv"
+    source.parent.mkdir()
+    rows = generate_transactions(pd.Timestamp(DAY).date())
+    rows.to_csv(source, index=False)
+    platform = files_platform(tmp_path, source)
+    assert materialize(platform, ["raw_transactions", "validated_transactions",
+                                  "quarantined_transactions"]).success  # fmt: skip
+    validated = platform.data_dir / "validated_transactions" / f"{DAY}.parquet"
+    before = validated.read_bytes()
+
+    rows.drop(columns=["is_fraud"]).to_csv(source, index=False)
+    result = materialize(
+        platform, ["raw_transactions", "validated_transactions", "quarantined_transactions"]
+    )
+    assert not result.success
+    message = failure_message(result)
+    assert "validated_transactions[2026-03-02]" in message and "['is_fraud']" in message
+    assert validated.read_bytes() == before
+    # Retrying cannot fix bad data: the failure says so to the retry machinery.
+    failure = result.get_step_failure_events()[0]
+    assert failure.step_failure_data.user_failure_data is not None
+
+
+def test_empty_partition_is_refused_with_the_partition_named(tmp_path):
+    source = tmp_path / "landing" / "tx.csv"
+    source.parent.mkdir()
+    generate_transactions(pd.Timestamp("2026-03-05").date()).to_csv(source, index=False)
+    result = materialize(files_platform(tmp_path, source), ["raw_transactions",
+                         "validated_transactions", "quarantined_transactions"])  # fmt: skip
+    assert not result.success
+    assert "raw_transactions[2026-03-02]: no rows to validate (empty partition)" in failure_message(
+        result
+    )
+
+
+def test_generator_refuses_a_contract_it_does_not_produce(tmp_path):
+    platform = make_platform(tmp_path, MLPLATFORM_CONTRACT="credit_data")
+    result = materialize(platform, ["raw_transactions"])
+    assert not result.success
+    assert "produces card_transactions, but the contract is 'credit_data'" in failure_message(
+        result
+    )

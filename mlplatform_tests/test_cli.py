@@ -1,0 +1,70 @@
+"""The command line a user types, against a temporary DAGSTER_HOME."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlplatform_tests.conftest import platform_environment
+
+PROJECT = Path(__file__).resolve().parents[1]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+DAY = "2026-01-01"
+ALL_ASSETS = (
+    "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
+    "trained_model", "registered_model_version", "batch_scores",
+)  # fmt: skip
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / "dagster.yaml", home / "dagster.yaml")
+    settings = tmp_path / "settings"
+    settings.mkdir()
+    (settings / "platform.yaml").write_text("data_source:\n  generator:\n    rows_per_day: 4000\n")
+    return {
+        **os.environ,
+        **platform_environment(tmp_path),
+        "DAGSTER_HOME": str(home),
+        "MLPLATFORM_SETTINGS_DIR": str(settings),
+    }
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DAGSTER, *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_definitions_validate(cli_env):
+    result = run(["definitions", "validate", "-w", "workspace.yaml"], cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_materialize_everything_for_one_day_from_the_cli(cli_env, tmp_path):
+    result = run(
+        ["asset", "materialize", "-m", "mlplatform.definitions", "--select", "*",
+         "--partition", DAY],
+        cli_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    os.environ["DAGSTER_HOME"], previous = cli_env["DAGSTER_HOME"], os.environ.get("DAGSTER_HOME")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            for key in ALL_ASSETS:
+                event = instance.get_latest_materialization_event(dg.AssetKey(key))
+                assert event is not None and event.dagster_event.partition == DAY, key
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME")
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+    assert (tmp_path / "data" / "batch_scores" / f"{DAY}.parquet").exists()

@@ -24,29 +24,32 @@ class SettingsError(ValueError):
 
 
 class _Strict(BaseModel):
+    """Every value comes from the packaged platform.yaml (the one place defaults live), possibly
+    overridden; unknown keys are refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PartitionSettings(_Strict):
     start_date: dt.date
-    timezone: str = "UTC"
+    timezone: str
 
 
 class GeneratorSettings(_Strict):
-    seed: int = 42
-    rows_per_day: int = Field(20000, gt=0)
-    customers: int = Field(20000, gt=0)
-    fraud_rate: float = Field(0.01, gt=0, lt=1)
-    null_rate: float = Field(0.004, ge=0, le=1)
-    duplicate_rate: float = Field(0.002, ge=0, le=1)
-    out_of_range_rate: float = Field(0.001, ge=0, le=1)
+    seed: int
+    rows_per_day: int = Field(gt=0)
+    customers: int = Field(gt=0)
+    fraud_rate: float = Field(gt=0, lt=1)
+    null_rate: float = Field(ge=0, le=1)
+    duplicate_rate: float = Field(ge=0, le=1)
+    out_of_range_rate: float = Field(ge=0, le=1)
 
 
 class DataSourceSettings(_Strict):
-    kind: Literal["generator", "files"] = "generator"
-    path: str | None = None
-    file_format: Literal["auto", "csv", "parquet"] = "auto"
-    generator: GeneratorSettings = GeneratorSettings()
+    kind: Literal["generator", "files"]
+    path: str | None
+    file_format: Literal["auto", "csv", "parquet"]
+    generator: GeneratorSettings
 
     @model_validator(mode="after")
     def _files_need_a_path(self) -> DataSourceSettings:
@@ -56,13 +59,13 @@ class DataSourceSettings(_Strict):
 
 
 class StorageSettings(_Strict):
-    base_dir: str = ".mlplatform/data"
+    base_dir: str
 
 
 class FeatureSettings(_Strict):
-    window_days: int = Field(7, ge=1, le=366)
-    validation_fraction: float = Field(0.15, gt=0, lt=1)
-    test_fraction: float = Field(0.15, gt=0, lt=1)
+    window_days: int = Field(ge=1, le=366)
+    validation_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)
 
     @model_validator(mode="after")
     def _leave_room_to_train(self) -> FeatureSettings:
@@ -75,40 +78,38 @@ class FeatureSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
-    max_iter: int = Field(300, ge=1)
-    learning_rate: float = Field(0.08, gt=0, le=1)
-    max_leaf_nodes: int = Field(31, ge=2)
-    min_samples_leaf: int = Field(40, ge=1)
-    l2_regularization: float = Field(1.0, ge=0)
-    class_weight: Literal["balanced", "none"] = "balanced"
-    early_stopping: bool = True
-    random_state: int = 7
-    threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"] = "f1"
+    max_iter: int = Field(ge=1)
+    learning_rate: float = Field(gt=0, le=1)
+    max_leaf_nodes: int = Field(ge=2)
+    min_samples_leaf: int = Field(ge=1)
+    l2_regularization: float = Field(ge=0)
+    class_weight: Literal["balanced", "none"]
+    early_stopping: bool
+    random_state: int
+    threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"]
 
 
 class RegistrySettings(_Strict):
-    model_name: str | None = None
-    promotion_metric: Literal["roc_auc", "pr_auc", "f1", "accuracy", "recall", "precision"] = (
-        "pr_auc"
-    )
-    promotion_tolerance: float = Field(0.0, ge=0, le=1)
+    model_name: str | None
+    promotion_metric: Literal["roc_auc", "pr_auc", "f1", "accuracy", "recall", "precision"]
+    promotion_tolerance: float = Field(ge=0, le=1)
 
 
 class MlflowSettings(_Strict):
     tracking_uri: str
-    registry_uri: str | None = None
+    registry_uri: str | None
     artifact_location: str
-    experiment_name: str = "mlplatform"
+    experiment_name: str
 
 
 class PlatformSettings(_Strict):
     partitions: PartitionSettings
     contract: str
-    data_source: DataSourceSettings = DataSourceSettings()
-    storage: StorageSettings = StorageSettings()
-    features: FeatureSettings = FeatureSettings()
-    training: TrainingSettings = TrainingSettings()
-    registry: RegistrySettings = RegistrySettings()
+    data_source: DataSourceSettings
+    storage: StorageSettings
+    features: FeatureSettings
+    training: TrainingSettings
+    registry: RegistrySettings
     mlflow: MlflowSettings
 
 

@@ -36,7 +36,7 @@ CHANNELS = np.array(["pos", "online", "atm"])
 @dataclass(frozen=True)
 class GeneratorParams:
     seed: int = 42
-    rows_per_day: int = 20000
+    rows_per_day: int = 50000
     customers: int = 20000
     fraud_rate: float = 0.01
     null_rate: float = 0.004

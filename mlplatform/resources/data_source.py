@@ -16,13 +16,15 @@ if TYPE_CHECKING:
 
 
 class GeneratorConfig(dg.Config):
-    seed: int = Field(42, description="Same seed and date give the same rows.")
-    rows_per_day: int = Field(20000, gt=0)
-    customers: int = Field(20000, gt=0)
-    fraud_rate: float = Field(0.01, gt=0, lt=1)
-    null_rate: float = Field(0.004, ge=0, le=1)
-    duplicate_rate: float = Field(0.002, ge=0, le=1)
-    out_of_range_rate: float = Field(0.001, ge=0, le=1)
+    """The synthetic generator's dials (values come from the settings file)."""
+
+    seed: int = Field(description="Same seed and date give the same rows.")
+    rows_per_day: int = Field(gt=0)
+    customers: int = Field(gt=0, description="Size of the customer population.")
+    fraud_rate: float = Field(gt=0, lt=1)
+    null_rate: float = Field(ge=0, le=1, description="Share of missing values injected.")
+    duplicate_rate: float = Field(ge=0, le=1, description="Share of rows replayed.")
+    out_of_range_rate: float = Field(ge=0, le=1, description="Share of impossible values.")
 
 
 class DataSource(dg.ConfigurableResource):
@@ -33,11 +35,11 @@ class DataSource(dg.ConfigurableResource):
         None, description="files: a file, folder or glob; local or an fsspec URL (s3://...)"
     )
     file_format: Literal["auto", "csv", "parquet"] = "auto"
-    generator: GeneratorConfig = GeneratorConfig()
+    generator: GeneratorConfig | None = None
 
     def describe(self) -> str:
         if self.kind == "generator":
-            return f"synthetic generator (seed {self.generator.seed})"
+            return f"synthetic generator (seed {self.generator.seed if self.generator else 42})"
         return f"files at {self.path}"
 
     def read_day(self, day: dt.date, contract: Contract) -> pd.DataFrame:
@@ -50,7 +52,8 @@ class DataSource(dg.ConfigurableResource):
                     f"'{contract.name}' ({contract.source}); set data_source.kind=files",
                     allow_retries=False,
                 )
-            return generate_transactions(day, GeneratorParams(**self.generator.model_dump()))
+            params = GeneratorParams(**self.generator.model_dump()) if self.generator else None
+            return generate_transactions(day, params or GeneratorParams())
         if not self.path:
             raise dg.Failure(
                 "data_source.path is required when kind is 'files'", allow_retries=False

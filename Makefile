@@ -12,6 +12,8 @@ PORT ?= 3000
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export DAGSTER_HOME ?= $(CURDIR)/.mlplatform/dagster_home
+# Nothing leaves the machine: no usage telemetry from MLflow (Dagster's is off in dagster.yaml).
+export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: install dev test lint format clean
 

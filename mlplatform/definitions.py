@@ -10,6 +10,10 @@ from mlplatform.assets.raw_transactions import raw_transactions
 from mlplatform.assets.registered_model_version import registered_model_version
 from mlplatform.assets.trained_model import trained_model
 from mlplatform.assets.validated_transactions import validate_transactions
+from mlplatform.checks.features import features_checks
+from mlplatform.checks.raw_transactions import raw_transactions_checks
+from mlplatform.checks.trained_model import trained_model_checks
+from mlplatform.checks.validated_transactions import validated_transactions_checks
 from mlplatform.config.active import SETTINGS
 from mlplatform.config.settings import PlatformSettings
 from mlplatform.jobs import training_pipeline
@@ -25,6 +29,14 @@ ASSETS = [
     trained_model,
     registered_model_version,
     batch_scores,
+]
+
+# Quality gates (registered_model_version carries its own two checks).
+CHECKS = [
+    raw_transactions_checks,
+    validated_transactions_checks,
+    features_checks,
+    trained_model_checks,
 ]
 
 
@@ -52,6 +64,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
 
 defs = dg.Definitions(
     assets=ASSETS,
+    asset_checks=CHECKS,
     jobs=[training_pipeline],
     resources=build_resources(SETTINGS),
 )

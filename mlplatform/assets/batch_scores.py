@@ -6,10 +6,14 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import OWNER, daily_partitions, preview
-from mlplatform.assets.registered_model_version import CHAMPION, current_champion
+from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, preview
+from mlplatform.registry import (
+    CHAMPION,
+    current_champion,
+    load_sklearn_model,
+    model_input_columns,
+)
 from mlplatform.resources.contract import DatasetContract
-from mlplatform.resources.mlflow import load_sklearn_model, model_input_columns
 
 
 @dg.asset(
@@ -17,6 +21,7 @@ from mlplatform.resources.mlflow import load_sklearn_model, model_input_columns
     group_name="deployment",
     kinds={"mlflow", "pandas", "parquet"},
     owners=[OWNER],
+    automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         "Scores, decisions and model version for every transaction of the partition's day, from "
         "the model holding the `champion` alias when this runs."

@@ -18,6 +18,13 @@ daily_partitions = dg.DailyPartitionsDefinition(
 
 OWNER = "team:ml-platform"
 
+# Declarative automation for everything downstream of raw data: run when an upstream partition
+# updates, but only once its blocking checks have passed. Dagster's `eager` alone looks at upstream
+# materializations, not at the checks of the run that made them, so it would carry bad data on.
+AFTER_UPSTREAM_GATES = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager, after upstream gates")
+
 
 def partition_day(context: dg.AssetExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)

@@ -3,7 +3,13 @@
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import OWNER, daily_partitions, failing_fast_on_bad_input, preview
+from mlplatform.assets.common import (
+    AFTER_UPSTREAM_GATES,
+    OWNER,
+    daily_partitions,
+    failing_fast_on_bad_input,
+    preview,
+)
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
 
@@ -20,6 +26,7 @@ class FeaturesConfig(dg.Config):
     group_name="features",
     kinds={"pandas", "parquet"},
     owners=[OWNER],
+    automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         f"Model features from the trailing {WINDOW_DAYS}-day window of validated transactions "
         "ending on the partition's day, with a time-based train / validation / test split."

@@ -1,63 +1,30 @@
-"""Registration in the MLflow Model Registry: the new version is the `challenger`; it becomes the
-`champion` only when at least as good as the current champion on the new test split."""
+"""Registration in the MLflow Model Registry.
 
+The new version gets the `challenger` alias, is reloaded from the registry by that alias and
+checked (it must reproduce its test metrics, and its signature must be exactly the feature
+columns), and only then, if it is at least as good as the current champion on the new test split,
+takes `champion`. The two checks are this asset's own (blocking) checks, so a version that fails
+them never holds `champion`.
+"""
+
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import OWNER, daily_partitions, metric_metadata
-from mlplatform.config.active import SETTINGS
+from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, metric_metadata
+from mlplatform.checks.common import gate_result, gate_specs
+from mlplatform.config.active import GATES, SETTINGS
 from mlplatform.resources.contract import DatasetContract
-from mlplatform.resources.mlflow import (
-    failing_on_error,
-    load_sklearn_model,
-    model_input_columns,
-)
+from mlplatform.resources.mlflow import failing_on_error
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+gates = GATES.registered_model_version
 
 
 class RegisteredModelVersionConfig(dg.Config):
-    model_name: str | None = SETTINGS.registry.model_name
     promotion_metric: str = SETTINGS.registry.promotion_metric
     promotion_tolerance: float = SETTINGS.registry.promotion_tolerance
-
-
-def registered_model_name(configured: str | None, contract_name: str) -> str:
-    return configured or f"{contract_name}_classifier"
-
-
-def current_champion(client: Any, model_name: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-
-
-def champion_metric_on(
-    champion: Any, model_name: str, features: pd.DataFrame, metric: str
-) -> tuple[float | None, str]:
-    """The champion's `metric` on this features table's test split, or None with the reason it
-    cannot score it."""
-    from mlplatform.core.evaluate import classification_metrics
-    from mlplatform.core.train import split_xy
-
-    uri = f"models:/{model_name}/{champion.version}"
-    columns = model_input_columns(uri)
-    missing = [c for c in columns if c not in features.columns]
-    if missing:
-        return None, f"champion v{champion.version} needs columns the new features lack: {missing}"
-    model = load_sklearn_model(uri)
-    x_test, y_test = split_xy(features, "test", columns)
-    threshold = float(champion.tags.get("decision_threshold", 0.5))
-    metrics = classification_metrics(y_test, model.predict_proba(x_test)[:, 1], threshold)
-    return metrics[metric], f"champion v{champion.version} on the new test split"
 
 
 @dg.asset(
@@ -65,10 +32,22 @@ def champion_metric_on(
     group_name="registry",
     kinds={"mlflow"},
     owners=[OWNER],
+    automation_condition=AFTER_UPSTREAM_GATES,
     io_manager_key="json_io_manager",
     description=(
         "The trained model as a new version in the MLflow Model Registry, aliased `challenger`; "
-        "promoted to `champion` only when at least as good as the current champion."
+        "promoted to `champion` only when it reloads correctly and is at least as good as the "
+        "current champion."
+    ),
+    check_specs=gate_specs(
+        "registered_model_version",
+        gates,
+        {
+            "reproduces_test_metrics": (
+                "Reloaded from the registry by alias, the version reproduces its test metrics."
+            ),
+            "signature_matches_features": "The version's signature inputs are the feature columns.",
+        },
     ),
 )
 def registered_model_version(
@@ -78,13 +57,22 @@ def registered_model_version(
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
     mlflow: dg.ResourceParam[Any],
-) -> dg.Output[dict[str, Any]]:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     from mlflow.tracking import MlflowClient
 
+    from mlplatform.core import quality
     from mlplatform.core.promote import decide_promotion
+    from mlplatform.registry import (
+        CHALLENGER,
+        CHAMPION,
+        champion_metric,
+        metrics_on_test_split,
+        model_input_columns,
+        registered_model_name,
+    )
 
     contract = dataset_contract.load()
-    name = registered_model_name(config.model_name, contract.name)
+    name = registered_model_name(contract.name)
     client = MlflowClient()
     with failing_on_error(mlflow):
         version = mlflow.register_model(
@@ -100,21 +88,36 @@ def registered_model_version(
         )
         client.set_registered_model_alias(name, CHALLENGER, version.version)
 
-        champion = current_champion(client, name)
-        challenger_value = trained_model["test_metrics"][config.promotion_metric]
-        champion_value, basis = None, "no champion yet"
-        if champion is not None:
-            champion_value, basis = champion_metric_on(
-                champion, name, features, config.promotion_metric
-            )
-        decision = decide_promotion(
-            config.promotion_metric, challenger_value, champion_value, config.promotion_tolerance
+        by_alias = f"models:/{name}@{CHALLENGER}"
+        reproduced, basis = metrics_on_test_split(
+            by_alias, features, trained_model["decision_threshold"]
         )
-        if decision.promote:
+        reproduction = quality.reproduces(
+            trained_model["test_metrics"], reproduced or {}, gates.reproduces_test_metrics.tolerance
+        )
+        if reproduced is None:
+            reproduction.summary = basis
+        signature = quality.signature_matches(
+            model_input_columns(by_alias), trained_model["input_columns"]
+        )
+        verified = reproduction.passed and signature.passed
+
+        champion, champion_value, basis = champion_metric(
+            client, name, features, config.promotion_metric
+        )
+        decision = decide_promotion(
+            config.promotion_metric,
+            trained_model["test_metrics"][config.promotion_metric],
+            champion_value,
+            config.promotion_tolerance,
+        )
+        promote = verified and decision.promote
+        reason = decision.reason if verified else "failed its registry checks"
+        if promote:
             client.set_registered_model_alias(name, CHAMPION, version.version)
         context.log.info(
-            f"{name} v{version.version}: {'promoted to' if decision.promote else 'did not take'} "
-            f"{CHAMPION} ({decision.reason}; {basis})"
+            f"{name} v{version.version}: {'promoted to' if promote else 'did not take'} "
+            f"{CHAMPION} ({reason}; {basis})"
         )
     aliases = sorted(client.get_model_version(name, version.version).aliases)
     record = {
@@ -125,21 +128,26 @@ def registered_model_version(
         "model_uri": trained_model["model_uri"],
         "decision_threshold": trained_model["decision_threshold"],
         "test_metrics": trained_model["test_metrics"],
-        "promoted": decision.promote,
-        "promotion_reason": decision.reason,
+        "promoted": promote,
+        "promotion_reason": reason,
         "previous_champion_version": None if champion is None else str(champion.version),
         "previous_champion_metric": champion_value,
     }
-    return dg.Output(
+    yield dg.Output(
         record,
         metadata={
             "model_name": name,
             "version": str(version.version),
             "aliases": dg.MetadataValue.json(aliases),
-            "promoted_to_champion": decision.promote,
-            "promotion_reason": f"{decision.reason} ({basis})",
+            "promoted_to_champion": promote,
+            "promotion_reason": f"{reason} ({basis})",
             "mlflow_run_id": trained_model["mlflow_run_id"],
             "registry_uri": mlflow.get_registry_uri(),
             **metric_metadata("test_", trained_model["test_metrics"]),
         },
+    )
+    asset = "registered_model_version"
+    yield gate_result(asset, "reproduces_test_metrics", gates.reproduces_test_metrics, reproduction)
+    yield gate_result(
+        asset, "signature_matches_features", gates.signature_matches_features, signature
     )

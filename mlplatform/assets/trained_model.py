@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import (
+    AFTER_UPSTREAM_GATES,
     OWNER,
     daily_partitions,
     failing_fast_on_bad_input,
@@ -56,6 +57,7 @@ def pip_requirements() -> list[str]:
     group_name="training",
     kinds={"scikitlearn", "mlflow"},
     owners=[OWNER],
+    automation_condition=AFTER_UPSTREAM_GATES,
     io_manager_key="json_io_manager",
     description=(
         "HistGradientBoostingClassifier pipeline trained on the features' training split; "

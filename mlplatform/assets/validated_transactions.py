@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import (
+    AFTER_UPSTREAM_GATES,
     OWNER,
     column_schema,
     daily_partitions,
@@ -24,11 +25,13 @@ from mlplatform.resources.contract import DatasetContract
         "validated_transactions": dg.AssetOut(
             kinds={"pandas", "parquet", "pandera"},
             owners=[OWNER],
+            automation_condition=AFTER_UPSTREAM_GATES,
             description="Rows that satisfy the dataset contract, coerced to its types.",
         ),
         "quarantined_transactions": dg.AssetOut(
             kinds={"pandas", "parquet"},
             owners=[OWNER],
+            automation_condition=AFTER_UPSTREAM_GATES,
             description="Rejected rows as they arrived, with the reason they were rejected.",
         ),
     },

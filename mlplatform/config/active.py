@@ -4,6 +4,8 @@ Partition start, the feature window and the defaults shown in the Launchpad are 
 resources and run config can still be changed per run.
 """
 
+from mlplatform.config.gates import load_quality_gates
 from mlplatform.config.settings import load_settings
 
 SETTINGS = load_settings()
+GATES = load_quality_gates()

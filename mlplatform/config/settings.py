@@ -43,6 +43,10 @@ class GeneratorSettings(_Strict):
     null_rate: float = Field(ge=0, le=1)
     duplicate_rate: float = Field(ge=0, le=1)
     out_of_range_rate: float = Field(ge=0, le=1)
+    incident: Literal[
+        "none", "volume_drop", "stale", "schema_break", "bad_rows", "label_shift", "label_noise",
+        "leak", "drift",
+    ]  # fmt: skip
 
 
 class DataSourceSettings(_Strict):
@@ -119,6 +123,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MLPLATFORM_CONTRACT": ("contract",),
     "MLPLATFORM_SOURCE_PATH": ("data_source", "path"),
     "MLPLATFORM_SOURCE_KIND": ("data_source", "kind"),
+    "MLPLATFORM_GENERATOR_INCIDENT": ("data_source", "generator", "incident"),
     "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
     "MLFLOW_REGISTRY_URI": ("mlflow", "registry_uri"),
     "MLPLATFORM_MLFLOW_ARTIFACTS": ("mlflow", "artifact_location"),

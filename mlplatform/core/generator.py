@@ -42,6 +42,8 @@ class GeneratorParams:
     null_rate: float = 0.004
     duplicate_rate: float = 0.002
     out_of_range_rate: float = 0.001
+    # A deliberate incident, to see the quality gates stop a run (see INCIDENTS).
+    incident: str = "none"
 
 
 def _rng(seed: int, *parts: object) -> np.random.Generator:
@@ -192,7 +194,62 @@ def generate_transactions(
             "is_fraud": fraud[order].astype(np.int64),
         }
     )
-    return _inject_defects(frame, params, _rng(params.seed, "defects", day.isoformat()))
+    frame = _inject_defects(frame, params, _rng(params.seed, "defects", day.isoformat()))
+    return apply_incident(frame, params.incident, _rng(params.seed, "incident", day.isoformat()))
+
+
+def _volume_drop(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    return frame[rng.random(len(frame)) < 0.1]
+
+
+def _stale(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    return frame[frame["event_time"].dt.hour < 12]
+
+
+def _schema_break(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    return frame.drop(columns=["channel"])
+
+
+def _bad_rows(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    bad = rng.random(len(frame)) < 0.2
+    return frame.assign(amount=np.where(bad, -frame["amount"].abs(), frame["amount"]))
+
+
+def _label_shift(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    flipped = rng.random(len(frame)) < 0.1
+    return frame.assign(is_fraud=np.where(flipped, 1, frame["is_fraud"]))
+
+
+def _label_noise(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    return frame.assign(is_fraud=rng.permutation(frame["is_fraud"].to_numpy()))
+
+
+def _leak(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    leaked = frame["is_fraud"] * 15000 + rng.uniform(0, 50, len(frame))
+    return frame.assign(distance_from_home_km=leaked.round(1))
+
+
+def _drift(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    return frame.assign(amount=(frame["amount"] * 4).clip(upper=49999).round(2))
+
+
+INCIDENTS = {
+    "none": lambda frame, rng: frame,
+    "volume_drop": _volume_drop,  # 10% of a normal day's rows
+    "stale": _stale,  # the feed stops at noon
+    "schema_break": _schema_break,  # a contract column disappears
+    "bad_rows": _bad_rows,  # a fifth of the amounts are negative
+    "label_shift": _label_shift,  # one row in ten suddenly labelled fraud
+    "label_noise": _label_noise,  # labels shuffled: nothing left to learn
+    "leak": _leak,  # a feature carries the label
+    "drift": _drift,  # amounts four times their usual size
+}
+
+
+def apply_incident(frame: pd.DataFrame, incident: str, rng: np.random.Generator) -> pd.DataFrame:
+    if incident not in INCIDENTS:
+        raise ValueError(f"unknown incident '{incident}' (known: {', '.join(INCIDENTS)})")
+    return INCIDENTS[incident](frame, rng).reset_index(drop=True)
 
 
 def _inject_defects(

@@ -25,6 +25,11 @@ class GeneratorConfig(dg.Config):
     null_rate: float = Field(ge=0, le=1, description="Share of missing values injected.")
     duplicate_rate: float = Field(ge=0, le=1, description="Share of rows replayed.")
     out_of_range_rate: float = Field(ge=0, le=1, description="Share of impossible values.")
+    incident: str = Field(
+        "none",
+        description="Inject an incident (volume_drop, stale, schema_break, bad_rows, label_shift, "
+        "label_noise, leak, drift) to see the quality gates stop a run.",
+    )
 
 
 class DataSource(dg.ConfigurableResource):

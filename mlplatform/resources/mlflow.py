@@ -122,28 +122,3 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> dg.MetadataV
             f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
         )
     return dg.MetadataValue.text(f"run {run_id} in {tracking_uri}")
-
-
-def load_sklearn_model(model_uri: str) -> Any:
-    """Load a scikit-learn model from this platform's registry.
-
-    MLflow refuses to deserialize models unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true; the
-    models here were all written by `trained_model`, so it defaults to true for this platform
-    (an operator who sets it to false keeps that choice).
-    """
-    import os
-
-    import mlflow.sklearn
-
-    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
-    return mlflow.sklearn.load_model(model_uri)
-
-
-def model_input_columns(model_uri: str) -> list[str]:
-    """The input column names recorded in a logged model's signature."""
-    from mlflow.models import get_model_info
-
-    signature = get_model_info(model_uri).signature
-    if signature is None:
-        raise ValueError(f"{model_uri} has no signature; cannot tell its input columns")
-    return list(signature.inputs.input_names())

@@ -1,0 +1,58 @@
+"""Turning a gate's settings and a measured outcome into Dagster check specs and results."""
+
+from typing import Any
+
+import dagster as dg
+
+from mlplatform.assets.common import daily_partitions
+from mlplatform.config.gates import Gate
+from mlplatform.core.quality import GateOutcome
+
+
+def gate_specs(
+    asset: str,
+    gates: Any,
+    descriptions: dict[str, str],
+    also_reads: tuple[str, ...] = (),
+) -> list[dg.AssetCheckSpec]:
+    """One partitioned check spec per gate of a stage; ERROR gates block what follows.
+    `also_reads` names other assets the checks load."""
+    specs = []
+    for name, description in descriptions.items():
+        gate: Gate = getattr(gates, name)
+        kind = "ERROR, blocking" if gate.blocking else gate.severity
+        specs.append(
+            dg.AssetCheckSpec(
+                name,
+                asset=asset,
+                description=f"{description} [{kind}]",
+                blocking=gate.blocking,
+                partitions_def=daily_partitions,
+                additional_deps=list(also_reads),
+            )
+        )
+    return specs
+
+
+def _metadata_value(value: Any) -> Any:
+    if value is None:
+        return dg.MetadataValue.text("n/a")
+    if isinstance(value, bool | int | float | str):
+        return value
+    return dg.MetadataValue.json(value)
+
+
+def gate_result(asset: str, name: str, gate: Gate, outcome: GateOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if gate.blocking else dg.AssetCheckSeverity.WARN,
+        description=outcome.summary,
+        metadata={
+            "observed": _metadata_value(outcome.observed),
+            "threshold": _metadata_value(outcome.threshold),
+            "summary": outcome.summary,
+            **{key: _metadata_value(value) for key, value in outcome.details.items()},
+        },
+    )

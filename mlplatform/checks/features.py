@@ -1,0 +1,56 @@
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from mlplatform.checks.common import gate_result, gate_specs
+from mlplatform.config.active import GATES
+from mlplatform.core import quality
+from mlplatform.resources.contract import DatasetContract
+
+ASSET = "features"
+gates = GATES.features
+
+
+@dg.multi_asset_check(
+    name="features_checks",
+    specs=gate_specs(
+        ASSET,
+        gates,
+        {
+            "finite_values": "No infinity in numeric features, no missing category.",
+            "drift": "Population stability index of each feature, the day against earlier days.",
+            "no_target_leakage": "No single feature predicts the target almost perfectly.",
+        },
+    ),
+)
+def features_checks(
+    context: dg.AssetCheckExecutionContext,
+    features: pd.DataFrame,
+    dataset_contract: DatasetContract,
+) -> Iterator[dg.AssetCheckResult]:
+    from mlplatform.core.features import model_columns
+
+    contract = dataset_contract.load()
+    categorical, numeric = model_columns(features, contract)
+    yield gate_result(
+        ASSET,
+        "finite_values",
+        gates.finite_values,
+        quality.finite_values(features, categorical, numeric),
+    )
+    day_rows = features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
+    yield gate_result(
+        ASSET,
+        "drift",
+        gates.drift,
+        quality.drift(features, day_rows, numeric, gates.drift.max_psi, gates.drift.bins),
+    )
+    yield gate_result(
+        ASSET,
+        "no_target_leakage",
+        gates.no_target_leakage,
+        quality.no_target_leakage(
+            features, [*categorical, *numeric], gates.no_target_leakage.max_single_feature_auc
+        ),
+    )

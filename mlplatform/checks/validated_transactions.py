@@ -1,0 +1,69 @@
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from mlplatform.checks.common import gate_result, gate_specs
+from mlplatform.config.active import GATES
+from mlplatform.core import quality
+from mlplatform.resources.contract import DatasetContract
+
+ASSET = "validated_transactions"
+gates = GATES.validated_transactions
+
+
+@dg.multi_asset_check(
+    name="validated_transactions_checks",
+    specs=gate_specs(
+        ASSET,
+        gates,
+        {
+            "quarantine_rate": "Share of the day's rows sent to quarantine.",
+            "null_rate": "Missing values per nullable column.",
+            "value_ranges": "Every value inside its contract range or category list.",
+            "unique_ids": "No id appears twice.",
+            "label_rate": "Share of positive labels within bounds.",
+        },
+        also_reads=("quarantined_transactions",),
+    ),
+    ins={"validated_transactions": dg.AssetIn(), "quarantined_transactions": dg.AssetIn()},
+)
+def validated_transactions_checks(
+    validated_transactions: pd.DataFrame,
+    quarantined_transactions: pd.DataFrame,
+    dataset_contract: DatasetContract,
+) -> Iterator[dg.AssetCheckResult]:
+    contract = dataset_contract.load()
+    total = len(validated_transactions) + len(quarantined_transactions)
+    rate = len(quarantined_transactions) / total if total else 0.0
+    yield gate_result(
+        ASSET,
+        "quarantine_rate",
+        gates.quarantine_rate,
+        quality.max_rate("quarantine rate", rate, gates.quarantine_rate.max_rate),
+    )
+    yield gate_result(
+        ASSET,
+        "null_rate",
+        gates.null_rate,
+        quality.null_rates(validated_transactions, contract, gates.null_rate.max_rate),
+    )
+    yield gate_result(
+        ASSET,
+        "value_ranges",
+        gates.value_ranges,
+        quality.value_ranges(validated_transactions, contract),
+    )
+    yield gate_result(
+        ASSET,
+        "unique_ids",
+        gates.unique_ids,
+        quality.unique_ids(validated_transactions, contract.id),
+    )
+    band = gates.label_rate
+    yield gate_result(
+        ASSET,
+        "label_rate",
+        band,
+        quality.label_rate(validated_transactions, contract, band.min_rate, band.max_rate),
+    )

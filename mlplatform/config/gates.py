@@ -1,0 +1,157 @@
+"""Typed loading of the quality gates file: a misspelt key or an impossible value fails at load
+with the file and the dotted key named."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlplatform.config.settings import (
+    PACKAGE_CONFIG_DIR,
+    SETTINGS_DIR_ENV,
+    SettingsError,
+    deep_merge,
+    describe_validation_error,
+    read_yaml,
+)
+
+GATES_FILE = "quality_gates.yaml"
+Rate = float
+
+
+class Gate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: Literal["ERROR", "WARN"]
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "ERROR"
+
+
+class MinRowsGate(Gate):
+    min_rows: int = Field(ge=0)
+
+
+class FreshnessGate(Gate):
+    max_lag_minutes: float = Field(gt=0)
+
+
+class VolumeGate(Gate):
+    lookback_partitions: int = Field(ge=1)
+    min_history: int = Field(ge=1)
+    min_ratio: float = Field(ge=0)
+    max_ratio: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VolumeGate:
+        if self.min_ratio > self.max_ratio:
+            raise ValueError(f"min_ratio ({self.min_ratio}) is above max_ratio ({self.max_ratio})")
+        if self.min_history > self.lookback_partitions:
+            raise ValueError("min_history cannot exceed lookback_partitions")
+        return self
+
+
+class MaxRateGate(Gate):
+    max_rate: Rate = Field(ge=0, le=1)
+
+
+class RateBandGate(Gate):
+    min_rate: Rate = Field(ge=0, le=1)
+    max_rate: Rate = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RateBandGate:
+        if self.min_rate > self.max_rate:
+            raise ValueError(f"min_rate ({self.min_rate}) is above max_rate ({self.max_rate})")
+        return self
+
+
+class DriftGate(Gate):
+    max_psi: float = Field(gt=0)
+    bins: int = Field(ge=2, le=100)
+
+
+class LeakageGate(Gate):
+    max_single_feature_auc: float = Field(gt=0.5, le=1)
+
+
+class FloorGate(Gate):
+    min: Rate = Field(ge=0, le=1)
+
+
+class ChampionGate(Gate):
+    metric: Literal["roc_auc", "pr_auc", "f1", "accuracy", "recall", "precision"]
+    tolerance: Rate = Field(ge=0, le=1)
+
+
+class ToleranceGate(Gate):
+    tolerance: float = Field(ge=0, le=1)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RawTransactionsGates(_Section):
+    schema_matches_contract: Gate
+    not_empty: MinRowsGate
+    fresh: FreshnessGate
+    volume_in_band: VolumeGate
+
+
+class ValidatedTransactionsGates(_Section):
+    quarantine_rate: MaxRateGate
+    null_rate: MaxRateGate
+    value_ranges: Gate
+    unique_ids: Gate
+    label_rate: RateBandGate
+
+
+class FeaturesGates(_Section):
+    finite_values: Gate
+    drift: DriftGate
+    no_target_leakage: LeakageGate
+
+
+class TrainedModelGates(_Section):
+    accuracy: FloorGate
+    roc_auc: FloorGate
+    pr_auc: FloorGate
+    recall: FloorGate
+    not_worse_than_champion: ChampionGate
+
+
+class RegisteredModelVersionGates(_Section):
+    reproduces_test_metrics: ToleranceGate
+    signature_matches_features: Gate
+
+
+class QualityGates(_Section):
+    raw_transactions: RawTransactionsGates
+    validated_transactions: ValidatedTransactionsGates
+    features: FeaturesGates
+    trained_model: TrainedModelGates
+    registered_model_version: RegisteredModelVersionGates
+
+
+def load_quality_gates(
+    settings_dir: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> QualityGates:
+    environ = dict(os.environ if environ is None else environ)
+    default_path = PACKAGE_CONFIG_DIR / GATES_FILE
+    data = read_yaml(default_path)
+    sources = [str(default_path)]
+    user_dir = settings_dir or environ.get(SETTINGS_DIR_ENV)
+    if user_dir:
+        user_path = Path(user_dir) / GATES_FILE
+        if user_path.exists():
+            data = deep_merge(data, read_yaml(user_path))
+            sources.append(str(user_path))
+    try:
+        return QualityGates.model_validate(data)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(" + ".join(sources), error)) from None

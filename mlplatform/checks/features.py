@@ -51,6 +51,9 @@ def features_checks(
         "no_target_leakage",
         gates.no_target_leakage,
         quality.no_target_leakage(
-            features, [*categorical, *numeric], gates.no_target_leakage.max_single_feature_auc
+            features,
+            [*categorical, *numeric],
+            gates.no_target_leakage.max_single_feature_auc,
+            day_rows,
         ),
     )

@@ -44,8 +44,8 @@ class GeneratorSettings(_Strict):
     duplicate_rate: float = Field(ge=0, le=1)
     out_of_range_rate: float = Field(ge=0, le=1)
     incident: Literal[
-        "none", "volume_drop", "stale", "schema_break", "bad_rows", "label_shift", "label_noise",
-        "leak", "drift",
+        "none", "volume_drop", "stale", "schema_break", "bad_rows", "null_spike", "label_shift",
+        "label_noise", "leak", "drift",
     ]  # fmt: skip
 
 

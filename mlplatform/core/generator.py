@@ -203,7 +203,7 @@ def _volume_drop(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _stale(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    return frame[frame["event_time"].dt.hour < 12]
+    return frame[frame["event_time"].dt.hour < 18]
 
 
 def _schema_break(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -213,6 +213,12 @@ def _schema_break(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame
 def _bad_rows(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     bad = rng.random(len(frame)) < 0.2
     return frame.assign(amount=np.where(bad, -frame["amount"].abs(), frame["amount"]))
+
+
+def _null_spike(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.loc[rng.random(len(frame)) < 0.05, "merchant_category"] = None
+    return frame
 
 
 def _label_shift(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -236,9 +242,10 @@ def _drift(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 INCIDENTS = {
     "none": lambda frame, rng: frame,
     "volume_drop": _volume_drop,  # 10% of a normal day's rows
-    "stale": _stale,  # the feed stops at noon
+    "stale": _stale,  # the feed stops at 18:00
     "schema_break": _schema_break,  # a contract column disappears
     "bad_rows": _bad_rows,  # a fifth of the amounts are negative
+    "null_spike": _null_spike,  # 5% of merchant categories missing (allowed, but unusual)
     "label_shift": _label_shift,  # one row in ten suddenly labelled fraud
     "label_noise": _label_noise,  # labels shuffled: nothing left to learn
     "leak": _leak,  # a feature carries the label

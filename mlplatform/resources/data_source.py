@@ -27,8 +27,8 @@ class GeneratorConfig(dg.Config):
     out_of_range_rate: float = Field(ge=0, le=1, description="Share of impossible values.")
     incident: str = Field(
         "none",
-        description="Inject an incident (volume_drop, stale, schema_break, bad_rows, label_shift, "
-        "label_noise, leak, drift) to see the quality gates stop a run.",
+        description="Inject an incident (volume_drop, stale, schema_break, bad_rows, null_spike, "
+        "label_shift, label_noise, leak, drift) to see the quality gates stop a run.",
     )
 
 

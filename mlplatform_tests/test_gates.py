@@ -1,0 +1,212 @@
+"""Quality gates in real materializations: every gate passes on normal days; each gate fails on a
+day built to fail it; blocking gates stop everything downstream and leave the registry as it was;
+warning gates let the run go on; automation does not carry data past a failed gate."""
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dagster as dg
+import pytest
+
+from mlplatform.checks.raw_transactions import raw_transactions_checks
+from mlplatform.checks.validated_transactions import validated_transactions_checks
+from mlplatform.definitions import ASSETS, CHECKS
+from mlplatform.registry import CHAMPION
+from mlplatform_tests.conftest import Platform, make_platform
+
+pytestmark = pytest.mark.slow
+
+MODEL = "card_transactions_classifier"
+HISTORY_DAYS = ("2026-02-28", "2026-03-01", "2026-03-02")
+NORMAL_DAY = "2026-03-03"
+INCIDENT_DAY = "2026-03-04"
+INGESTION = ["raw_transactions", "validated_transactions", "quarantined_transactions"]
+ALL_CHECKS = {
+    "raw_transactions:schema_matches_contract", "raw_transactions:not_empty",
+    "raw_transactions:fresh", "raw_transactions:volume_in_band",
+    "validated_transactions:quarantine_rate", "validated_transactions:null_rate",
+    "validated_transactions:value_ranges", "validated_transactions:unique_ids",
+    "validated_transactions:label_rate", "features:finite_values", "features:drift",
+    "features:no_target_leakage", "trained_model:accuracy", "trained_model:roc_auc",
+    "trained_model:pr_auc", "trained_model:recall", "trained_model:not_worse_than_champion",
+    "registered_model_version:reproduces_test_metrics",
+    "registered_model_version:signature_matches_features",
+}  # fmt: skip
+DOWNSTREAM_OF = {
+    "raw_transactions": {"validated_transactions", "features", "trained_model",
+                         "registered_model_version", "batch_scores"},
+    "validated_transactions": {"features", "trained_model", "registered_model_version",
+                               "batch_scores"},
+    "features": {"trained_model", "registered_model_version", "batch_scores"},
+    "trained_model": {"registered_model_version", "batch_scores"},
+}  # fmt: skip
+
+
+@dataclass
+class Deployment:
+    root: object
+    instance: dg.DagsterInstance
+    normal_run: dg.ExecuteInProcessResult
+
+    def platform(self, **environ: str) -> Platform:
+        return make_platform(self.root, rows_per_day=50000, **environ)
+
+    def run(self, day: str, selection=None, run_config=None, **environ: str):
+        return dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=selection,
+            partition_key=day,
+            resources=self.platform(**environ).resources,
+            instance=self.instance,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+
+    def registry(self) -> tuple[list[str], str | None]:
+        client = self.platform().mlflow_client()
+        versions = sorted(str(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
+        try:
+            champion = str(client.get_model_version_by_alias(MODEL, CHAMPION).version)
+        except Exception:
+            champion = None
+        return versions, champion
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory) -> Iterator[Deployment]:
+    with dg.instance_for_test() as instance:
+        root = tmp_path_factory.mktemp("gates")
+        deployment = Deployment(root, instance, None)  # type: ignore[arg-type]
+        for day in HISTORY_DAYS:
+            assert deployment.run(day, selection=INGESTION).success
+        deployment.normal_run = deployment.run(NORMAL_DAY)
+        yield deployment
+
+
+def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.asset_check_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+
+
+def failed(result) -> set[str]:
+    return {key for key, e in evaluations(result).items() if not e.passed}
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def test_every_gate_passes_on_a_normal_day_with_value_and_threshold(deployment):
+    result = deployment.normal_run
+    assert result.success
+    checks = evaluations(result)
+    assert set(checks) == ALL_CHECKS
+    assert failed(result) == set()
+    for key, evaluation in checks.items():
+        assert {"observed", "threshold", "summary"} <= set(evaluation.metadata), key
+        assert evaluation.partition == NORMAL_DAY
+    # Judged against real history, not waved through.
+    assert "median" in checks["raw_transactions:volume_in_band"].description
+    assert "highest PSI" in checks["features:drift"].description
+    assert deployment.registry()[1] is not None
+
+
+WEAK_MODEL = {"ops": {"trained_model": {"config": {"max_iter": 1, "max_leaf_nodes": 2}}}}
+
+
+def threshold_for(metric: str) -> dict:
+    return {"ops": {"trained_model": {"config": {"threshold_metric": metric}}}}
+
+
+@pytest.mark.parametrize(
+    ("incident", "run_config", "gate"),
+    [
+        ("schema_break", None, "raw_transactions:schema_matches_contract"),
+        ("volume_drop", None, "raw_transactions:volume_in_band"),
+        ("bad_rows", None, "validated_transactions:quarantine_rate"),
+        ("label_shift", None, "validated_transactions:label_rate"),
+        ("leak", None, "features:no_target_leakage"),
+        ("label_noise", None, "trained_model:roc_auc"),
+        ("label_noise", None, "trained_model:pr_auc"),
+        # Flagging everyone maximises recall: the threshold drops and accuracy collapses.
+        ("none", threshold_for("recall"), "trained_model:accuracy"),
+        ("none", WEAK_MODEL, "trained_model:not_worse_than_champion"),
+    ],
+)
+def test_blocking_gate_stops_the_run_and_leaves_the_registry(
+    deployment, incident, run_config, gate
+):
+    registry_before = deployment.registry()
+    result = deployment.run(
+        INCIDENT_DAY, run_config=run_config, MLPLATFORM_GENERATOR_INCIDENT=incident
+    )
+    assert not result.success
+    assert gate in failed(result)
+    evaluation = evaluations(result)[gate]
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.description  # a sentence a person reads in the UI
+    stopped_asset = gate.split(":")[0]
+    assert stopped_asset in materialized(result)  # the checked asset itself stays
+    assert not (DOWNSTREAM_OF[stopped_asset] & materialized(result))
+    assert deployment.registry() == registry_before
+
+
+@pytest.mark.parametrize(
+    ("incident", "run_config", "gate"),
+    [
+        ("stale", None, "raw_transactions:fresh"),
+        ("null_spike", None, "validated_transactions:null_rate"),
+        ("drift", None, "features:drift"),
+        ("none", threshold_for("precision"), "trained_model:recall"),
+    ],
+)
+def test_warning_gate_reports_and_lets_the_run_go_on(deployment, incident, run_config, gate):
+    result = deployment.run(
+        INCIDENT_DAY, run_config=run_config, MLPLATFORM_GENERATOR_INCIDENT=incident
+    )
+    assert gate in failed(result)
+    assert evaluations(result)[gate].severity == dg.AssetCheckSeverity.WARN
+    assert "batch_scores" in materialized(result)
+
+
+def requested_after_raw_update(platform: Platform, instance: dg.DagsterInstance) -> tuple:
+    """Tick the automation once, materialize raw data (with its checks), tick again: what does
+    automation request for validated_transactions?"""
+    latest_day = "2026-03-02"
+    evaluation_time = dt.datetime(2026, 3, 3, 6, tzinfo=dt.UTC)
+    defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=platform.resources)
+    selection = dg.AssetSelection.assets("validated_transactions")
+    first = dg.evaluate_automation_conditions(
+        defs, instance, asset_selection=selection, evaluation_time=evaluation_time
+    )
+    result = dg.materialize(
+        [*ASSETS, raw_transactions_checks, validated_transactions_checks],
+        selection=["raw_transactions"],
+        partition_key=latest_day,
+        resources=platform.resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    second = dg.evaluate_automation_conditions(
+        defs,
+        instance,
+        asset_selection=selection,
+        evaluation_time=evaluation_time + dt.timedelta(minutes=1),
+        cursor=first.cursor,
+    )
+    return result, second.get_requested_partitions(dg.AssetKey("validated_transactions"))
+
+
+def test_automation_does_not_carry_data_past_a_failed_gate(tmp_path):
+    """`eager` alone would request validated_transactions after any raw materialization; the
+    platform's condition also waits for raw's blocking checks to pass."""
+    with dg.instance_for_test() as instance:
+        bad = make_platform(tmp_path / "bad", MLPLATFORM_GENERATOR_INCIDENT="schema_break")
+        result, requested = requested_after_raw_update(bad, instance)
+        assert "raw_transactions:schema_matches_contract" in failed(result)
+        assert requested == set()
+
+    with dg.instance_for_test() as instance:
+        result, requested = requested_after_raw_update(make_platform(tmp_path / "good"), instance)
+        assert failed(result) == set()
+        assert requested == {"2026-03-02"}

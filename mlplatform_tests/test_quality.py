@@ -1,0 +1,170 @@
+"""Each gate's measurement on data built to pass it and on data built to fail it."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlplatform.core import quality
+from mlplatform.core.features import build_features, model_columns
+from mlplatform.core.generator import GeneratorParams, generate_transactions
+from mlplatform.core.validate import validate
+
+DAY = pd.Timestamp("2026-03-02").date()
+
+
+@pytest.fixture(scope="module")
+def validated(card_contract) -> pd.DataFrame:
+    return validate(generate_transactions(DAY), card_contract).validated
+
+
+@pytest.fixture(scope="module")
+def features(card_contract) -> pd.DataFrame:
+    days = [generate_transactions(DAY - pd.Timedelta(days=i).to_pytimedelta()) for i in (1, 0)]
+    return build_features(validate(pd.concat(days), card_contract).validated, card_contract)
+
+
+def test_schema(card_contract, validated):
+    assert quality.schema_matches_contract(validated, card_contract).passed
+    broken = quality.schema_matches_contract(validated.drop(columns=["channel"]), card_contract)
+    assert not broken.passed and broken.details["missing_columns"] == ["channel"]
+
+
+def test_not_empty():
+    assert quality.not_empty(10, 1).passed
+    assert not quality.not_empty(0, 1).passed
+
+
+def test_freshness():
+    end = pd.Timestamp("2026-03-03", tz="UTC")
+    assert quality.freshness(end - pd.Timedelta(minutes=5), end, 120).passed
+    stale = quality.freshness(end - pd.Timedelta(hours=12), end, 120)
+    assert not stale.passed and stale.observed == 720
+    assert not quality.freshness(None, end, 120).passed
+
+
+def test_volume_band():
+    history = {"d1": 1000, "d2": 1100, "d3": 900}
+    assert quality.volume_in_band(1050, history, 3, 0.5, 2.0).passed
+    drop = quality.volume_in_band(100, history, 3, 0.5, 2.0)
+    assert not drop.passed and drop.observed == 0.1
+    assert not quality.volume_in_band(2500, history, 3, 0.5, 2.0).passed
+    too_little_history = quality.volume_in_band(100, {"d1": 1000}, 3, 0.5, 2.0)
+    assert too_little_history.passed and "not judged" in too_little_history.summary
+
+
+def test_quarantine_rate():
+    assert quality.max_rate("quarantine rate", 0.01, 0.05).passed
+    assert not quality.max_rate("quarantine rate", 0.2, 0.05).passed
+
+
+def test_null_rates(card_contract, validated):
+    assert quality.null_rates(validated, card_contract, 0.02).passed
+    holes = validated.copy()
+    holes.loc[holes.index[: len(holes) // 10], "merchant_category"] = None
+    outcome = quality.null_rates(holes, card_contract, 0.02)
+    assert not outcome.passed and list(outcome.details["offending_columns"]) == [
+        "merchant_category"
+    ]
+
+
+def test_value_ranges(card_contract, validated):
+    assert quality.value_ranges(validated, card_contract).passed
+    broken = validated.copy()
+    broken["amount"] = broken["amount"].astype(float)
+    broken.loc[broken.index[:3], "amount"] = -1.0
+    outcome = quality.value_ranges(broken, card_contract)
+    assert not outcome.passed and outcome.details["violations_by_column"] == {"amount": 3}
+
+
+def test_unique_ids(validated):
+    assert quality.unique_ids(validated, "transaction_id").passed
+    doubled = pd.concat([validated, validated.head(2)])
+    outcome = quality.unique_ids(doubled, "transaction_id")
+    assert not outcome.passed and outcome.observed == 2
+
+
+def test_label_rate(card_contract, validated):
+    assert quality.label_rate(validated, card_contract, 0.002, 0.05).passed
+    shifted = validated.assign(is_fraud=1)
+    assert not quality.label_rate(shifted, card_contract, 0.002, 0.05).passed
+
+
+def test_finite_values(features, card_contract):
+    categorical, numeric = model_columns(features, card_contract)
+    assert quality.finite_values(features, categorical, numeric).passed
+    broken = features.copy()
+    broken.loc[broken.index[:4], "customer_amount_ratio"] = np.inf
+    broken.loc[broken.index[:2], "country"] = None
+    outcome = quality.finite_values(broken, categorical, numeric)
+    assert not outcome.passed
+    assert outcome.details["offending_columns"] == {"customer_amount_ratio": 4, "country": 2}
+
+
+def test_population_stability_index():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, 20000)
+    assert quality.population_stability_index(reference, rng.normal(0, 1, 5000)) < 0.02
+    assert quality.population_stability_index(reference, rng.normal(1.5, 1, 5000)) > 0.25
+
+
+def test_drift(features, card_contract):
+    _, numeric = model_columns(features, card_contract)
+    today = features["event_time"].dt.date == DAY
+    assert quality.drift(features, today, numeric, 0.25, 10).passed
+    drifted = features.copy()
+    drifted.loc[today, "amount"] *= 4
+    outcome = quality.drift(drifted, today, numeric, 0.25, 10)
+    assert not outcome.passed and "amount" in outcome.details["drifted_features"]
+    first_day = quality.drift(features, features["event_time"].notna(), numeric, 0.25, 10)
+    assert first_day.passed and "not judged" in first_day.summary
+
+
+def test_no_target_leakage(features, card_contract):
+    categorical, numeric = model_columns(features, card_contract)
+    columns = [*categorical, *numeric]
+    today = features["event_time"].dt.date == DAY
+    assert quality.no_target_leakage(features, columns, 0.98, today).passed
+    leaking = features.assign(merchant_category=np.where(features["label"] == 1, "x", "y"))
+    outcome = quality.no_target_leakage(leaking, columns, 0.98, today)
+    assert not outcome.passed and list(outcome.details["leaking_features"]) == ["merchant_category"]
+    # A leak that starts today, while the training split is still clean.
+    leaking_today = features.copy()
+    leaking_today.loc[today, "distance_from_home_km"] = leaking_today.loc[today, "label"] * 15000.0
+    outcome = quality.no_target_leakage(leaking_today, columns, 0.98, today)
+    assert list(outcome.details["leaking_features"]) == ["distance_from_home_km"]
+
+
+def test_metric_floor():
+    assert quality.metric_floor("accuracy", 0.9, 0.85).passed
+    assert not quality.metric_floor("accuracy", 0.8, 0.85).passed
+
+
+def test_not_worse_than_champion():
+    assert quality.not_worse_than("pr_auc", 0.5, None, 0.05).passed
+    assert quality.not_worse_than("pr_auc", 0.58, 0.6, 0.05).passed
+    assert not quality.not_worse_than("pr_auc", 0.5, 0.6, 0.05).passed
+
+
+def test_reproduction():
+    expected = {"roc_auc": 0.9, "accuracy": 0.99}
+    assert quality.reproduces(expected, dict(expected), 1e-6).passed
+    outcome = quality.reproduces(expected, {"roc_auc": 0.8, "accuracy": 0.99}, 1e-6)
+    assert not outcome.passed and "roc_auc" in outcome.summary
+    assert not quality.reproduces(expected, {}, 1e-6).passed
+
+
+def test_signature():
+    assert quality.signature_matches(["a", "b"], ["a", "b"]).passed
+    outcome = quality.signature_matches(["a", "c"], ["a", "b"])
+    assert not outcome.passed and "lacks ['b']" in outcome.summary
+
+
+def test_incidents_are_documented_and_deterministic():
+    from mlplatform.core.generator import INCIDENTS
+
+    for incident in INCIDENTS:
+        params = GeneratorParams(rows_per_day=2000, incident=incident)
+        first = generate_transactions(DAY, params)
+        pd.testing.assert_frame_equal(first, generate_transactions(DAY, params))
+    with pytest.raises(ValueError, match="unknown incident 'flood'"):
+        generate_transactions(DAY, GeneratorParams(incident="flood"))

@@ -210,3 +210,19 @@ def test_automation_does_not_carry_data_past_a_failed_gate(tmp_path):
         result, requested = requested_after_raw_update(make_platform(tmp_path / "good"), instance)
         assert failed(result) == set()
         assert requested == {"2026-03-02"}
+
+
+def test_incident_can_be_set_for_one_run_from_the_launchpad(tmp_path):
+    """The README's recipe: one generator dial in run config, the others keep their settings."""
+    platform = make_platform(tmp_path)
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["raw_transactions"],
+        partition_key="2026-03-02",
+        resources=platform.resources,
+        run_config={
+            "resources": {"data_source": {"config": {"generator": {"incident": "schema_break"}}}}
+        },
+        raise_on_error=False,
+    )
+    assert failed(result) == {"raw_transactions:schema_matches_contract"}

@@ -9,24 +9,38 @@ from typing import TYPE_CHECKING, Literal
 import dagster as dg
 from pydantic import Field
 
+from mlplatform.config.active import SETTINGS
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlplatform.core.contract import Contract
 
 
-class GeneratorConfig(dg.Config):
-    """The synthetic generator's dials (values come from the settings file)."""
+_defaults = SETTINGS.data_source.generator
 
-    seed: int = Field(description="Same seed and date give the same rows.")
-    rows_per_day: int = Field(gt=0)
-    customers: int = Field(gt=0, description="Size of the customer population.")
-    fraud_rate: float = Field(gt=0, lt=1)
-    null_rate: float = Field(ge=0, le=1, description="Share of missing values injected.")
-    duplicate_rate: float = Field(ge=0, le=1, description="Share of rows replayed.")
-    out_of_range_rate: float = Field(ge=0, le=1, description="Share of impossible values.")
+
+class GeneratorConfig(dg.Config):
+    """The synthetic generator's dials; defaults from the settings file, so a run can change one
+    (say `incident`) in the Launchpad without restating the others."""
+
+    seed: int = Field(_defaults.seed, description="Same seed and date give the same rows.")
+    rows_per_day: int = Field(_defaults.rows_per_day, gt=0)
+    customers: int = Field(
+        _defaults.customers, gt=0, description="Size of the customer population."
+    )
+    fraud_rate: float = Field(_defaults.fraud_rate, gt=0, lt=1)
+    null_rate: float = Field(
+        _defaults.null_rate, ge=0, le=1, description="Missing values injected."
+    )
+    duplicate_rate: float = Field(
+        _defaults.duplicate_rate, ge=0, le=1, description="Rows replayed."
+    )
+    out_of_range_rate: float = Field(
+        _defaults.out_of_range_rate, ge=0, le=1, description="Share of impossible values."
+    )
     incident: str = Field(
-        "none",
+        _defaults.incident,
         description="Inject an incident (volume_drop, stale, schema_break, bad_rows, null_spike, "
         "label_shift, label_noise, leak, drift) to see the quality gates stop a run.",
     )

@@ -10,13 +10,21 @@ from mlplatform.assets.raw_transactions import raw_transactions
 from mlplatform.assets.registered_model_version import registered_model_version
 from mlplatform.assets.trained_model import trained_model
 from mlplatform.assets.validated_transactions import validate_transactions
+from mlplatform.automation.alerts import alert_webhook_from_environment
+from mlplatform.automation.jobs import retraining, training_pipeline
+from mlplatform.automation.schedules import daily_training
+from mlplatform.automation.sensors import (
+    drift_retraining,
+    new_data,
+    run_failure_alert,
+    run_success_notification,
+)
 from mlplatform.checks.features import features_checks
 from mlplatform.checks.raw_transactions import raw_transactions_checks
 from mlplatform.checks.trained_model import trained_model_checks
 from mlplatform.checks.validated_transactions import validated_transactions_checks
 from mlplatform.config.active import SETTINGS
 from mlplatform.config.settings import PlatformSettings
-from mlplatform.jobs import training_pipeline
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
@@ -53,6 +61,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             generator=GeneratorConfig(**source.generator.model_dump()),
         ),
         "dataset_contract": DatasetContract(path=settings.contract),
+        "alert_webhook": alert_webhook_from_environment(),
         "mlflow": MlflowTracking(
             experiment_name=settings.mlflow.experiment_name,
             tracking_uri=settings.mlflow.tracking_uri,
@@ -65,6 +74,8 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=CHECKS,
-    jobs=[training_pipeline],
+    jobs=[training_pipeline, retraining],
+    schedules=[daily_training],
+    sensors=[new_data, run_failure_alert, run_success_notification, drift_retraining],
     resources=build_resources(SETTINGS),
 )

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from mlplatform.config.settings import PlatformSettings, load_settings
+TEST_SETTINGS_DIR = Path(__file__).parent / "settings"
+# Before anything loads the settings in effect: short retry delays for the whole session.
+os.environ.setdefault("MLPLATFORM_SETTINGS_DIR", str(TEST_SETTINGS_DIR))
+
+from mlplatform.config.settings import PlatformSettings, load_settings  # noqa: E402
 
 warnings.filterwarnings("ignore", category=Warning, module="dagster")
 os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")

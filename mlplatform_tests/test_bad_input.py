@@ -18,6 +18,10 @@ def failure_message(result) -> str:
     return f"{data.error.to_string()} {description}"
 
 
+def retries(result) -> int:
+    return sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
+
+
 def files_platform(tmp_path, source):
     return make_platform(
         tmp_path, MLPLATFORM_SOURCE_KIND="files", MLPLATFORM_SOURCE_PATH=str(source)
@@ -44,7 +48,18 @@ def test_unreadable_file_is_named_and_previous_raw_data_survives(tmp_path):
     result = materialize(platform, ["raw_transactions"])
     assert not result.success
     assert f"{source}: cannot read as parquet" in failure_message(result)
+    assert retries(result) == 0  # bad content: the error policy fails fast
     assert stored.read_bytes() == before
+
+
+def test_unreachable_source_is_retried_by_the_ingestion_policy(tmp_path):
+    from mlplatform.config.active import ORCHESTRATION
+
+    platform = files_platform(tmp_path, tmp_path / "landing" / "not-yet.parquet")
+    result = materialize(platform, ["raw_transactions"])
+    assert not result.success
+    assert retries(result) == ORCHESTRATION.retries["ingestion"].max_retries == 3
+    assert "no such file or folder" in failure_message(result)
 
 
 def test_missing_target_column_fails_validation_and_keeps_the_last_good_output(tmp_path):
@@ -66,9 +81,10 @@ def test_missing_target_column_fails_validation_and_keeps_the_last_good_output(t
     message = failure_message(result)
     assert "validated_transactions[2026-03-02]" in message and "['is_fraud']" in message
     assert validated.read_bytes() == before
-    # Retrying cannot fix bad data: the failure says so to the retry machinery.
+    # Retrying cannot fix bad data: the error policy fails fast, without retries.
+    assert retries(result) == 0
     failure = result.get_step_failure_events()[0]
-    assert failure.step_failure_data.user_failure_data is not None
+    assert failure.step_failure_data.user_failure_data.metadata["severity"].value == "critical"
 
 
 def test_empty_partition_is_refused_with_the_partition_named(tmp_path):

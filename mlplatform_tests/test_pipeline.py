@@ -5,8 +5,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mlplatform.automation.jobs import training_pipeline
 from mlplatform.definitions import ASSETS
-from mlplatform.jobs import training_pipeline
 from mlplatform_tests.conftest import Platform, make_platform
 
 FIRST_DAY = "2026-01-01"  # the partitions' first day: its feature window is that day alone

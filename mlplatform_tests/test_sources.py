@@ -56,7 +56,7 @@ def test_missing_path_is_named(tmp_path):
 def test_unreadable_file_is_named(tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"this is not parquet")
-    with pytest.raises(SourceError, match=r"broken\.parquet: cannot read as parquet"):
+    with pytest.raises(DatasetError, match=r"broken\.parquet: cannot read as parquet"):
         read_source_day(str(path), "event_time", DAY)
 
 

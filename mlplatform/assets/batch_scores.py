@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, preview
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.registry import (
     CHAMPION,
     current_champion,
@@ -21,6 +22,7 @@ from mlplatform.resources.contract import DatasetContract
     group_name="deployment",
     kinds={"mlflow", "pandas", "parquet"},
     owners=[OWNER],
+    retry_policy=retry_policy("deployment"),
     automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         "Scores, decisions and model version for every transaction of the partition's day, from "
@@ -38,30 +40,33 @@ def batch_scores(
 
     from mlplatform.core.score import score_rows
 
-    contract = dataset_contract.load()
-    name = registered_model_version["model_name"]
-    champion = current_champion(MlflowClient(), name)
-    if champion is None:
-        raise dg.Failure(
-            f"batch_scores: {name} has no '{CHAMPION}' version to score with", allow_retries=False
+    where = f"batch_scores[{context.partition_key}]"
+    with carried_out(context, "deployment", where):
+        contract = dataset_contract.load()
+        name = registered_model_version["model_name"]
+        champion = current_champion(MlflowClient(), name)
+        if champion is None:
+            raise dg.Failure(
+                f"batch_scores: {name} has no '{CHAMPION}' version to score with",
+                allow_retries=False,
+            )
+        # Resolve the alias once and load that exact version, so the scores and the version
+        # they name cannot disagree if the alias moves meanwhile.
+        uri = f"models:/{name}/{champion.version}"
+        model = load_sklearn_model(uri)
+        day_rows = features[
+            features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
+        ]
+        threshold = float(champion.tags.get("decision_threshold", 0.5))
+        scores = score_rows(
+            model,
+            day_rows,
+            model_input_columns(uri),
+            threshold,
+            id_column=contract.id,
+            event_time_column=contract.event_time,
+            model_version=str(champion.version),
         )
-    # Resolve the alias once and load that exact version, so the scores and the version they name
-    # cannot disagree if the alias moves meanwhile.
-    uri = f"models:/{name}/{champion.version}"
-    model = load_sklearn_model(uri)
-    day_rows = features[
-        features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
-    ]
-    threshold = float(champion.tags.get("decision_threshold", 0.5))
-    scores = score_rows(
-        model,
-        day_rows,
-        model_input_columns(uri),
-        threshold,
-        id_column=contract.id,
-        event_time_column=contract.event_time,
-        model_version=str(champion.version),
-    )
     alert_rate = float(scores["decision"].mean()) if len(scores) else 0.0
     return dg.Output(
         scores,

@@ -1,8 +1,6 @@
 """What every stage shares: the daily partitions, bad-input handling and UI metadata."""
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -28,19 +26,6 @@ AFTER_UPSTREAM_GATES = (
 
 def partition_day(context: dg.AssetExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)
-
-
-@contextlib.contextmanager
-def failing_fast_on_bad_input(where: str) -> Iterator[None]:
-    """Bad data, contracts and settings fail the step at once (retrying cannot fix them) with a
-    message that names what is at fault; other errors keep their retry policy."""
-    from mlplatform.core.contract import ContractError
-    from mlplatform.core.validate import DatasetError
-
-    try:
-        yield
-    except (DatasetError, ContractError) as error:
-        raise dg.Failure(description=f"{where}: {error}", allow_retries=False) from error
 
 
 def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:

@@ -7,9 +7,9 @@ from mlplatform.assets.common import (
     AFTER_UPSTREAM_GATES,
     OWNER,
     daily_partitions,
-    failing_fast_on_bad_input,
     preview,
 )
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
 
@@ -26,6 +26,7 @@ class FeaturesConfig(dg.Config):
     group_name="features",
     kinds={"pandas", "parquet"},
     owners=[OWNER],
+    retry_policy=retry_policy("features"),
     automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         f"Model features from the trailing {WINDOW_DAYS}-day window of validated transactions "
@@ -53,7 +54,7 @@ def features(
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
 
     contract = dataset_contract.load()
-    with failing_fast_on_bad_input(f"features[{context.partition_key}]"):
+    with carried_out(context, "features", f"features[{context.partition_key}]"):
         table = build_features(
             validated_transactions,
             contract,

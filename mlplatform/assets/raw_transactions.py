@@ -4,10 +4,10 @@ import pandas as pd
 from mlplatform.assets.common import (
     OWNER,
     daily_partitions,
-    failing_fast_on_bad_input,
     partition_day,
     preview,
 )
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
 
@@ -17,13 +17,15 @@ from mlplatform.resources.data_source import DataSource
     group_name="ingestion",
     kinds={"pandas", "parquet"},
     owners=[OWNER],
+    retry_policy=retry_policy("ingestion"),
     description="One day of raw transactions, as the data source delivers them (defects included).",
 )
 def raw_transactions(
     context: dg.AssetExecutionContext, data_source: DataSource, dataset_contract: DatasetContract
 ) -> dg.Output[pd.DataFrame]:
     day = partition_day(context)
-    with failing_fast_on_bad_input(f"raw_transactions[{day}] from {data_source.describe()}"):
+    where = f"raw_transactions[{day}] from {data_source.describe()}"
+    with carried_out(context, "ingestion", where):
         contract = dataset_contract.load()
         raw = data_source.read_day(day, contract)
     return dg.Output(

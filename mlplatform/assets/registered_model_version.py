@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, metric_metadata
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
 from mlplatform.resources.contract import DatasetContract
@@ -32,6 +33,7 @@ class RegisteredModelVersionConfig(dg.Config):
     group_name="registry",
     kinds={"mlflow"},
     owners=[OWNER],
+    retry_policy=retry_policy("registry"),
     automation_condition=AFTER_UPSTREAM_GATES,
     io_manager_key="json_io_manager",
     description=(
@@ -74,7 +76,8 @@ def registered_model_version(
     contract = dataset_contract.load()
     name = registered_model_name(contract.name)
     client = MlflowClient()
-    with failing_on_error(mlflow):
+    where = f"registered_model_version[{context.partition_key}]"
+    with carried_out(context, "registry", where), failing_on_error(mlflow):
         version = mlflow.register_model(
             trained_model["model_uri"],
             name,

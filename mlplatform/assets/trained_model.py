@@ -9,9 +9,9 @@ from mlplatform.assets.common import (
     AFTER_UPSTREAM_GATES,
     OWNER,
     daily_partitions,
-    failing_fast_on_bad_input,
     metric_metadata,
 )
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import failing_on_error, run_link
@@ -57,6 +57,9 @@ def pip_requirements() -> list[str]:
     group_name="training",
     kinds={"scikitlearn", "mlflow"},
     owners=[OWNER],
+    retry_policy=retry_policy("training"),
+    # One training at a time on this machine: the `training` pool (limit in dagster.yaml).
+    pool="training",
     automation_condition=AFTER_UPSTREAM_GATES,
     io_manager_key="json_io_manager",
     description=(
@@ -81,16 +84,11 @@ def trained_model(
     contract = dataset_contract.load()
     categorical, numeric = model_columns(features, contract)
     hyperparameters = Hyperparameters(**config.model_dump(exclude={"threshold_metric"}))
-    with failing_on_error(mlflow):
-        with failing_fast_on_bad_input(f"trained_model[{context.partition_key}]"):
-            try:
-                result = train_model(
-                    features, categorical, numeric, hyperparameters, config.threshold_metric
-                )
-            except ValueError as error:
-                raise dg.Failure(
-                    f"trained_model[{context.partition_key}]: {error}", allow_retries=False
-                ) from error
+    where = f"trained_model[{context.partition_key}]"
+    with carried_out(context, "training", where), failing_on_error(mlflow):
+        result = train_model(
+            features, categorical, numeric, hyperparameters, config.threshold_metric
+        )
         run = mlflow.active_run()
         mlflow.set_tags(
             {

@@ -11,9 +11,9 @@ from mlplatform.assets.common import (
     OWNER,
     column_schema,
     daily_partitions,
-    failing_fast_on_bad_input,
     preview,
 )
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.resources.contract import DatasetContract
 
 
@@ -21,6 +21,7 @@ from mlplatform.resources.contract import DatasetContract
     name="validate_transactions",
     partitions_def=daily_partitions,
     group_name="validation",
+    retry_policy=retry_policy("validation"),
     outs={
         "validated_transactions": dg.AssetOut(
             kinds={"pandas", "parquet", "pandera"},
@@ -44,7 +45,7 @@ def validate_transactions(
     from mlplatform.core.validate import validate
 
     where = f"validated_transactions[{context.partition_key}]"
-    with failing_fast_on_bad_input(where):
+    with carried_out(context, "validation", where):
         contract = dataset_contract.load()
         outcome = validate(
             raw_transactions, contract, source=f"raw_transactions[{context.partition_key}]"

@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from mlplatform.automation.policies import retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.core import quality
@@ -14,6 +15,7 @@ gates = GATES.features
 
 @dg.multi_asset_check(
     name="features_checks",
+    retry_policy=retry_policy("checks"),
     specs=gate_specs(
         ASSET,
         gates,

@@ -5,7 +5,10 @@ resources and run config can still be changed per run.
 """
 
 from mlplatform.config.gates import load_quality_gates
+from mlplatform.config.orchestration import load_error_handling, load_orchestration
 from mlplatform.config.settings import load_settings
 
 SETTINGS = load_settings()
 GATES = load_quality_gates()
+ORCHESTRATION = load_orchestration()
+ERROR_HANDLING = load_error_handling()

@@ -4,19 +4,11 @@ with the file and the dotted key named."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlplatform.config.settings import (
-    PACKAGE_CONFIG_DIR,
-    SETTINGS_DIR_ENV,
-    SettingsError,
-    deep_merge,
-    describe_validation_error,
-    read_yaml,
-)
+from mlplatform.config.settings import load_settings_file
 
 GATES_FILE = "quality_gates.yaml"
 Rate = float
@@ -141,17 +133,4 @@ class QualityGates(_Section):
 def load_quality_gates(
     settings_dir: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
 ) -> QualityGates:
-    environ = dict(os.environ if environ is None else environ)
-    default_path = PACKAGE_CONFIG_DIR / GATES_FILE
-    data = read_yaml(default_path)
-    sources = [str(default_path)]
-    user_dir = settings_dir or environ.get(SETTINGS_DIR_ENV)
-    if user_dir:
-        user_path = Path(user_dir) / GATES_FILE
-        if user_path.exists():
-            data = deep_merge(data, read_yaml(user_path))
-            sources.append(str(user_path))
-    try:
-        return QualityGates.model_validate(data)
-    except ValidationError as error:
-        raise SettingsError(describe_validation_error(" + ".join(sources), error)) from None
+    return load_settings_file(GATES_FILE, QualityGates, settings_dir, environ)  # type: ignore[return-value]

@@ -248,6 +248,29 @@ def load_settings(
     )
 
 
+def load_settings_file(
+    file_name: str,
+    model: type[BaseModel],
+    settings_dir: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> BaseModel:
+    """A packaged settings file overlaid by the same file in the user's settings folder, validated
+    by `model`; errors name the files and the dotted key."""
+    environ = dict(os.environ if environ is None else environ)
+    default_path = PACKAGE_CONFIG_DIR / file_name
+    data = read_yaml(default_path)
+    sources = [str(default_path)]
+    user_dir = settings_dir or environ.get(SETTINGS_DIR_ENV)
+    if user_dir and (Path(user_dir) / file_name).exists():
+        user_path = Path(user_dir) / file_name
+        data = deep_merge(data, read_yaml(user_path))
+        sources.append(str(user_path))
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(" + ".join(sources), error)) from None
+
+
 def resolve_contract_path(name_or_path: str, root: Path | None = None) -> Path:
     """A packaged contract name (`card_transactions`) or a path to a contract YAML file."""
     packaged = CONTRACTS_DIR / f"{name_or_path}.yaml"

@@ -103,7 +103,9 @@ def build_features(
     target = frame[contract.target]
     label = (target.astype(str) == str(contract.positive_label)).astype("int8")
     if label.nunique() < 2:
-        raise ValueError(
+        from mlplatform.core.validate import DatasetError
+
+        raise DatasetError(
             f"target '{contract.target}' has a single class in this window; "
             f"positive label is {contract.positive_label!r}"
         )

@@ -13,7 +13,8 @@ SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parq
 
 
 class SourceError(OSError):
-    """Files of a source cannot be found or read; the message names the path."""
+    """Files of a source cannot be found or reached (possibly for a while: retryable); the message
+    names the path. Content that cannot be parsed is a DatasetError instead."""
 
 
 def _format_of(path: str, declared: str) -> str:
@@ -70,8 +71,11 @@ def read_source_day(
         try:
             with fsspec.open(file, "rb", compression="infer") as handle:
                 frame = pd.read_csv(handle) if kind == "csv" else pd.read_parquet(handle)
-        except Exception as error:
-            raise SourceError(
+        except OSError as error:
+            # The storage did not answer (network, permissions, a file being replaced): may pass.
+            raise SourceError(f"{file}: cannot read ({type(error).__name__}: {error})") from error
+        except Exception as error:  # the content itself is bad: retrying will not help
+            raise DatasetError(
                 f"{file}: cannot read as {kind} ({type(error).__name__}: {error})"
             ) from error
         if event_time_column not in frame.columns:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mlplatform.core.evaluate import choose_threshold, classification_metrics
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN
+from mlplatform.core.validate import DatasetError
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def train_model(
     for split in ("train", "validation", "test"):
         labels = features.loc[features[SPLIT_COLUMN] == split, LABEL_COLUMN]
         if labels.nunique() < 2:
-            raise ValueError(
+            raise DatasetError(
                 f"the {split} split has {len(labels)} rows and only one class; "
                 "widen the feature window or add data"
             )

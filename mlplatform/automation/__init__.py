@@ -1,0 +1,1 @@
+"""Automation and recovery: jobs, schedule, sensors, alerts, retry and error policies."""

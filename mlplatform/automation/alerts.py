@@ -1,0 +1,91 @@
+"""Alerts as Slack-compatible webhook messages (`text` plus Block Kit `blocks`)."""
+
+import os
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from mlplatform.config.active import ORCHESTRATION
+
+_alerts = ORCHESTRATION.alerts
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def failure_message(
+    job: str, partition: str | None, failed_steps: list[str], error: str, run_url: str
+) -> dict[str, Any]:
+    where = f"{job} [{partition}]" if partition else job
+    steps = ", ".join(failed_steps) or "(no step: the run itself failed)"
+    text = f":red_circle: {where} failed at {steps}: {error}"
+    return {
+        "text": text,
+        "blocks": [
+            _section(f":red_circle: *{where} failed*"),
+            _section(f"*Failed step:* `{steps}`\n*Error:* {error[:2500]}"),
+            _section(
+                f"<{run_url}|Open the run in Dagster> (runbook: README, *When an alert fires*)"
+            ),
+        ],
+    }
+
+
+def success_message(
+    job: str,
+    partition: str | None,
+    model_name: str | None,
+    version: str | None,
+    promoted: bool | None,
+    metrics: dict[str, float],
+    run_url: str,
+) -> dict[str, Any]:
+    where = f"{job} [{partition}]" if partition else job
+    if model_name:
+        outcome = "is the new champion" if promoted else "registered as challenger"
+        model = f"{model_name} v{version} {outcome}"
+    else:
+        model = "no model registered in this run"
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+    return {
+        "text": f":large_green_circle: {where} succeeded: {model}. {shown}",
+        "blocks": [
+            _section(f":large_green_circle: *{where} succeeded*"),
+            _section(f"*Model:* {model}\n*Test metrics:* {shown or 'n/a'}"),
+            _section(f"<{run_url}|Open the run in Dagster>"),
+        ],
+    }
+
+
+class AlertWebhook(dg.ConfigurableResource):
+    """Where alerts go: a Slack-compatible incoming webhook (the URL is a secret: from the
+    environment only)."""
+
+    url: str = Field("", description=f"Webhook URL, from ${_alerts.webhook_url_env}.")
+    ui_url: str = Field(_alerts.default_ui_url, description="Base URL of the Dagster UI for links.")
+    timeout_seconds: float = 10.0
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
+
+    def post(self, message: dict[str, Any], log: Any) -> bool:
+        import requests
+
+        if not self.url:
+            log.warning(f"No alert webhook (${_alerts.webhook_url_env} unset): {message['text']}")
+            return False
+        response = requests.post(self.url, json=message, timeout=self.timeout_seconds)
+        response.raise_for_status()
+        return True
+
+
+def alert_webhook_from_environment() -> AlertWebhook:
+    """The resource as deployed: the URL is an EnvVar (resolved where the sensor runs, never shown
+    or stored), and left empty when the variable is not set."""
+    webhook_env, ui_env = _alerts.webhook_url_env, _alerts.ui_url_env
+    return AlertWebhook(
+        url=dg.EnvVar(webhook_env) if os.environ.get(webhook_env) else "",  # type: ignore[arg-type]
+        ui_url=dg.EnvVar(ui_env) if os.environ.get(ui_env) else _alerts.default_ui_url,  # type: ignore[arg-type]
+    )

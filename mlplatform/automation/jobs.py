@@ -1,0 +1,34 @@
+"""Jobs: the training pipeline, end to end, one daily partition per run, and the retraining that
+the drift sensor asks for."""
+
+import dagster as dg
+
+from mlplatform.assets.common import daily_partitions
+from mlplatform.config.active import ORCHESTRATION
+from mlplatform.resources.mlflow import end_mlflow_on_run_finished
+
+RUN_TAGS = {
+    # Run monitoring stops (and fails) a run still going after this long.
+    "dagster/max_runtime": str(ORCHESTRATION.max_runtime_seconds),
+}
+
+training_pipeline = dg.define_asset_job(
+    name="training_pipeline",
+    selection=dg.AssetSelection.all(),
+    partitions_def=daily_partitions,
+    hooks={end_mlflow_on_run_finished},
+    tags=RUN_TAGS,
+    description="Raw data to a registered, champion-gated model and the day's batch scores.",
+)
+
+retraining = dg.define_asset_job(
+    name="retraining",
+    selection=dg.AssetSelection.assets("features").downstream(),
+    partitions_def=daily_partitions,
+    hooks={end_mlflow_on_run_finished},
+    tags=RUN_TAGS,
+    description=(
+        "Features, training, registration and scores again for one day, on the validated data "
+        "already stored (asked for by the drift sensor)."
+    ),
+)

@@ -1,0 +1,177 @@
+"""Sensors: new data in the landing location, alerts on failure and success, retraining on drift."""
+
+import json
+
+import dagster as dg
+
+from mlplatform.assets.common import daily_partitions
+from mlplatform.automation.alerts import AlertWebhook, failure_message, success_message
+from mlplatform.automation.jobs import retraining, training_pipeline
+from mlplatform.config.active import ORCHESTRATION, SETTINGS
+from mlplatform.resources.contract import DatasetContract
+from mlplatform.resources.data_source import DataSource
+
+WILL_RETRY_TAG = "dagster/will_retry"
+DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey("features"), "drift")
+
+
+@dg.sensor(
+    name="new_data",
+    job=training_pipeline,
+    minimum_interval_seconds=ORCHESTRATION.sensors.new_data_interval_seconds,
+    default_status=(
+        dg.DefaultSensorStatus.RUNNING
+        if SETTINGS.data_source.kind == "files"
+        else dg.DefaultSensorStatus.STOPPED
+    ),
+    description="A training run for every day held by new or changed files in the landing folder.",
+)
+def new_data(
+    context: dg.SensorEvaluationContext, data_source: DataSource, dataset_contract: DatasetContract
+) -> dg.SensorResult | dg.SkipReason:
+    from mlplatform.core.landing import LandingCursor, days_in_file, fingerprints
+    from mlplatform.core.sources import SourceError
+
+    if data_source.kind != "files" or not data_source.path:
+        return dg.SkipReason("the data source is the generator: there is no landing location")
+    cursor = LandingCursor.parse(context.cursor)
+    try:
+        current = fingerprints(data_source.path, data_source.file_format)
+    except SourceError as error:
+        return dg.SkipReason(f"nothing to read yet: {error}")
+    changed = {f: stamp for f, stamp in current.items() if cursor.processed.get(f) != stamp}
+    if not changed:
+        return dg.SkipReason(f"no new files in {data_source.path}")
+
+    existing = set(daily_partitions.get_partition_keys())
+    contract = dataset_contract.load()
+    requests: dict[str, dg.RunRequest] = {}
+    for file, stamp in sorted(changed.items()):
+        days = {
+            day.isoformat()
+            for day in days_in_file(file, contract.event_time, data_source.file_format)
+        }
+        if not days <= existing:
+            # A day that is not a partition yet (today) waits: the file stays unprocessed.
+            context.log.info(f"{file}: waiting for partitions {sorted(days - existing)}")
+            continue
+        for day in sorted(days):
+            requests[day] = dg.RunRequest(
+                run_key=f"new_data:{day}:{file}:{stamp}",
+                partition_key=day,
+                tags={"source_file": file},
+            )
+        cursor.processed[file] = stamp
+    return dg.SensorResult(run_requests=list(requests.values()), cursor=cursor.serialize())
+
+
+def _failed_steps_and_error(context: dg.RunFailureSensorContext) -> tuple[list[str], str]:
+    steps, errors = [], []
+    for event in context.get_step_failure_events():
+        steps.append(event.step_key or "?")
+        data = event.step_failure_data
+        if data and data.user_failure_data and data.user_failure_data.description:
+            errors.append(data.user_failure_data.description)
+        elif data and data.error:
+            errors.append(data.error.message.strip().splitlines()[-1])
+    return steps, "; ".join(errors) or context.failure_event.message or "run failed"
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alert",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts one alert per failed run to the webhook, not for runs that will be retried.",
+)
+def run_failure_alert(context: dg.RunFailureSensorContext, alert_webhook: AlertWebhook) -> None:
+    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        context.log.info(f"run {run.run_id} will be retried: no alert for this attempt")
+        return
+    steps, error = _failed_steps_and_error(context)
+    message = failure_message(
+        run.job_name,
+        run.tags.get("dagster/partition"),
+        steps,
+        error,
+        alert_webhook.run_url(run.run_id),
+    )
+    alert_webhook.post(message, context.log)
+
+
+def _registered_version(instance: dg.DagsterInstance, run_id: str) -> dict | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("registered_model_version")), limit=20
+    ).records
+    for record in records:
+        if record.run_id == run_id and record.asset_materialization is not None:
+            return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    return None
+
+
+@dg.run_status_sensor(
+    name="run_success_notification",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts the metrics and model version of every successful run that trained a model.",
+)
+def run_success_notification(
+    context: dg.RunStatusSensorContext, alert_webhook: AlertWebhook
+) -> None:
+    run = context.dagster_run
+    registered = _registered_version(context.instance, run.run_id)
+    if registered is None:
+        return
+    metrics = {k[len("test_") :]: float(v) for k, v in registered.items() if k.startswith("test_")}
+    message = success_message(
+        run.job_name,
+        run.tags.get("dagster/partition"),
+        registered.get("model_name"),
+        registered.get("version"),
+        registered.get("promoted_to_champion"),
+        metrics,
+        alert_webhook.run_url(run.run_id),
+    )
+    alert_webhook.post(message, context.log)
+
+
+@dg.sensor(
+    name="drift_retraining",
+    job=retraining,
+    minimum_interval_seconds=ORCHESTRATION.sensors.drift_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When the drift gate fails on a day's data, retrains on that day unless a newer "
+    "training of that day already exists.",
+)
+def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    state = json.loads(context.cursor) if context.cursor else {"after_id": 0}
+    history = context.instance.event_log_storage.get_asset_check_execution_history(
+        DRIFT_CHECK, limit=100
+    )
+    fresh = sorted((r for r in history if r.id > state["after_id"]), key=lambda r: r.id)
+    if not fresh:
+        return dg.SkipReason("no new drift evaluations")
+    requests = []
+    for record in fresh:
+        evaluation = record.evaluation
+        if evaluation is None or evaluation.passed or record.partition is None:
+            continue
+        trained = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("trained_model"),
+                asset_partitions=[record.partition],
+                after_storage_id=record.event.storage_id if record.event else None,
+            ),
+            limit=1,
+        ).records
+        if trained:
+            context.log.info(f"{record.partition}: drift, but the day was retrained after it")
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"drift_retraining:{record.partition}:{record.id}",
+                partition_key=record.partition,
+                tags={"retraining_reason": "drift"},
+            )
+        )
+    state["after_id"] = fresh[-1].id
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(state))

@@ -1,0 +1,94 @@
+"""Typed loading of orchestration.yaml and error_handling.yaml (a bad key or value names itself)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mlplatform.config.settings import load_settings_file
+
+Stage = Literal[
+    "ingestion", "validation", "features", "training", "registry", "deployment", "checks"
+]  # fmt: skip
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScheduleSettings(_Strict):
+    cron: str
+    timezone: str
+    running_by_default: bool
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"'{value}' is not a valid cron expression")
+        return value
+
+
+class RetrySettings(_Strict):
+    max_retries: int = Field(ge=0, le=20)
+    delay_seconds: float = Field(ge=0)
+    backoff: Literal["exponential", "linear"]
+    jitter: Literal["plus_minus", "full", "none"]
+
+
+class SensorSettings(_Strict):
+    new_data_interval_seconds: int = Field(ge=5)
+    drift_interval_seconds: int = Field(ge=5)
+
+
+class AlertSettings(_Strict):
+    webhook_url_env: str
+    ui_url_env: str
+    default_ui_url: str
+
+
+class OrchestrationSettings(_Strict):
+    schedule: ScheduleSettings
+    max_runtime_seconds: int = Field(gt=0)
+    retries: dict[Stage, RetrySettings]
+    step_time_limit_seconds: dict[Stage, int]
+    sensors: SensorSettings
+    alerts: AlertSettings
+
+    @field_validator("retries", "step_time_limit_seconds")
+    @classmethod
+    def _every_stage(cls, value: dict) -> dict:
+        missing = sorted(set(Stage.__args__) - set(value))  # type: ignore[attr-defined]
+        if missing:
+            raise ValueError(f"missing stages {missing}")
+        return value
+
+
+class ErrorRule(_Strict):
+    name: str
+    severity: Literal["critical", "high", "low"]
+    action: Literal["fail_fast", "retry", "warn"]
+    classes: list[str] = Field(min_length=1)
+
+    @field_validator("classes")
+    @classmethod
+    def _dotted(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if "." not in name or not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"'{name}' is not a dotted class name like builtins.OSError")
+        return names
+
+
+class ErrorHandlingSettings(_Strict):
+    rules: list[ErrorRule] = Field(min_length=1)
+
+
+def load_orchestration(settings_dir=None, environ=None) -> OrchestrationSettings:
+    return load_settings_file("orchestration.yaml", OrchestrationSettings, settings_dir, environ)  # type: ignore[return-value]
+
+
+def load_error_handling(settings_dir=None, environ=None) -> ErrorHandlingSettings:
+    return load_settings_file("error_handling.yaml", ErrorHandlingSettings, settings_dir, environ)  # type: ignore[return-value]

@@ -155,15 +155,14 @@ def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         evaluation = record.evaluation
         if evaluation is None or evaluation.passed or record.partition is None:
             continue
-        trained = context.instance.fetch_materializations(
+        latest_training = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey("trained_model"),
-                asset_partitions=[record.partition],
-                after_storage_id=record.event.storage_id if record.event else None,
+                asset_key=dg.AssetKey("trained_model"), asset_partitions=[record.partition]
             ),
             limit=1,
         ).records
-        if trained:
+        drift_time = record.event.timestamp if record.event else 0.0
+        if latest_training and latest_training[0].timestamp > drift_time:
             context.log.info(f"{record.partition}: drift, but the day was retrained after it")
             continue
         requests.append(

@@ -1,0 +1,237 @@
+"""Schedule and sensors evaluated with Dagster's test contexts; alerts go to a local receiver."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from mlplatform.automation.alerts import AlertWebhook
+from mlplatform.automation.policies import retry_policy, rule_for
+from mlplatform.automation.schedules import daily_training
+from mlplatform.automation.sensors import (
+    drift_retraining,
+    new_data,
+    run_failure_alert,
+    run_success_notification,
+)
+from mlplatform.core.generator import GeneratorParams, generate_transactions
+from mlplatform.core.validate import DatasetError
+from mlplatform.definitions import ASSETS
+from mlplatform_tests.conftest import make_platform
+
+
+def test_schedule_runs_the_day_that_just_ended():
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 3, 3, 2, tzinfo=dt.UTC)
+    )
+    request = daily_training(context)
+    assert request.partition_key == "2026-03-02"
+    assert daily_training.cron_schedule == "0 2 * * *"
+    assert daily_training.job_name == "training_pipeline"
+
+
+def test_retry_policies_follow_the_protocol():
+    assert retry_policy("ingestion").max_retries == 3
+    assert retry_policy("ingestion").backoff == dg.Backoff.EXPONENTIAL
+    assert retry_policy("ingestion").jitter == dg.Jitter.PLUS_MINUS
+    assert retry_policy("validation").max_retries == 2
+    assert retry_policy("training").max_retries == 1
+
+
+def test_error_policy_by_class():
+    assert rule_for(DatasetError("bad")).action == "fail_fast"
+    assert rule_for(ConnectionResetError()).action == "retry"
+    assert rule_for(KeyError("x")).action == "warn"
+
+
+# new data -----------------------------------------------------------------------------------------
+
+
+def write_day(folder, day: str, name: str) -> None:
+    rows = generate_transactions(dt.date.fromisoformat(day), GeneratorParams(rows_per_day=300))
+    rows.to_parquet(folder / name)
+
+
+def evaluate_new_data(platform, instance, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={
+            "data_source": platform.resources["data_source"],
+            "dataset_contract": platform.resources["dataset_contract"],
+        },
+    )
+    return new_data(context)
+
+
+def test_new_data_requests_each_new_day_once_and_survives_a_restart(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    platform = make_platform(
+        tmp_path, MLPLATFORM_SOURCE_KIND="files", MLPLATFORM_SOURCE_PATH=str(landing)
+    )
+    with dg.instance_for_test() as instance:
+        first = evaluate_new_data(platform, instance)
+        assert isinstance(first, dg.SkipReason)  # an empty landing folder
+
+        write_day(landing, "2026-03-01", "a.parquet")
+        write_day(landing, "2026-03-02", "b.parquet")
+        result = evaluate_new_data(platform, instance)
+        assert sorted(r.partition_key for r in result.run_requests) == ["2026-03-01", "2026-03-02"]
+
+        # A restarted daemon resumes from the stored cursor: nothing is requested twice.
+        again = evaluate_new_data(platform, instance, cursor=result.cursor)
+        assert isinstance(again, dg.SkipReason)
+
+        write_day(landing, "2026-03-03", "c.parquet")
+        later = evaluate_new_data(platform, instance, cursor=result.cursor)
+        assert [r.partition_key for r in later.run_requests] == ["2026-03-03"]
+
+        # A corrected file is a new version of its day.
+        write_day(landing, "2026-03-01", "a.parquet")
+        (landing / "a.parquet").touch()
+        import os
+
+        os.utime(landing / "a.parquet", (1_900_000_000, 1_900_000_000))
+        corrected = evaluate_new_data(platform, instance, cursor=later.cursor)
+        assert [r.partition_key for r in corrected.run_requests] == ["2026-03-01"]
+
+
+def test_new_data_waits_for_a_day_that_is_not_a_partition_yet(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    platform = make_platform(
+        tmp_path, MLPLATFORM_SOURCE_KIND="files", MLPLATFORM_SOURCE_PATH=str(landing)
+    )
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    write_day(landing, today, "today.parquet")
+    with dg.instance_for_test() as instance:
+        result = evaluate_new_data(platform, instance)
+        assert result.run_requests == []
+        # Not marked processed: it is requested once its day becomes a partition.
+        assert "today.parquet" not in (result.cursor or "")
+
+
+def test_new_data_skips_with_the_generator(tmp_path):
+    with dg.instance_for_test() as instance:
+        result = evaluate_new_data(make_platform(tmp_path), instance)
+    assert isinstance(result, dg.SkipReason) and "generator" in result.skip_message
+
+
+# alerts -------------------------------------------------------------------------------------------
+
+
+def failed_run(tmp_path, instance, incident="schema_break"):
+    from mlplatform.checks.raw_transactions import raw_transactions_checks
+
+    platform = make_platform(tmp_path, MLPLATFORM_GENERATOR_INCIDENT=incident)
+    return dg.materialize(
+        [*ASSETS, raw_transactions_checks],
+        selection=["raw_transactions", "validated_transactions", "quarantined_transactions"],
+        partition_key="2026-03-02",
+        resources=platform.resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def failure_context(instance, result):
+    run = instance.get_run_by_id(result.run_id)
+    failure = next(
+        e.dagster_event for e in instance.all_logs(result.run_id)
+        if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
+    )  # fmt: skip
+    return dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=failure,
+    ).for_run_failure()
+
+
+def test_failure_alert_names_job_partition_step_error_and_run(tmp_path, webhook_receiver):
+    with dg.instance_for_test() as instance:
+        result = failed_run(tmp_path, instance)
+        assert not result.success
+        webhook = AlertWebhook(url=webhook_receiver.url, ui_url="http://127.0.0.1:3000")
+        run_failure_alert(failure_context(instance, result), alert_webhook=webhook)
+    assert len(webhook_receiver.messages) == 1
+    message = webhook_receiver.messages[0]
+    text = message["text"]
+    assert "[2026-03-02]" in text and "raw_transactions_checks" in text
+    assert "schema_matches_contract" in text
+    assert any(
+        f"http://127.0.0.1:3000/runs/{result.run_id}" in block["text"]["text"]
+        for block in message["blocks"]
+    )
+
+
+def test_no_alert_for_an_attempt_that_will_be_retried(tmp_path, webhook_receiver):
+    with dg.instance_for_test() as instance:
+        result = failed_run(tmp_path, instance)
+        instance.add_run_tags(result.run_id, {"dagster/will_retry": "true"})
+        webhook = AlertWebhook(url=webhook_receiver.url)
+        run_failure_alert(failure_context(instance, result), alert_webhook=webhook)
+    assert webhook_receiver.messages == []
+
+
+def test_success_notification_carries_metrics_and_model_version(tmp_path, webhook_receiver):
+    platform = make_platform(tmp_path)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            ASSETS, partition_key="2026-01-01", resources=platform.resources, instance=instance
+        )
+        run = instance.get_run_by_id(result.run_id)
+        success = next(
+            e.dagster_event for e in instance.all_logs(result.run_id)
+            if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS
+        )  # fmt: skip
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_success_notification",
+            dagster_instance=instance,
+            dagster_run=run,
+            dagster_event=success,
+        )
+        run_success_notification(context, alert_webhook=AlertWebhook(url=webhook_receiver.url))
+    (message,) = webhook_receiver.messages
+    assert "card_transactions_classifier v1 is the new champion" in message["text"]
+    assert "roc_auc 0." in message["text"] and "[2026-01-01]" in message["text"]
+
+
+# drift --------------------------------------------------------------------------------------------
+
+days = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+
+@dg.asset(name="features", partitions_def=days)
+def fake_features() -> None:
+    return None
+
+
+@dg.asset(name="trained_model", partitions_def=days)
+def fake_trained_model() -> None:
+    return None
+
+
+@dg.asset_check(asset="features", name="drift", partitions_def=days)
+def fake_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    drifting = context.partition_key == "2026-03-02"
+    return dg.AssetCheckResult(passed=not drifting, severity=dg.AssetCheckSeverity.WARN)
+
+
+def drift_tick(instance, cursor=None):
+    return drift_retraining(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+@pytest.mark.parametrize("retrained_since", [False, True])
+def test_drift_requests_one_retraining_unless_already_retrained(retrained_since):
+    with dg.instance_for_test() as instance:
+        assert isinstance(drift_tick(instance), dg.SkipReason)
+        for day in ("2026-03-01", "2026-03-02"):
+            dg.materialize([fake_features, fake_drift], partition_key=day, instance=instance)
+        if retrained_since:
+            dg.materialize([fake_trained_model], partition_key="2026-03-02", instance=instance)
+        result = drift_tick(instance)
+        requested = [r.partition_key for r in result.run_requests]
+        assert requested == ([] if retrained_since else ["2026-03-02"])
+        assert isinstance(drift_tick(instance, cursor=result.cursor), dg.SkipReason)

@@ -79,6 +79,7 @@ def _failed_steps_and_error(context: dg.RunFailureSensorContext) -> tuple[list[s
 
 @dg.run_failure_sensor(
     name="run_failure_alert",
+    minimum_interval_seconds=ORCHESTRATION.sensors.alert_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Posts one alert per failed run to the webhook, not for runs that will be retried.",
 )
@@ -110,6 +111,7 @@ def _registered_version(instance: dg.DagsterInstance, run_id: str) -> dict | Non
 
 @dg.run_status_sensor(
     name="run_success_notification",
+    minimum_interval_seconds=ORCHESTRATION.sensors.alert_interval_seconds,
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Posts the metrics and model version of every successful run that trained a model.",

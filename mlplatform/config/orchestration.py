@@ -42,6 +42,7 @@ class RetrySettings(_Strict):
 class SensorSettings(_Strict):
     new_data_interval_seconds: int = Field(ge=5)
     drift_interval_seconds: int = Field(ge=5)
+    alert_interval_seconds: int = Field(ge=5)
 
 
 class AlertSettings(_Strict):

@@ -1,0 +1,71 @@
+"""A code location of deliberate faults for the daemon tests, wired with the platform's own retry
+policies, error policy and failure alert (nothing here is part of the product)."""
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from mlplatform.automation.alerts import alert_webhook_from_environment
+from mlplatform.automation.policies import carried_out, retry_policy
+from mlplatform.automation.sensors import run_failure_alert
+from mlplatform.core.validate import DatasetError
+
+MARKERS = Path(os.environ.get("MLPLATFORM_FAULT_DIR", "/tmp"))
+
+
+def first_time(name: str, run_id: str) -> bool:
+    marker = MARKERS / f"{name}-{run_id}"
+    if marker.exists():
+        return False
+    marker.touch()
+    return True
+
+
+@dg.asset(retry_policy=retry_policy("ingestion"))
+def flaky_source(context: dg.AssetExecutionContext) -> int:
+    with carried_out(context, "ingestion", "flaky_source"):
+        if first_time("flaky", context.run_id):
+            raise ConnectionResetError("connection reset by peer")
+    return 1
+
+
+@dg.asset
+def crashing_worker(context: dg.AssetExecutionContext) -> int:
+    root_run = context.dagster_run.root_run_id or context.run_id
+    if first_time("crash", root_run):
+        os._exit(1)  # the run worker dies, as when a machine or container is lost
+    return 1
+
+
+@dg.asset(retry_policy=retry_policy("validation"))
+def bad_data(context: dg.AssetExecutionContext) -> int:
+    with carried_out(context, "validation", "bad_data[2026-03-02]"):
+        raise DatasetError("landing/tx.csv line 7: amount 'abc' is not a number")
+    return 1
+
+
+@dg.asset
+def endless(context: dg.AssetExecutionContext) -> int:
+    time.sleep(600)
+    return 1
+
+
+defs = dg.Definitions(
+    assets=[flaky_source, crashing_worker, bad_data, endless],
+    jobs=[
+        dg.define_asset_job("flaky_job", selection=["flaky_source"]),
+        dg.define_asset_job(
+            "crash_job", selection=["crashing_worker"], executor_def=dg.in_process_executor
+        ),
+        dg.define_asset_job("bad_data_job", selection=["bad_data"]),
+        dg.define_asset_job(
+            "endless_job",
+            selection=["endless"],
+            tags={"dagster/max_runtime": "5", "dagster/max_retries": "0"},
+        ),
+    ],
+    sensors=[run_failure_alert],
+    resources={"alert_webhook": alert_webhook_from_environment()},
+)

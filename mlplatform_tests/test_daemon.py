@@ -1,0 +1,232 @@
+"""Against a real dagster-daemon on a temporary DAGSTER_HOME: retry policies, run retries for a
+crashed run, one alert for a deterministic failure, max runtime, and the new-data sensor."""
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from mlplatform.core.generator import generate_transactions
+from mlplatform_tests.conftest import TEST_SETTINGS_DIR, WebhookReceiver, platform_environment
+
+pytestmark = pytest.mark.slow
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TERMINAL = {
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+}
+
+
+def _reset_signals() -> None:
+    # A shell that started us in the background may ignore SIGINT/SIGTERM; the daemon must not.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
+@dataclass
+class Daemon:
+    home: Path
+    env: dict[str, str]
+    workspace: Path
+    receiver: WebhookReceiver
+    landing: Path
+    process: subprocess.Popen
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+    def launch(self, location: str, job: str, *extra: str) -> str:
+        result = subprocess.run(
+            [str(BIN / "dagster"), "job", "launch", "-w", str(self.workspace), "-l", location,
+             "-j", job, *extra],
+            env=self.env, cwd=PROJECT, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        with self.instance() as instance:
+            runs = instance.get_runs(dg.RunsFilter(job_name=job), limit=1)
+        return runs[0].run_id
+
+    def wait(self, predicate, timeout: float = 240, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the daemon exited with {self.process.returncode}")
+            value = predicate()
+            if value:
+                return value
+            time.sleep(1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def finished(self, run_id: str) -> dg.DagsterRun:
+        def done():
+            with self.instance() as instance:
+                run = instance.get_run_by_id(run_id)
+            return run if run and run.status in TERMINAL else None
+
+        return self.wait(done, what=f"run {run_id} to finish")
+
+    def run_group(self, run_id: str) -> list[dg.DagsterRun]:
+        with self.instance() as instance:
+            group = instance.get_run_group(run_id)
+        return list(group[1]) if group else []
+
+    def events(self, run_id: str, event_type: dg.DagsterEventType) -> list:
+        with self.instance() as instance:
+            return [
+                e for e in instance.all_logs(run_id)
+                if e.dagster_event and e.dagster_event.event_type == event_type
+            ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory) -> Iterator[Daemon]:
+    root = tmp_path_factory.mktemp("daemon")
+    home, landing, faults = root / "home", root / "landing", root / "faults"
+    for folder in (home, landing, faults):
+        folder.mkdir()
+    instance_settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    instance_settings["run_monitoring"]["poll_interval_seconds"] = 2
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_settings))
+    workspace = root / "workspace.yaml"
+    workspace.write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {"python_module": {"module_name": "mlplatform.definitions",
+                                       "location_name": "mlplatform",
+                                       "working_directory": str(PROJECT)}},
+                    {"python_module": {"module_name": "mlplatform_tests.fault_location",
+                                       "location_name": "faults",
+                                       "working_directory": str(PROJECT)}},
+                ]
+            }
+        )
+    )  # fmt: skip
+    # Create the SQLite tables once, before several processes race to.
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+    receiver = WebhookReceiver()
+    env = {
+        **os.environ,
+        **platform_environment(root),
+        "DAGSTER_HOME": str(home),
+        "MLPLATFORM_SETTINGS_DIR": str(TEST_SETTINGS_DIR),
+        "MLPLATFORM_SOURCE_KIND": "files",
+        "MLPLATFORM_SOURCE_PATH": str(landing),
+        "MLPLATFORM_ALERT_WEBHOOK_URL": receiver.url,
+        "MLPLATFORM_UI_URL": "http://127.0.0.1:3999",
+        "MLPLATFORM_FAULT_DIR": str(faults),
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+    }
+    log = (root / "daemon.log").open("w")
+    process = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+        cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True, preexec_fn=_reset_signals,
+    )  # fmt: skip
+    daemon = Daemon(home, env, workspace, receiver, landing, process)
+    try:
+
+        def all_daemons_beating():
+            with daemon.instance() as instance:
+                return len(instance.get_daemon_heartbeats()) >= 4
+
+        daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
+        yield daemon
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        receiver.close()
+        log.close()
+        shutil.copy(root / "daemon.log", PROJECT / "test-artifacts" / "daemon.log") if (
+            PROJECT / "test-artifacts"
+        ).is_dir() else None
+
+
+def test_transient_failure_succeeds_through_the_retry_policy(daemon):
+    run = daemon.finished(daemon.launch("faults", "flaky_job"))
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert len(daemon.events(run.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+
+
+def test_crashed_run_is_retried_by_the_daemon(daemon):
+    first = daemon.finished(daemon.launch("faults", "crash_job"))
+    assert first.status == dg.DagsterRunStatus.FAILURE
+
+    def retried():
+        retries = [r for r in daemon.run_group(first.run_id) if r.run_id != first.run_id]
+        return retries if retries and retries[0].status in TERMINAL else None
+
+    (retry,) = daemon.wait(retried, what="the daemon's retry of the crashed run")
+    assert retry.status == dg.DagsterRunStatus.SUCCESS
+    assert retry.tags.get("dagster/retry_number") == "1"
+
+
+def test_deterministic_error_is_not_retried_and_alerts_once(daemon):
+    before = len(daemon.receiver.messages)
+    run = daemon.finished(daemon.launch("faults", "bad_data_job"))
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    assert daemon.events(run.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY) == []
+
+    def alerted():
+        return [m for m in daemon.receiver.messages[before:] if "bad_data_job" in m["text"]]
+
+    daemon.wait(alerted, timeout=90, what="the failure alert")
+    time.sleep(12)  # two more sensor ticks: still one alert, and no run retry
+    (alert,) = alerted()
+    assert "line 7: amount 'abc' is not a number" in alert["text"]
+    assert f"http://127.0.0.1:3999/runs/{run.run_id}" in str(alert["blocks"])
+    assert [r.run_id for r in daemon.run_group(run.run_id)] in ([], [run.run_id])
+
+
+def test_run_past_its_max_runtime_is_stopped(daemon):
+    started = time.monotonic()
+    run = daemon.finished(daemon.launch("faults", "endless_job"))
+    assert run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    assert time.monotonic() - started < 120  # the asset alone would sleep 600 s
+    with daemon.instance() as instance:
+        logs = " ".join(e.message for e in instance.all_logs(run.run_id))
+    assert "max runtime" in logs.lower() or "maximum runtime" in logs.lower()
+
+
+def test_new_file_in_the_landing_folder_is_picked_up_and_materialized(daemon):
+    day = "2026-03-02"
+    generate_transactions(dt.date.fromisoformat(day)).to_csv(daemon.landing / "tx.csv", index=False)
+
+    def pipeline_run():
+        with daemon.instance() as instance:
+            runs = instance.get_runs(dg.RunsFilter(job_name="training_pipeline"), limit=5)
+        return runs[0] if runs else None
+
+    run = daemon.finished(daemon.wait(pipeline_run, what="the sensor's run").run_id)
+    assert run.tags["dagster/partition"] == day
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    with daemon.instance() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("batch_scores"))
+    assert event is not None and event.run_id == run.run_id
+    daemon.wait(
+        lambda: [
+            m
+            for m in daemon.receiver.messages
+            if "training_pipeline [2026-03-02] succeeded" in m["text"]
+        ],
+        timeout=90,
+        what="the success notification",
+    )

@@ -66,3 +66,20 @@ def test_materialize_everything_for_one_day_from_the_cli(cli_env, tmp_path):
         else:
             os.environ["DAGSTER_HOME"] = previous
     assert (tmp_path / "data" / "batch_scores" / f"{DAY}.parquet").exists()
+
+
+def test_backfill_over_a_date_range_queues_one_run_per_day(cli_env):
+    result = run(
+        ["job", "backfill", "-w", "workspace.yaml", "-j", "training_pipeline",
+         "--from", "2026-03-01", "--to", "2026-03-03", "--noprompt"],
+        cli_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with dg.DagsterInstance.from_config(cli_env["DAGSTER_HOME"]) as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="training_pipeline"))
+    # Queued for the daemon, which launches them (tests/test_daemon.py shows it running runs).
+    assert sorted(r.tags["dagster/partition"] for r in runs) == [
+        "2026-03-01", "2026-03-02", "2026-03-03",
+    ]  # fmt: skip
+    assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}
+    assert len({r.tags["dagster/backfill"] for r in runs}) == 1

@@ -235,3 +235,45 @@ def test_drift_requests_one_retraining_unless_already_retrained(retrained_since)
         requested = [r.partition_key for r in result.run_requests]
         assert requested == ([] if retrained_since else ["2026-03-02"])
         assert isinstance(drift_tick(instance, cursor=result.cursor), dg.SkipReason)
+
+
+# error policy and step time limits, in real materializations ----------------------------------
+
+
+def test_optional_work_logs_and_goes_on_but_critical_errors_still_fail():
+    from mlplatform.automation.policies import optional_work
+
+    @dg.asset
+    def with_optional_work(context: dg.AssetExecutionContext) -> int:
+        with optional_work(context, "extra metadata"):
+            raise KeyError("column not found")
+        return 1
+
+    @dg.asset
+    def with_critical_error(context: dg.AssetExecutionContext) -> int:
+        with optional_work(context, "extra metadata"):
+            raise DatasetError("contract broken")
+        return 1
+
+    assert dg.materialize([with_optional_work]).success
+    assert not dg.materialize([with_critical_error], raise_on_error=False).success
+
+
+def test_step_past_its_time_limit_fails_cleanly_without_retry():
+    import time
+
+    from mlplatform.automation.policies import carried_out
+
+    @dg.asset(retry_policy=retry_policy("training"))
+    def slow_step(context: dg.AssetExecutionContext) -> int:
+        with carried_out(context, "training", "slow_step", time_limit=1):
+            time.sleep(30)
+        return 1
+
+    started = time.monotonic()
+    result = dg.materialize([slow_step], raise_on_error=False)
+    assert not result.success
+    assert time.monotonic() - started < 20
+    failure = result.get_step_failure_events()[0].step_failure_data
+    assert "exceeded its time limit of 1 s" in failure.user_failure_data.description
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]

@@ -11,6 +11,7 @@ import pytest
 
 from mlplatform.checks.raw_transactions import raw_transactions_checks
 from mlplatform.checks.validated_transactions import validated_transactions_checks
+from mlplatform.core.generator import generate_transactions
 from mlplatform.definitions import ASSETS, CHECKS
 from mlplatform.registry import CHAMPION
 from mlplatform_tests.conftest import Platform, make_platform
@@ -167,6 +168,24 @@ def test_warning_gate_reports_and_lets_the_run_go_on(deployment, incident, run_c
     assert gate in failed(result)
     assert evaluations(result)[gate].severity == dg.AssetCheckSeverity.WARN
     assert "batch_scores" in materialized(result)
+
+
+def test_empty_day_stops_at_the_not_empty_gate(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    other_day = generate_transactions(dt.date(2026, 3, 5))
+    other_day.to_csv(landing / "tx.csv", index=False)
+    platform = make_platform(
+        tmp_path, MLPLATFORM_SOURCE_KIND="files", MLPLATFORM_SOURCE_PATH=str(landing)
+    )
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        partition_key="2026-03-02",
+        resources=platform.resources,
+        raise_on_error=False,
+    )
+    assert "raw_transactions:not_empty" in failed(result)
+    assert materialized(result) == {"raw_transactions"}
 
 
 def requested_after_raw_update(platform: Platform, instance: dg.DagsterInstance) -> tuple:

@@ -79,6 +79,6 @@ def batch_scores(
             "alerts": int(scores["decision"].sum()),
             "alert_rate": dg.MetadataValue.float(round(alert_rate, 6)),
             "mean_score": dg.MetadataValue.float(round(float(scores["score"].mean()), 6)),
-            "preview": preview(scores.sort_values("score", ascending=False)),
+            "preview": preview(context, scores.sort_values("score", ascending=False)),
         },
     )

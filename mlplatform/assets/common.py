@@ -28,8 +28,13 @@ def partition_day(context: dg.AssetExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)
 
 
-def preview(frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
+def preview(context: Any, frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    """The first rows as a table for the UI; optional work, so a failure only costs the preview."""
+    from mlplatform.automation.policies import optional_work
+
+    with optional_work(context, "preview"):
+        return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
+    return dg.MetadataValue.text("(preview unavailable: see the step's warnings)")
 
 
 def column_schema(contract: Contract) -> dg.TableSchema:

@@ -77,6 +77,6 @@ def features(
                 f"label_rate_{split}": dg.MetadataValue.float(round(float(row["mean"]), 6))
                 for split, row in by_split.iterrows()
             },
-            "preview": preview(table),
+            "preview": preview(context, table),
         },
     )

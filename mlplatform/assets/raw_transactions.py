@@ -35,6 +35,6 @@ def raw_transactions(
             "source": data_source.describe(),
             "contract": contract.source,
             "columns": dg.MetadataValue.json(list(map(str, raw.columns))),
-            "preview": preview(raw),
+            "preview": preview(context, raw),
         },
     )

@@ -72,7 +72,7 @@ def validate_transactions(
                 )
             ),
             "ignored_columns": dg.MetadataValue.json(outcome.ignored_columns),
-            "preview": preview(outcome.validated),
+            "preview": preview(context, outcome.validated),
         },
     )
     yield dg.Output(
@@ -88,6 +88,6 @@ def validate_transactions(
                     f"| {reason} | {count} |\n" for reason, count in outcome.reason_counts.items()
                 )
             ),
-            "preview": preview(outcome.quarantined),
+            "preview": preview(context, outcome.quarantined),
         },
     )

@@ -197,10 +197,9 @@ def test_deterministic_error_is_not_retried_and_alerts_once(daemon):
 
 
 def test_run_past_its_max_runtime_is_stopped(daemon):
-    started = time.monotonic()
     run = daemon.finished(daemon.launch("faults", "endless_job"))
     assert run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-    assert time.monotonic() - started < 120  # the asset alone would sleep 600 s
+    assert daemon.events(run.run_id, dg.DagsterEventType.STEP_SUCCESS) == []
     with daemon.instance() as instance:
         logs = " ".join(e.message for e in instance.all_logs(run.run_id))
     assert "max runtime" in logs.lower() or "maximum runtime" in logs.lower()

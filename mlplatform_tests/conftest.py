@@ -49,7 +49,7 @@ def platform_environment(root: Path) -> dict[str, str]:
     }
 
 
-def make_platform(root: Path, rows_per_day: int = 4000, **environ: str) -> Platform:
+def make_platform(root: Path, rows_per_day: int = 50000, **environ: str) -> Platform:
     from mlplatform.definitions import build_resources
     from mlplatform.resources.data_source import DataSource, GeneratorConfig
 

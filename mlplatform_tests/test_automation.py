@@ -235,6 +235,16 @@ def test_drift_requests_one_retraining_unless_already_retrained(retrained_since)
         requested = [r.partition_key for r in result.run_requests]
         assert requested == ([] if retrained_since else ["2026-03-02"])
         assert isinstance(drift_tick(instance, cursor=result.cursor), dg.SkipReason)
+        # Drift again on that day: requested once per day at most (the retraining drifts the
+        # same way, and must not start a loop); a day retrained since is judged afresh.
+        dg.materialize([fake_features, fake_drift], partition_key="2026-03-02", instance=instance)
+        again = drift_tick(instance, cursor=result.cursor)
+        expected = ["2026-03-02"] if retrained_since else []
+        assert [r.partition_key for r in again.run_requests] == expected
+        once_more = drift_tick(instance, cursor=again.cursor)
+        dg.materialize([fake_features, fake_drift], partition_key="2026-03-02", instance=instance)
+        assert not drift_tick(instance, cursor=again.cursor).run_requests
+        assert isinstance(once_more, dg.SkipReason)
 
 
 # error policy and step time limits, in real materializations ----------------------------------

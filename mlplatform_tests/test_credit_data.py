@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from mlplatform.definitions import ASSETS
+from mlplatform.definitions import ASSETS, CHECKS
 from mlplatform_tests.conftest import make_platform
 
 DAY = "2026-02-10"
@@ -40,8 +40,12 @@ def test_credit_data_trains_and_registers_through_the_same_graph(tmp_path):
         MLPLATFORM_SOURCE_KIND="files",
         MLPLATFORM_SOURCE_PATH=str(source),
     )
-    result = dg.materialize(ASSETS, partition_key=DAY, resources=platform.resources)
+    result = dg.materialize([*ASSETS, *CHECKS], partition_key=DAY, resources=platform.resources)
     assert result.success
+    # Its own gates (config/contracts/credit_data.quality_gates.yaml) ran and passed.
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 19
+    assert [e.asset_check_key.to_user_string() for e in evaluations if not e.passed] == []
 
     validated = pd.read_parquet(platform.data_dir / "validated_transactions" / f"{DAY}.parquet")
     quarantined = pd.read_parquet(platform.data_dir / "quarantined_transactions" / f"{DAY}.parquet")

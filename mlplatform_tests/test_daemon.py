@@ -177,6 +177,9 @@ def test_crashed_run_is_retried_by_the_daemon(daemon):
     (retry,) = daemon.wait(retried, what="the daemon's retry of the crashed run")
     assert retry.status == dg.DagsterRunStatus.SUCCESS
     assert retry.tags.get("dagster/retry_number") == "1"
+    assert first.tags.get("dagster/will_retry") == "true"
+    time.sleep(12)  # two alert-sensor ticks: the retried attempt raised no alert
+    assert not [m for m in daemon.receiver.messages if "crash_job" in m["text"]]
 
 
 def test_deterministic_error_is_not_retried_and_alerts_once(daemon):

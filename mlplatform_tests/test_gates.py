@@ -51,7 +51,7 @@ class Deployment:
     normal_run: dg.ExecuteInProcessResult
 
     def platform(self, **environ: str) -> Platform:
-        return make_platform(self.root, rows_per_day=50000, **environ)
+        return make_platform(self.root, **environ)
 
     def run(self, day: str, selection=None, run_config=None, **environ: str):
         return dg.materialize(
@@ -63,6 +63,11 @@ class Deployment:
             run_config=run_config,
             raise_on_error=False,
         )
+
+    def mlflow_run_statuses(self) -> set[str]:
+        client = self.platform().mlflow_client()
+        experiment = client.get_experiment_by_name("mlplatform")
+        return {r.info.status for r in client.search_runs([experiment.experiment_id])}
 
     def registry(self) -> tuple[list[str], str | None]:
         client = self.platform().mlflow_client()
@@ -150,6 +155,7 @@ def test_blocking_gate_stops_the_run_and_leaves_the_registry(
     assert stopped_asset in materialized(result)  # the checked asset itself stays
     assert not (DOWNSTREAM_OF[stopped_asset] & materialized(result))
     assert deployment.registry() == registry_before
+    assert "RUNNING" not in deployment.mlflow_run_statuses()
 
 
 @pytest.mark.parametrize(
@@ -168,6 +174,36 @@ def test_warning_gate_reports_and_lets_the_run_go_on(deployment, incident, run_c
     assert gate in failed(result)
     assert evaluations(result)[gate].severity == dg.AssetCheckSeverity.WARN
     assert "batch_scores" in materialized(result)
+
+
+def test_a_model_that_failed_its_gates_never_takes_champion_later(deployment):
+    blocked = deployment.run(INCIDENT_DAY, run_config=threshold_for("recall"))
+    assert "trained_model:accuracy" in failed(blocked)
+    versions_before, champion_before = deployment.registry()
+    # Someone materializes the registration alone afterwards (UI, re-execution).
+    later = deployment.run(INCIDENT_DAY, selection=["registered_model_version"])
+    record = {
+        k: v.value
+        for e in later.get_asset_materialization_events()
+        for k, v in e.materialization.metadata.items()
+    }
+    assert record["promoted_to_champion"] is False
+    assert "below the gate floors for ['accuracy']" in record["promotion_reason"]
+    versions_after, champion_after = deployment.registry()
+    assert champion_after == champion_before and len(versions_after) == len(versions_before) + 1
+
+
+def test_a_day_that_failed_its_gates_is_left_out_of_later_windows(deployment):
+    assert not deployment.run(INCIDENT_DAY, MLPLATFORM_GENERATOR_INCIDENT="label_shift").success
+    next_day = deployment.run("2026-03-05")
+    features = next(
+        e.materialization.metadata
+        for e in next_day.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "features"
+    )
+    assert features["window_days_excluded"].value == {INCIDENT_DAY: ["label_rate"]}
+    assert INCIDENT_DAY not in features["window_days_found"].value
+    assert NORMAL_DAY in features["window_days_found"].value
 
 
 def test_empty_day_stops_at_the_not_empty_gate(tmp_path):

@@ -56,7 +56,7 @@ def test_whole_graph_in_memory(platform: Platform):
 @pytest.fixture(scope="module")
 def trained_platform(tmp_path_factory):
     """Two days through the real IO managers and a temporary MLflow SQLite store."""
-    platform = make_platform(tmp_path_factory.mktemp("platform"), rows_per_day=6000)
+    platform = make_platform(tmp_path_factory.mktemp("platform"))
     results = [
         dg.materialize(ASSETS, partition_key=day, resources=platform.resources)
         for day in ("2026-03-01", "2026-03-02")
@@ -129,7 +129,7 @@ def test_worse_model_does_not_take_champion_and_scores_use_the_champion(trained_
 
 
 def test_job_runs_with_the_mlflow_hook(tmp_path):
-    platform = make_platform(tmp_path, rows_per_day=3000)
+    platform = make_platform(tmp_path)
     job = dg.Definitions(
         assets=ASSETS, jobs=[training_pipeline], resources=platform.resources
     ).resolve_job_def("training_pipeline")

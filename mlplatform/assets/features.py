@@ -52,9 +52,28 @@ def features(
     dataset_contract: DatasetContract,
 ) -> dg.Output[pd.DataFrame]:
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
+    from mlplatform.core.validate import DatasetError
+    from mlplatform.gates_history import failed_blocking_checks
 
     contract = dataset_contract.load()
-    with carried_out(context, "features", f"features[{context.partition_key}]"):
+    where = f"features[{context.partition_key}]"
+    with carried_out(context, "features", where):
+        # Days of the window whose blocking gates failed stay stored (the checked asset is kept)
+        # but must not feed a model.
+        days = validated_transactions[contract.event_time].dt.strftime("%Y-%m-%d")
+        excluded = {
+            day: failed
+            for day in sorted(days.unique())
+            if (
+                failed := failed_blocking_checks(context.instance, "raw_transactions", day)
+                + failed_blocking_checks(context.instance, "validated_transactions", day)
+            )
+        }
+        if excluded:
+            context.log.warning(f"Left out of the window, their gates failed: {excluded}")
+            validated_transactions = validated_transactions[~days.isin(list(excluded))]
+        if validated_transactions.empty:
+            raise DatasetError(f"every day of the window failed its gates: {excluded}")
         table = build_features(
             validated_transactions,
             contract,
@@ -63,13 +82,14 @@ def features(
         )
     categorical, numeric = model_columns(table, contract)
     by_split = table.groupby(SPLIT_COLUMN, observed=False)[LABEL_COLUMN].agg(["size", "mean"])
-    days = sorted(table[contract.event_time].dt.strftime("%Y-%m-%d").unique())
+    found_days = sorted(table[contract.event_time].dt.strftime("%Y-%m-%d").unique())
     return dg.Output(
         table,
         metadata={
             "dagster/row_count": len(table),
             "window_days_configured": WINDOW_DAYS,
-            "window_days_found": dg.MetadataValue.json(days),
+            "window_days_found": dg.MetadataValue.json(found_days),
+            "window_days_excluded": dg.MetadataValue.json(excluded),
             "categorical_features": dg.MetadataValue.json(categorical),
             "numeric_features": dg.MetadataValue.json(numeric),
             **{f"rows_{split}": int(row["size"]) for split, row in by_split.iterrows()},

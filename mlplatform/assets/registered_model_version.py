@@ -17,6 +17,7 @@ from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitio
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
+from mlplatform.config.gates import gates_for
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import failing_on_error
 
@@ -34,6 +35,8 @@ class RegisteredModelVersionConfig(dg.Config):
     kinds={"mlflow"},
     owners=[OWNER],
     retry_policy=retry_policy("registry"),
+    # One registration at a time: reading the champion and moving the alias must not interleave.
+    pool="registry",
     automation_condition=AFTER_UPSTREAM_GATES,
     io_manager_key="json_io_manager",
     description=(
@@ -78,16 +81,25 @@ def registered_model_version(
     client = MlflowClient()
     where = f"registered_model_version[{context.partition_key}]"
     with carried_out(context, "registry", where), failing_on_error(mlflow):
-        version = mlflow.register_model(
-            trained_model["model_uri"],
-            name,
-            tags={
-                "dagster_run_id": context.run_id,
-                "dagster_partition": context.partition_key,
-                "decision_threshold": str(trained_model["decision_threshold"]),
-                "code_version": trained_model["code_version"],
-                **{f"test_{k}": f"{v:.6f}" for k, v in trained_model["test_metrics"].items()},
-            },
+        # A retried attempt finds the version its first attempt registered.
+        existing = client.search_model_versions(
+            f"name='{name}' and tags.dagster_run_id='{context.run_id}' "
+            f"and tags.dagster_partition='{context.partition_key}'"
+        )
+        version = (
+            existing[0]
+            if existing
+            else mlflow.register_model(
+                trained_model["model_uri"],
+                name,
+                tags={
+                    "dagster_run_id": context.run_id,
+                    "dagster_partition": context.partition_key,
+                    "decision_threshold": str(trained_model["decision_threshold"]),
+                    "code_version": trained_model["code_version"],
+                    **{f"test_{k}": f"{v:.6f}" for k, v in trained_model["test_metrics"].items()},
+                },
+            )
         )
         client.set_registered_model_alias(name, CHALLENGER, version.version)
 
@@ -95,8 +107,11 @@ def registered_model_version(
         reproduced, basis = metrics_on_test_split(
             by_alias, features, trained_model["decision_threshold"]
         )
+        registry_gates = gates_for(contract.name).registered_model_version
         reproduction = quality.reproduces(
-            trained_model["test_metrics"], reproduced or {}, gates.reproduces_test_metrics.tolerance
+            trained_model["test_metrics"],
+            reproduced or {},
+            registry_gates.reproduces_test_metrics.tolerance,
         )
         if reproduced is None:
             reproduction.summary = basis
@@ -104,6 +119,17 @@ def registered_model_version(
             model_input_columns(by_alias), trained_model["input_columns"]
         )
         verified = reproduction.passed and signature.passed
+        # The model's floors are re-applied here: this asset may run in a later run than the
+        # one whose checks blocked it (a re-execution, a UI click), and must not promote then.
+        model_gates = gates_for(contract.name).trained_model
+        below_floor = [
+            name
+            for name in ("accuracy", "roc_auc", "pr_auc")
+            if getattr(model_gates, name).blocking
+            and not quality.metric_floor(
+                name, trained_model["test_metrics"][name], getattr(model_gates, name).min
+            ).passed
+        ]
 
         champion, champion_value, basis = champion_metric(
             client, name, features, config.promotion_metric
@@ -114,8 +140,14 @@ def registered_model_version(
             champion_value,
             config.promotion_tolerance,
         )
-        promote = verified and decision.promote
-        reason = decision.reason if verified else "failed its registry checks"
+        promote = verified and not below_floor and decision.promote
+        reason = (
+            decision.reason
+            if verified and not below_floor
+            else f"below the gate floors for {below_floor}"
+            if below_floor
+            else "failed its registry checks"
+        )
         if promote:
             client.set_registered_model_alias(name, CHAMPION, version.version)
         context.log.info(

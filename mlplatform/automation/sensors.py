@@ -145,7 +145,8 @@ def run_success_notification(
     "training of that day already exists.",
 )
 def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    state = json.loads(context.cursor) if context.cursor else {"after_id": 0}
+    state = json.loads(context.cursor) if context.cursor else {"after_id": 0, "requested": []}
+    state.setdefault("requested", [])
     history = context.instance.event_log_storage.get_asset_check_execution_history(
         DRIFT_CHECK, limit=100
     )
@@ -157,6 +158,9 @@ def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         evaluation = record.evaluation
         if evaluation is None or evaluation.passed or record.partition is None:
             continue
+        if record.partition in state["requested"]:
+            # Retraining on the same data drifts the same way: one request per day, not a loop.
+            continue
         latest_training = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(
                 asset_key=dg.AssetKey("trained_model"), asset_partitions=[record.partition]
@@ -167,9 +171,10 @@ def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         if latest_training and latest_training[0].timestamp > drift_time:
             context.log.info(f"{record.partition}: drift, but the day was retrained after it")
             continue
+        state["requested"].append(record.partition)
         requests.append(
             dg.RunRequest(
-                run_key=f"drift_retraining:{record.partition}:{record.id}",
+                run_key=f"drift_retraining:{record.partition}",
                 partition_key=record.partition,
                 tags={"retraining_reason": "drift"},
             )

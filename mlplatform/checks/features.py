@@ -6,6 +6,7 @@ import pandas as pd
 from mlplatform.automation.policies import retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
+from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
 
@@ -34,6 +35,7 @@ def features_checks(
     from mlplatform.core.features import model_columns
 
     contract = dataset_contract.load()
+    gates = gates_for(contract.name).features
     categorical, numeric = model_columns(features, contract)
     yield gate_result(
         ASSET,

@@ -7,6 +7,7 @@ import pandas as pd
 from mlplatform.automation.policies import retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
+from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
 
@@ -52,6 +53,7 @@ def raw_transactions_checks(
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
     contract = dataset_contract.load()
+    gates = gates_for(contract.name).raw_transactions
     yield gate_result(
         ASSET,
         "schema_matches_contract",

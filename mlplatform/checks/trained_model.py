@@ -7,6 +7,7 @@ import pandas as pd
 from mlplatform.automation.policies import retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
+from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
 
@@ -41,12 +42,14 @@ def trained_model_checks(
 
     from mlplatform.registry import champion_metric, registered_model_name
 
+    contract = dataset_contract.load()
+    gates = gates_for(contract.name).trained_model
     metrics = trained_model["test_metrics"]
     for name in ("accuracy", "roc_auc", "pr_auc", "recall"):
         floor = getattr(gates, name)
         yield gate_result(ASSET, name, floor, quality.metric_floor(name, metrics[name], floor.min))
     rule = gates.not_worse_than_champion
-    model_name = registered_model_name(dataset_contract.load().name)
+    model_name = registered_model_name(contract.name)
     _, champion_value, basis = champion_metric(MlflowClient(), model_name, features, rule.metric)
     outcome = quality.not_worse_than(
         rule.metric, metrics[rule.metric], champion_value, rule.tolerance

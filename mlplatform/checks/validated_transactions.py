@@ -6,6 +6,7 @@ import pandas as pd
 from mlplatform.automation.policies import retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
+from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
 
@@ -36,6 +37,7 @@ def validated_transactions_checks(
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
     contract = dataset_contract.load()
+    gates = gates_for(contract.name).validated_transactions
     total = len(validated_transactions) + len(quarantined_transactions)
     rate = len(quarantined_transactions) / total if total else 0.0
     yield gate_result(

@@ -3,12 +3,13 @@ with the file and the dotted key named."""
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlplatform.config.settings import load_settings_file
+from mlplatform.config.settings import CONTRACTS_DIR, load_settings_file
 
 GATES_FILE = "quality_gates.yaml"
 Rate = float
@@ -131,6 +132,23 @@ class QualityGates(_Section):
 
 
 def load_quality_gates(
-    settings_dir: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+    settings_dir: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    contract_name: str | None = None,
 ) -> QualityGates:
-    return load_settings_file(GATES_FILE, QualityGates, settings_dir, environ)  # type: ignore[return-value]
+    """Packaged gates, then the contract's own (`contracts/<name>.quality_gates.yaml`: a dataset
+    with 28% positives needs other label-rate bounds than fraud), then the user's folder."""
+    overlays = []
+    if contract_name:
+        contract_gates = CONTRACTS_DIR / f"{contract_name}.{GATES_FILE}"
+        if contract_gates.exists():
+            overlays.append(contract_gates)
+    return load_settings_file(  # type: ignore[return-value]
+        GATES_FILE, QualityGates, settings_dir, environ, overlays=overlays
+    )
+
+
+@functools.cache
+def gates_for(contract_name: str) -> QualityGates:
+    """The gates in effect for a dataset contract (thresholds and severities at run time)."""
+    return load_quality_gates(contract_name=contract_name)

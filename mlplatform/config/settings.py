@@ -253,13 +253,17 @@ def load_settings_file(
     model: type[BaseModel],
     settings_dir: str | os.PathLike[str] | None = None,
     environ: dict[str, str] | None = None,
+    overlays: list[Path] | None = None,
 ) -> BaseModel:
-    """A packaged settings file overlaid by the same file in the user's settings folder, validated
-    by `model`; errors name the files and the dotted key."""
+    """A packaged settings file, then `overlays`, then the same file in the user's settings folder,
+    validated by `model`; errors name the files and the dotted key."""
     environ = dict(os.environ if environ is None else environ)
     default_path = PACKAGE_CONFIG_DIR / file_name
     data = read_yaml(default_path)
     sources = [str(default_path)]
+    for overlay in overlays or []:
+        data = deep_merge(data, read_yaml(overlay))
+        sources.append(str(overlay))
     user_dir = settings_dir or environ.get(SETTINGS_DIR_ENV)
     if user_dir and (Path(user_dir) / file_name).exists():
         user_path = Path(user_dir) / file_name

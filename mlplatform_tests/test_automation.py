@@ -30,6 +30,13 @@ def test_schedule_runs_the_day_that_just_ended():
     assert daily_training.job_name == "training_pipeline"
 
 
+def test_jobs_carry_the_run_time_budget():
+    from mlplatform.automation.jobs import retraining, training_pipeline
+
+    for job in (training_pipeline, retraining):
+        assert job.tags["dagster/max_runtime"] == "7200"
+
+
 def test_retry_policies_follow_the_protocol():
     assert retry_policy("ingestion").max_retries == 3
     assert retry_policy("ingestion").backoff == dg.Backoff.EXPONENTIAL

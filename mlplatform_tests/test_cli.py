@@ -83,3 +83,21 @@ def test_backfill_over_a_date_range_queues_one_run_per_day(cli_env):
     ]  # fmt: skip
     assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}
     assert len({r.tags["dagster/backfill"] for r in runs}) == 1
+
+
+def test_instance_settings_limit_concurrency_and_retry_crashes(cli_env):
+    """dagster.yaml as Dagster reads it: one run per partition at a time, one training at a time,
+    crashed runs retried but not asset failures, run monitoring on."""
+    with dg.DagsterInstance.from_config(cli_env["DAGSTER_HOME"]) as instance:
+        # The queued-run daemon reads the instance's `concurrency` settings.
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 2
+        assert {
+            "key": "dagster/partition",
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1,
+        } in queue.tag_concurrency_limits
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
+        assert instance.run_monitoring_enabled

@@ -3,7 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from mlplatform.automation.policies import retry_policy
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
@@ -14,20 +14,7 @@ ASSET = "features"
 gates = GATES.features
 
 
-@dg.multi_asset_check(
-    name="features_checks",
-    retry_policy=retry_policy("checks"),
-    specs=gate_specs(
-        ASSET,
-        gates,
-        {
-            "finite_values": "No infinity in numeric features, no missing category.",
-            "drift": "Population stability index of each feature, the day against earlier days.",
-            "no_target_leakage": "No single feature predicts the target almost perfectly.",
-        },
-    ),
-)
-def features_checks(
+def _features_results(
     context: dg.AssetCheckExecutionContext,
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
@@ -61,3 +48,27 @@ def features_checks(
             day_rows,
         ),
     )
+
+
+@dg.multi_asset_check(
+    name="features_checks",
+    retry_policy=retry_policy("checks"),
+    specs=gate_specs(
+        ASSET,
+        gates,
+        {
+            "finite_values": "No infinity in numeric features, no missing category.",
+            "drift": "Population stability index of each feature, the day against earlier days.",
+            "no_target_leakage": "No single feature predicts the target almost perfectly.",
+        },
+    ),
+)
+def features_checks(
+    context: dg.AssetCheckExecutionContext,
+    features: pd.DataFrame,
+    dataset_contract: DatasetContract,
+) -> Iterator[dg.AssetCheckResult]:
+    where = f"features_checks[{context.partition_key}]"
+    with carried_out(context, "checks", where):
+        results = list(_features_results(context, features, dataset_contract))
+    yield from results

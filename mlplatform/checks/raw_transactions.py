@@ -4,7 +4,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from mlplatform.automation.policies import retry_policy
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
@@ -33,21 +33,7 @@ def row_count_history(
     return history
 
 
-@dg.multi_asset_check(
-    name="raw_transactions_checks",
-    retry_policy=retry_policy("checks"),
-    specs=gate_specs(
-        ASSET,
-        gates,
-        {
-            "schema_matches_contract": "Every column of the dataset contract is present.",
-            "not_empty": "The day has rows.",
-            "fresh": "The newest event is close to the end of the day.",
-            "volume_in_band": "Row count within a band around the median of earlier days.",
-        },
-    ),
-)
-def raw_transactions_checks(
+def _raw_transactions_results(
     context: dg.AssetCheckExecutionContext,
     raw_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
@@ -88,3 +74,28 @@ def raw_transactions_checks(
         band,
         quality.volume_in_band(rows, history, band.min_history, band.min_ratio, band.max_ratio),
     )
+
+
+@dg.multi_asset_check(
+    name="raw_transactions_checks",
+    retry_policy=retry_policy("checks"),
+    specs=gate_specs(
+        ASSET,
+        gates,
+        {
+            "schema_matches_contract": "Every column of the dataset contract is present.",
+            "not_empty": "The day has rows.",
+            "fresh": "The newest event is close to the end of the day.",
+            "volume_in_band": "Row count within a band around the median of earlier days.",
+        },
+    ),
+)
+def raw_transactions_checks(
+    context: dg.AssetCheckExecutionContext,
+    raw_transactions: pd.DataFrame,
+    dataset_contract: DatasetContract,
+) -> Iterator[dg.AssetCheckResult]:
+    where = f"raw_transactions_checks[{context.partition_key}]"
+    with carried_out(context, "checks", where):
+        results = list(_raw_transactions_results(context, raw_transactions, dataset_contract))
+    yield from results

@@ -4,7 +4,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlplatform.automation.policies import retry_policy
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
@@ -15,24 +15,8 @@ ASSET = "trained_model"
 gates = GATES.trained_model
 
 
-@dg.multi_asset_check(
-    name="trained_model_checks",
-    retry_policy=retry_policy("checks"),
-    specs=gate_specs(
-        ASSET,
-        gates,
-        {
-            "accuracy": "Accuracy on the test split (the protocol's gate).",
-            "roc_auc": "ROC-AUC on the test split.",
-            "pr_auc": "PR-AUC (average precision) on the test split.",
-            "recall": "Recall at the chosen decision threshold.",
-            "not_worse_than_champion": "Not worse than the champion on the same test split.",
-        },
-        also_reads=("features",),
-    ),
-    ins={"trained_model": dg.AssetIn(), "features": dg.AssetIn()},
-)
-def trained_model_checks(
+def _trained_model_results(
+    context: dg.AssetCheckExecutionContext,
     trained_model: dict[str, Any],
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
@@ -56,3 +40,35 @@ def trained_model_checks(
     )
     outcome.details["basis"] = basis
     yield gate_result(ASSET, "not_worse_than_champion", rule, outcome)
+
+
+@dg.multi_asset_check(
+    name="trained_model_checks",
+    retry_policy=retry_policy("checks"),
+    specs=gate_specs(
+        ASSET,
+        gates,
+        {
+            "accuracy": "Accuracy on the test split (the protocol's gate).",
+            "roc_auc": "ROC-AUC on the test split.",
+            "pr_auc": "PR-AUC (average precision) on the test split.",
+            "recall": "Recall at the chosen decision threshold.",
+            "not_worse_than_champion": "Not worse than the champion on the same test split.",
+        },
+        also_reads=("features",),
+    ),
+    ins={"trained_model": dg.AssetIn(), "features": dg.AssetIn()},
+)
+def trained_model_checks(
+    context: dg.AssetCheckExecutionContext,
+    trained_model: dict[str, Any],
+    features: pd.DataFrame,
+    dataset_contract: DatasetContract,
+    mlflow: dg.ResourceParam[Any],
+) -> Iterator[dg.AssetCheckResult]:
+    where = f"trained_model_checks[{context.partition_key}]"
+    with carried_out(context, "checks", where):
+        results = list(
+            _trained_model_results(context, trained_model, features, dataset_contract, mlflow)
+        )
+    yield from results

@@ -3,7 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from mlplatform.automation.policies import retry_policy
+from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
@@ -14,24 +14,8 @@ ASSET = "validated_transactions"
 gates = GATES.validated_transactions
 
 
-@dg.multi_asset_check(
-    name="validated_transactions_checks",
-    retry_policy=retry_policy("checks"),
-    specs=gate_specs(
-        ASSET,
-        gates,
-        {
-            "quarantine_rate": "Share of the day's rows sent to quarantine.",
-            "null_rate": "Missing values per nullable column.",
-            "value_ranges": "Every value inside its contract range or category list.",
-            "unique_ids": "No id appears twice.",
-            "label_rate": "Share of positive labels within bounds.",
-        },
-        also_reads=("quarantined_transactions",),
-    ),
-    ins={"validated_transactions": dg.AssetIn(), "quarantined_transactions": dg.AssetIn()},
-)
-def validated_transactions_checks(
+def _validated_transactions_results(
+    context: dg.AssetCheckExecutionContext,
     validated_transactions: pd.DataFrame,
     quarantined_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
@@ -71,3 +55,36 @@ def validated_transactions_checks(
         band,
         quality.label_rate(validated_transactions, contract, band.min_rate, band.max_rate),
     )
+
+
+@dg.multi_asset_check(
+    name="validated_transactions_checks",
+    retry_policy=retry_policy("checks"),
+    specs=gate_specs(
+        ASSET,
+        gates,
+        {
+            "quarantine_rate": "Share of the day's rows sent to quarantine.",
+            "null_rate": "Missing values per nullable column.",
+            "value_ranges": "Every value inside its contract range or category list.",
+            "unique_ids": "No id appears twice.",
+            "label_rate": "Share of positive labels within bounds.",
+        },
+        also_reads=("quarantined_transactions",),
+    ),
+    ins={"validated_transactions": dg.AssetIn(), "quarantined_transactions": dg.AssetIn()},
+)
+def validated_transactions_checks(
+    context: dg.AssetCheckExecutionContext,
+    validated_transactions: pd.DataFrame,
+    quarantined_transactions: pd.DataFrame,
+    dataset_contract: DatasetContract,
+) -> Iterator[dg.AssetCheckResult]:
+    where = f"validated_transactions_checks[{context.partition_key}]"
+    with carried_out(context, "checks", where):
+        results = list(
+            _validated_transactions_results(
+                context, validated_transactions, quarantined_transactions, dataset_contract
+            )
+        )
+    yield from results

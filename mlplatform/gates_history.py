@@ -1,6 +1,10 @@
 """What the instance remembers about gate results across runs."""
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import (
+    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    AssetCheckExecutionRecordStatus,
+)
 
 from mlplatform.config.active import GATES
 
@@ -14,10 +18,23 @@ def failed_blocking_checks(instance: dg.DagsterInstance, asset: str, partition: 
     """The blocking checks of `asset` whose latest evaluation for `partition` failed."""
     failed = []
     for name in blocking_checks(asset):
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(dg.AssetKey(asset), name), limit=50
-        )
-        latest = next((r for r in history if r.partition == partition), None)
-        if latest is not None and latest.evaluation is not None and not latest.evaluation.passed:
+        latest = next(iter(completed_evaluations(instance, asset, name, partition, limit=1)), None)
+        if latest is not None and latest.status == AssetCheckExecutionRecordStatus.FAILED:
             failed.append(name)
     return failed
+
+
+def completed_evaluations(
+    instance: dg.DagsterInstance,
+    asset: str,
+    check: str,
+    partition: str | None = None,
+    limit: int = 100,
+) -> list:
+    """Finished evaluations of a check, newest first (planned and skipped ones carry no result)."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check),
+        limit=max(limit, 50) if partition else limit,
+        status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES),
+    )
+    return [r for r in history if partition is None or r.partition == partition][:limit]

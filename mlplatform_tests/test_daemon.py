@@ -210,7 +210,10 @@ def test_run_past_its_max_runtime_is_stopped(daemon):
 
 def test_new_file_in_the_landing_folder_is_picked_up_and_materialized(daemon):
     day = "2026-03-02"
-    generate_transactions(dt.date.fromisoformat(day)).to_csv(daemon.landing / "tx.csv", index=False)
+    # Landed as producers should: written beside, then renamed into place in one step.
+    partial = daemon.landing / "tx.csv.partial"
+    generate_transactions(dt.date.fromisoformat(day)).to_csv(partial, index=False)
+    partial.rename(daemon.landing / "tx.csv")
 
     def pipeline_run():
         with daemon.instance() as instance:

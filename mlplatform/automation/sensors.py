@@ -12,7 +12,6 @@ from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
 
 WILL_RETRY_TAG = "dagster/will_retry"
-DRIFT_CHECK = dg.AssetCheckKey(dg.AssetKey("features"), "drift")
 
 
 @dg.sensor(
@@ -147,16 +146,19 @@ def run_success_notification(
 def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     state = json.loads(context.cursor) if context.cursor else {"after_id": 0, "requested": []}
     state.setdefault("requested", [])
-    history = context.instance.event_log_storage.get_asset_check_execution_history(
-        DRIFT_CHECK, limit=100
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
     )
+
+    from mlplatform.gates_history import completed_evaluations
+
+    history = completed_evaluations(context.instance, "features", "drift")
     fresh = sorted((r for r in history if r.id > state["after_id"]), key=lambda r: r.id)
     if not fresh:
         return dg.SkipReason("no new drift evaluations")
     requests = []
     for record in fresh:
-        evaluation = record.evaluation
-        if evaluation is None or evaluation.passed or record.partition is None:
+        if record.status != AssetCheckExecutionRecordStatus.FAILED or record.partition is None:
             continue
         if record.partition in state["requested"]:
             # Retraining on the same data drifts the same way: one request per day, not a loop.

@@ -292,3 +292,38 @@ def test_step_past_its_time_limit_fails_cleanly_without_retry():
     failure = result.get_step_failure_events()[0].step_failure_data
     assert "exceeded its time limit of 1 s" in failure.user_failure_data.description
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_gate_history_ignores_checks_that_never_ran():
+    """A run that failed before its checks (or a queued run) leaves them PLANNED, with no result:
+    that is neither a pass nor a failure of the gate."""
+    from mlplatform.gates_history import failed_blocking_checks
+
+    @dg.asset(name="raw_transactions", partitions_def=days)
+    def unreachable_source() -> None:
+        raise ConnectionError("source down")
+
+    @dg.asset_check(
+        asset="raw_transactions", name="schema_matches_contract", blocking=True, partitions_def=days
+    )
+    def schema_check() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False)
+
+    with dg.instance_for_test() as instance:
+        dg.materialize(
+            [unreachable_source, schema_check],
+            partition_key="2026-03-02",
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert failed_blocking_checks(instance, "raw_transactions", "2026-03-02") == []
+
+        @dg.asset(name="raw_transactions", partitions_def=days)
+        def reachable_source() -> None:
+            return None
+
+        dg.materialize([reachable_source, schema_check], partition_key="2026-03-02",
+                       instance=instance, raise_on_error=False)  # fmt: skip
+        assert failed_blocking_checks(instance, "raw_transactions", "2026-03-02") == [
+            "schema_matches_contract"
+        ]

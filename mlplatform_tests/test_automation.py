@@ -54,9 +54,15 @@ def test_error_policy_by_class():
 # new data -----------------------------------------------------------------------------------------
 
 
-def write_day(folder, day: str, name: str) -> None:
+def write_day(folder, day: str, name: str, minutes_ago: float = 10) -> None:
+    """Land one day's file, last modified `minutes_ago` (past the sensor's settle time)."""
+    import os
+    import time
+
     rows = generate_transactions(dt.date.fromisoformat(day), GeneratorParams(rows_per_day=300))
     rows.to_parquet(folder / name)
+    stamp = time.time() - minutes_ago * 60
+    os.utime(folder / name, (stamp, stamp))
 
 
 def evaluate_new_data(platform, instance, cursor=None):
@@ -95,13 +101,24 @@ def test_new_data_requests_each_new_day_once_and_survives_a_restart(tmp_path):
         assert [r.partition_key for r in later.run_requests] == ["2026-03-03"]
 
         # A corrected file is a new version of its day.
-        write_day(landing, "2026-03-01", "a.parquet")
-        (landing / "a.parquet").touch()
-        import os
-
-        os.utime(landing / "a.parquet", (1_900_000_000, 1_900_000_000))
+        write_day(landing, "2026-03-01", "a.parquet", minutes_ago=5)
         corrected = evaluate_new_data(platform, instance, cursor=later.cursor)
         assert [r.partition_key for r in corrected.run_requests] == ["2026-03-01"]
+
+
+def test_new_data_waits_for_a_file_that_may_still_be_written(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    platform = make_platform(
+        tmp_path, MLPLATFORM_SOURCE_KIND="files", MLPLATFORM_SOURCE_PATH=str(landing)
+    )
+    write_day(landing, "2026-03-01", "a.parquet", minutes_ago=0)
+    with dg.instance_for_test() as instance:
+        fresh = evaluate_new_data(platform, instance)
+        assert isinstance(fresh, dg.SkipReason) and "settling" in fresh.skip_message
+        write_day(landing, "2026-03-01", "a.parquet", minutes_ago=1)
+        settled = evaluate_new_data(platform, instance)
+        assert [r.partition_key for r in settled.run_requests] == ["2026-03-01"]
 
 
 def test_new_data_waits_for_a_day_that_is_not_a_partition_yet(tmp_path):

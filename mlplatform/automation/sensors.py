@@ -1,6 +1,7 @@
 """Sensors: new data in the landing location, alerts on failure and success, retraining on drift."""
 
 import json
+import time
 
 import dagster as dg
 
@@ -38,9 +39,19 @@ def new_data(
         current = fingerprints(data_source.path, data_source.file_format)
     except SourceError as error:
         return dg.SkipReason(f"nothing to read yet: {error}")
-    changed = {f: stamp for f, stamp in current.items() if cursor.processed.get(f) != stamp}
+    settle = ORCHESTRATION.sensors.landing_settle_seconds
+    now = time.time()
+    changed, settling = {}, []
+    for file, landed in current.items():
+        if cursor.processed.get(file) == landed.fingerprint:
+            continue
+        if landed.modified is not None and now - landed.modified < settle:
+            settling.append(file)  # perhaps still being written: next tick
+        else:
+            changed[file] = landed.fingerprint
     if not changed:
-        return dg.SkipReason(f"no new files in {data_source.path}")
+        reason = f"files still settling: {settling}" if settling else "no new files"
+        return dg.SkipReason(f"{reason} in {data_source.path}")
 
     existing = set(daily_partitions.get_partition_keys())
     contract = dataset_contract.load()

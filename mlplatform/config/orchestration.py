@@ -41,6 +41,7 @@ class RetrySettings(_Strict):
 
 class SensorSettings(_Strict):
     new_data_interval_seconds: int = Field(ge=5)
+    landing_settle_seconds: float = Field(ge=0)
     drift_interval_seconds: int = Field(ge=5)
     alert_interval_seconds: int = Field(ge=5)
 

@@ -24,8 +24,22 @@ class LandingCursor:
         return json.dumps({"processed": self.processed}, sort_keys=True)
 
 
-def fingerprints(path: str, file_format: str = "auto") -> dict[str, str]:
-    """file URL -> size and modification time (or ETag), for every data file under `path`."""
+@dataclass(frozen=True)
+class LandedFile:
+    fingerprint: str  # size and modification time (or ETag): changes when the file does
+    modified: float | None  # seconds since the epoch, when the storage tells
+
+
+def _epoch(value: object) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return None
+
+
+def fingerprints(path: str, file_format: str = "auto") -> dict[str, LandedFile]:
+    """file URL -> its fingerprint and modification time, for every data file under `path`."""
     import fsspec
 
     from mlplatform.core.sources import list_source_files
@@ -34,8 +48,9 @@ def fingerprints(path: str, file_format: str = "auto") -> dict[str, str]:
     for file in list_source_files(path, file_format):
         fs, _, (stripped,) = fsspec.get_fs_token_paths(file)
         info = fs.info(stripped)
-        stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
-        result[file] = f"{info.get('size')}:{stamp}"
+        modified = info.get("mtime") or info.get("LastModified")
+        stamp = info.get("ETag") or modified or ""
+        result[file] = LandedFile(f"{info.get('size')}:{stamp}", _epoch(modified))
     return result
 
 

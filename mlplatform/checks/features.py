@@ -14,42 +14,6 @@ ASSET = "features"
 gates = GATES.features
 
 
-def _features_results(
-    context: dg.AssetCheckExecutionContext,
-    features: pd.DataFrame,
-    dataset_contract: DatasetContract,
-) -> Iterator[dg.AssetCheckResult]:
-    from mlplatform.core.features import model_columns
-
-    contract = dataset_contract.load()
-    gates = gates_for(contract.name).features
-    categorical, numeric = model_columns(features, contract)
-    yield gate_result(
-        ASSET,
-        "finite_values",
-        gates.finite_values,
-        quality.finite_values(features, categorical, numeric),
-    )
-    day_rows = features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
-    yield gate_result(
-        ASSET,
-        "drift",
-        gates.drift,
-        quality.drift(features, day_rows, numeric, gates.drift.max_psi, gates.drift.bins),
-    )
-    yield gate_result(
-        ASSET,
-        "no_target_leakage",
-        gates.no_target_leakage,
-        quality.no_target_leakage(
-            features,
-            [*categorical, *numeric],
-            gates.no_target_leakage.max_single_feature_auc,
-            day_rows,
-        ),
-    )
-
-
 @dg.multi_asset_check(
     name="features_checks",
     retry_policy=retry_policy("checks"),
@@ -68,7 +32,34 @@ def features_checks(
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
+    from mlplatform.core.features import model_columns
+
     where = f"features_checks[{context.partition_key}]"
     with carried_out(context, "checks", where):
-        results = list(_features_results(context, features, dataset_contract))
-    yield from results
+        contract = dataset_contract.load()
+        gates = gates_for(contract.name).features
+        categorical, numeric = model_columns(features, contract)
+        yield gate_result(
+            ASSET,
+            "finite_values",
+            gates.finite_values,
+            quality.finite_values(features, categorical, numeric),
+        )
+        day_rows = features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
+        yield gate_result(
+            ASSET,
+            "drift",
+            gates.drift,
+            quality.drift(features, day_rows, numeric, gates.drift.max_psi, gates.drift.bins),
+        )
+        yield gate_result(
+            ASSET,
+            "no_target_leakage",
+            gates.no_target_leakage,
+            quality.no_target_leakage(
+                features,
+                [*categorical, *numeric],
+                gates.no_target_leakage.max_single_feature_auc,
+                day_rows,
+            ),
+        )

@@ -33,49 +33,6 @@ def row_count_history(
     return history
 
 
-def _raw_transactions_results(
-    context: dg.AssetCheckExecutionContext,
-    raw_transactions: pd.DataFrame,
-    dataset_contract: DatasetContract,
-) -> Iterator[dg.AssetCheckResult]:
-    contract = dataset_contract.load()
-    gates = gates_for(contract.name).raw_transactions
-    yield gate_result(
-        ASSET,
-        "schema_matches_contract",
-        gates.schema_matches_contract,
-        quality.schema_matches_contract(raw_transactions, contract),
-    )
-    rows = len(raw_transactions)
-    yield gate_result(
-        ASSET, "not_empty", gates.not_empty, quality.not_empty(rows, gates.not_empty.min_rows)
-    )
-    latest = None
-    if contract.event_time in raw_transactions.columns and rows:
-        times = pd.to_datetime(raw_transactions[contract.event_time], utc=True, errors="coerce")
-        latest = times.max()
-    window = context.partition_time_window if hasattr(context, "partition_time_window") else None
-    end = (
-        pd.Timestamp(window.end)
-        if window is not None
-        else pd.Timestamp(context.partition_key, tz="UTC") + pd.Timedelta(days=1)
-    )
-    yield gate_result(
-        ASSET,
-        "fresh",
-        gates.fresh,
-        quality.freshness(latest, end, gates.fresh.max_lag_minutes),
-    )
-    band = gates.volume_in_band
-    history = row_count_history(context.instance, context.partition_key, band.lookback_partitions)
-    yield gate_result(
-        ASSET,
-        "volume_in_band",
-        band,
-        quality.volume_in_band(rows, history, band.min_history, band.min_ratio, band.max_ratio),
-    )
-
-
 @dg.multi_asset_check(
     name="raw_transactions_checks",
     retry_policy=retry_policy("checks"),
@@ -97,5 +54,43 @@ def raw_transactions_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     where = f"raw_transactions_checks[{context.partition_key}]"
     with carried_out(context, "checks", where):
-        results = list(_raw_transactions_results(context, raw_transactions, dataset_contract))
-    yield from results
+        contract = dataset_contract.load()
+        gates = gates_for(contract.name).raw_transactions
+        yield gate_result(
+            ASSET,
+            "schema_matches_contract",
+            gates.schema_matches_contract,
+            quality.schema_matches_contract(raw_transactions, contract),
+        )
+        rows = len(raw_transactions)
+        yield gate_result(
+            ASSET, "not_empty", gates.not_empty, quality.not_empty(rows, gates.not_empty.min_rows)
+        )
+        latest = None
+        if contract.event_time in raw_transactions.columns and rows:
+            times = pd.to_datetime(raw_transactions[contract.event_time], utc=True, errors="coerce")
+            latest = times.max()
+        window = (
+            context.partition_time_window if hasattr(context, "partition_time_window") else None
+        )
+        end = (
+            pd.Timestamp(window.end)
+            if window is not None
+            else pd.Timestamp(context.partition_key, tz="UTC") + pd.Timedelta(days=1)
+        )
+        yield gate_result(
+            ASSET,
+            "fresh",
+            gates.fresh,
+            quality.freshness(latest, end, gates.fresh.max_lag_minutes),
+        )
+        band = gates.volume_in_band
+        history = row_count_history(
+            context.instance, context.partition_key, band.lookback_partitions
+        )
+        yield gate_result(
+            ASSET,
+            "volume_in_band",
+            band,
+            quality.volume_in_band(rows, history, band.min_history, band.min_ratio, band.max_ratio),
+        )

@@ -15,33 +15,6 @@ ASSET = "trained_model"
 gates = GATES.trained_model
 
 
-def _trained_model_results(
-    context: dg.AssetCheckExecutionContext,
-    trained_model: dict[str, Any],
-    features: pd.DataFrame,
-    dataset_contract: DatasetContract,
-    mlflow: dg.ResourceParam[Any],
-) -> Iterator[dg.AssetCheckResult]:
-    from mlflow.tracking import MlflowClient
-
-    from mlplatform.registry import champion_metric, registered_model_name
-
-    contract = dataset_contract.load()
-    gates = gates_for(contract.name).trained_model
-    metrics = trained_model["test_metrics"]
-    for name in ("accuracy", "roc_auc", "pr_auc", "recall"):
-        floor = getattr(gates, name)
-        yield gate_result(ASSET, name, floor, quality.metric_floor(name, metrics[name], floor.min))
-    rule = gates.not_worse_than_champion
-    model_name = registered_model_name(contract.name)
-    _, champion_value, basis = champion_metric(MlflowClient(), model_name, features, rule.metric)
-    outcome = quality.not_worse_than(
-        rule.metric, metrics[rule.metric], champion_value, rule.tolerance
-    )
-    outcome.details["basis"] = basis
-    yield gate_result(ASSET, "not_worse_than_champion", rule, outcome)
-
-
 @dg.multi_asset_check(
     name="trained_model_checks",
     retry_policy=retry_policy("checks"),
@@ -66,9 +39,27 @@ def trained_model_checks(
     dataset_contract: DatasetContract,
     mlflow: dg.ResourceParam[Any],
 ) -> Iterator[dg.AssetCheckResult]:
+    from mlflow.tracking import MlflowClient
+
+    from mlplatform.registry import champion_metric, registered_model_name
+
     where = f"trained_model_checks[{context.partition_key}]"
     with carried_out(context, "checks", where):
-        results = list(
-            _trained_model_results(context, trained_model, features, dataset_contract, mlflow)
+        contract = dataset_contract.load()
+        gates = gates_for(contract.name).trained_model
+        metrics = trained_model["test_metrics"]
+        for name in ("accuracy", "roc_auc", "pr_auc", "recall"):
+            floor = getattr(gates, name)
+            yield gate_result(
+                ASSET, name, floor, quality.metric_floor(name, metrics[name], floor.min)
+            )
+        rule = gates.not_worse_than_champion
+        model_name = registered_model_name(contract.name)
+        _, champion_value, basis = champion_metric(
+            MlflowClient(), model_name, features, rule.metric
         )
-    yield from results
+        outcome = quality.not_worse_than(
+            rule.metric, metrics[rule.metric], champion_value, rule.tolerance
+        )
+        outcome.details["basis"] = basis
+        yield gate_result(ASSET, "not_worse_than_champion", rule, outcome)

@@ -14,49 +14,6 @@ ASSET = "validated_transactions"
 gates = GATES.validated_transactions
 
 
-def _validated_transactions_results(
-    context: dg.AssetCheckExecutionContext,
-    validated_transactions: pd.DataFrame,
-    quarantined_transactions: pd.DataFrame,
-    dataset_contract: DatasetContract,
-) -> Iterator[dg.AssetCheckResult]:
-    contract = dataset_contract.load()
-    gates = gates_for(contract.name).validated_transactions
-    total = len(validated_transactions) + len(quarantined_transactions)
-    rate = len(quarantined_transactions) / total if total else 0.0
-    yield gate_result(
-        ASSET,
-        "quarantine_rate",
-        gates.quarantine_rate,
-        quality.max_rate("quarantine rate", rate, gates.quarantine_rate.max_rate),
-    )
-    yield gate_result(
-        ASSET,
-        "null_rate",
-        gates.null_rate,
-        quality.null_rates(validated_transactions, contract, gates.null_rate.max_rate),
-    )
-    yield gate_result(
-        ASSET,
-        "value_ranges",
-        gates.value_ranges,
-        quality.value_ranges(validated_transactions, contract),
-    )
-    yield gate_result(
-        ASSET,
-        "unique_ids",
-        gates.unique_ids,
-        quality.unique_ids(validated_transactions, contract.id),
-    )
-    band = gates.label_rate
-    yield gate_result(
-        ASSET,
-        "label_rate",
-        band,
-        quality.label_rate(validated_transactions, contract, band.min_rate, band.max_rate),
-    )
-
-
 @dg.multi_asset_check(
     name="validated_transactions_checks",
     retry_policy=retry_policy("checks"),
@@ -82,9 +39,38 @@ def validated_transactions_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     where = f"validated_transactions_checks[{context.partition_key}]"
     with carried_out(context, "checks", where):
-        results = list(
-            _validated_transactions_results(
-                context, validated_transactions, quarantined_transactions, dataset_contract
-            )
+        contract = dataset_contract.load()
+        gates = gates_for(contract.name).validated_transactions
+        total = len(validated_transactions) + len(quarantined_transactions)
+        rate = len(quarantined_transactions) / total if total else 0.0
+        yield gate_result(
+            ASSET,
+            "quarantine_rate",
+            gates.quarantine_rate,
+            quality.max_rate("quarantine rate", rate, gates.quarantine_rate.max_rate),
         )
-    yield from results
+        yield gate_result(
+            ASSET,
+            "null_rate",
+            gates.null_rate,
+            quality.null_rates(validated_transactions, contract, gates.null_rate.max_rate),
+        )
+        yield gate_result(
+            ASSET,
+            "value_ranges",
+            gates.value_ranges,
+            quality.value_ranges(validated_transactions, contract),
+        )
+        yield gate_result(
+            ASSET,
+            "unique_ids",
+            gates.unique_ids,
+            quality.unique_ids(validated_transactions, contract.id),
+        )
+        band = gates.label_rate
+        yield gate_result(
+            ASSET,
+            "label_rate",
+            band,
+            quality.label_rate(validated_transactions, contract, band.min_rate, band.max_rate),
+        )

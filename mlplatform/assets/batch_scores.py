@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, preview
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.registry import (
     CHAMPION,
@@ -23,6 +24,7 @@ from mlplatform.resources.contract import DatasetContract
     kinds={"mlflow", "pandas", "parquet"},
     owners=[OWNER],
     retry_policy=retry_policy("deployment"),
+    op_tags=step_tags("deployment"),
     automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         "Scores, decisions and model version for every transaction of the partition's day, from "

@@ -9,6 +9,7 @@ from mlplatform.assets.common import (
     daily_partitions,
     preview,
 )
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
@@ -27,6 +28,7 @@ class FeaturesConfig(dg.Config):
     kinds={"pandas", "parquet"},
     owners=[OWNER],
     retry_policy=retry_policy("features"),
+    op_tags=step_tags("features"),
     automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         f"Model features from the trailing {WINDOW_DAYS}-day window of validated transactions "

@@ -7,6 +7,7 @@ from mlplatform.assets.common import (
     partition_day,
     preview,
 )
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
@@ -18,6 +19,7 @@ from mlplatform.resources.data_source import DataSource
     kinds={"pandas", "parquet"},
     owners=[OWNER],
     retry_policy=retry_policy("ingestion"),
+    op_tags=step_tags("ingestion"),
     description="One day of raw transactions, as the data source delivers them (defects included).",
 )
 def raw_transactions(

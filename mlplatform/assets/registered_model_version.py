@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, metric_metadata
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
@@ -35,6 +36,7 @@ class RegisteredModelVersionConfig(dg.Config):
     kinds={"mlflow"},
     owners=[OWNER],
     retry_policy=retry_policy("registry"),
+    op_tags=step_tags("registry"),
     # One registration at a time: reading the champion and moving the alias must not interleave.
     pool="registry",
     automation_condition=AFTER_UPSTREAM_GATES,

@@ -11,6 +11,7 @@ from mlplatform.assets.common import (
     daily_partitions,
     metric_metadata,
 )
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
@@ -58,6 +59,7 @@ def pip_requirements() -> list[str]:
     kinds={"scikitlearn", "mlflow"},
     owners=[OWNER],
     retry_policy=retry_policy("training"),
+    op_tags=step_tags("training"),
     # One training at a time on this machine: the `training` pool (limit in dagster.yaml).
     pool="training",
     automation_condition=AFTER_UPSTREAM_GATES,

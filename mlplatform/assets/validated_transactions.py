@@ -13,6 +13,7 @@ from mlplatform.assets.common import (
     daily_partitions,
     preview,
 )
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.resources.contract import DatasetContract
 
@@ -22,6 +23,7 @@ from mlplatform.resources.contract import DatasetContract
     partitions_def=daily_partitions,
     group_name="validation",
     retry_policy=retry_policy("validation"),
+    op_tags=step_tags("validation"),
     outs={
         "validated_transactions": dg.AssetOut(
             kinds={"pandas", "parquet", "pandera"},

@@ -4,6 +4,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
@@ -18,6 +19,7 @@ gates = GATES.trained_model
 @dg.multi_asset_check(
     name="trained_model_checks",
     retry_policy=retry_policy("checks"),
+    op_tags=step_tags("checks"),
     specs=gate_specs(
         ASSET,
         gates,

@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES
@@ -17,6 +18,7 @@ gates = GATES.validated_transactions
 @dg.multi_asset_check(
     name="validated_transactions_checks",
     retry_policy=retry_policy("checks"),
+    op_tags=step_tags("checks"),
     specs=gate_specs(
         ASSET,
         gates,

@@ -52,15 +52,44 @@ class AlertSettings(_Strict):
     default_ui_url: str
 
 
+# Kubernetes quantities: "500m" or "2" CPUs, "512Mi" or "6Gi" of memory.
+_CPU = r"^\d+(\.\d+)?m?$"
+_MEMORY = r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti)?$"
+
+
+class StepResources(_Strict):
+    """What one step of a stage needs (requests) and may use at most (limits)."""
+
+    cpu: str = Field(pattern=_CPU)
+    memory: str = Field(pattern=_MEMORY)
+    cpu_limit: str = Field(pattern=_CPU)
+    memory_limit: str = Field(pattern=_MEMORY)
+
+
+class StepContainerSettings(_Strict):
+    image: str | None = None
+    memory_limit: str = Field(pattern=_MEMORY)
+    cpus: float = Field(gt=0)
+    network: str | None = None
+    env_vars: list[str] = Field(default_factory=list)
+
+
+class ExecutionSettings(_Strict):
+    executor: Literal["multiprocess", "docker"]
+    step_container: StepContainerSettings
+
+
 class OrchestrationSettings(_Strict):
     schedule: ScheduleSettings
     max_runtime_seconds: int = Field(gt=0)
     retries: dict[Stage, RetrySettings]
     step_time_limit_seconds: dict[Stage, int]
+    step_resources: dict[Stage, StepResources]
+    execution: ExecutionSettings
     sensors: SensorSettings
     alerts: AlertSettings
 
-    @field_validator("retries", "step_time_limit_seconds")
+    @field_validator("retries", "step_time_limit_seconds", "step_resources")
     @classmethod
     def _every_stage(cls, value: dict) -> dict:
         missing = sorted(set(Stage.__args__) - set(value))  # type: ignore[attr-defined]
@@ -88,8 +117,24 @@ class ErrorHandlingSettings(_Strict):
     rules: list[ErrorRule] = Field(min_length=1)
 
 
+# The Docker deployment chooses step containers by environment (docker/.env.example).
+ORCHESTRATION_ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "MLPLATFORM_EXECUTOR": ("execution", "executor"),
+    "MLPLATFORM_STEP_IMAGE": ("execution", "step_container", "image"),
+    "MLPLATFORM_STEP_MEMORY_LIMIT": ("execution", "step_container", "memory_limit"),
+    "MLPLATFORM_STEP_CPUS": ("execution", "step_container", "cpus"),
+    "MLPLATFORM_STEP_NETWORK": ("execution", "step_container", "network"),
+}
+
+
 def load_orchestration(settings_dir=None, environ=None) -> OrchestrationSettings:
-    return load_settings_file("orchestration.yaml", OrchestrationSettings, settings_dir, environ)  # type: ignore[return-value]
+    return load_settings_file(  # type: ignore[return-value]
+        "orchestration.yaml",
+        OrchestrationSettings,
+        settings_dir,
+        environ,
+        env_overrides=ORCHESTRATION_ENV_OVERRIDES,
+    )
 
 
 def load_error_handling(settings_dir=None, environ=None) -> ErrorHandlingSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,8 +182,8 @@ def _set_dotted(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None
 
 
 def _absolute_local(path_or_uri: str, root: Path) -> str:
-    """Anchor a relative local path at `root`; leave URLs (s3://, http://, ...) alone."""
-    if "://" in path_or_uri:
+    """Anchor a relative local path at `root`; leave URIs (s3://..., mlflow-artifacts:/) alone."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", path_or_uri):
         return path_or_uri
     path = Path(path_or_uri).expanduser()
     return str(path if path.is_absolute() else (root / path).resolve())
@@ -254,9 +255,11 @@ def load_settings_file(
     settings_dir: str | os.PathLike[str] | None = None,
     environ: dict[str, str] | None = None,
     overlays: list[Path] | None = None,
+    env_overrides: dict[str, tuple[str, ...]] | None = None,
 ) -> BaseModel:
     """A packaged settings file, then `overlays`, then the same file in the user's settings folder,
-    validated by `model`; errors name the files and the dotted key."""
+    then `env_overrides` (environment variable -> dotted key), validated by `model`; errors name
+    the files, the variables and the dotted key."""
     environ = dict(os.environ if environ is None else environ)
     default_path = PACKAGE_CONFIG_DIR / file_name
     data = read_yaml(default_path)
@@ -269,6 +272,10 @@ def load_settings_file(
         user_path = Path(user_dir) / file_name
         data = deep_merge(data, read_yaml(user_path))
         sources.append(str(user_path))
+    for variable, keys in (env_overrides or {}).items():
+        if environ.get(variable):
+            _set_dotted(data, keys, environ[variable])
+            sources.append(f"${variable}")
     try:
         return model.model_validate(data)
     except ValidationError as error:

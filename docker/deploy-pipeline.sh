@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Stand the platform up on this Docker host: build the image, start the stack, wait until every
+# service is healthy, validate the definitions inside the code container, print the UI address.
+# It stops at the first problem and says which step failed.
+#
+#   docker/deploy-pipeline.sh            (MLPLATFORM_DEPLOY_TIMEOUT=seconds to wait, default 300)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENV_FILE="${MLPLATFORM_ENV_FILE:-$HERE/.env}"
+TIMEOUT="${MLPLATFORM_DEPLOY_TIMEOUT:-300}"
+SERVICES=(postgresql mlflow user-code webserver daemon)
+
+step() { echo "deploy-pipeline: $*"; }
+fail() {
+    echo "deploy-pipeline: FAILED: $*" >&2
+    exit 1
+}
+random_password() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+command -v docker >/dev/null || fail "the Docker client is not installed"
+if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+elif command -v docker-compose >/dev/null; then
+    COMPOSE=(docker-compose)
+else
+    fail "neither the 'docker compose' plugin nor 'docker-compose' is installed"
+fi
+docker info >/dev/null 2>&1 || fail "cannot reach the Docker engine (is it running, may this user use it?)"
+
+if [ ! -f "$ENV_FILE" ]; then
+    step "creating $ENV_FILE from .env.example, with fresh passwords"
+    docker_gid="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999)"
+    (
+        umask 077
+        sed -e "s/^DAGSTER_POSTGRES_PASSWORD=.*/DAGSTER_POSTGRES_PASSWORD=$(random_password)/" \
+            -e "s/^MLFLOW_POSTGRES_PASSWORD=.*/MLFLOW_POSTGRES_PASSWORD=$(random_password)/" \
+            -e "s/^DOCKER_GID=.*/DOCKER_GID=${docker_gid}/" \
+            "$HERE/.env.example" >"$ENV_FILE"
+    )
+fi
+if grep -Eq '^[A-Z_]*PASSWORD=(change-me)?$' "$ENV_FILE"; then
+    fail "$ENV_FILE has an empty or 'change-me' password; set real ones"
+fi
+# shellcheck disable=SC1090
+ui_port="$(set -a && . "$ENV_FILE" && echo "${DAGSTER_UI_PORT:-3000}")"
+mlflow_port="$(set -a && . "$ENV_FILE" && echo "${MLFLOW_UI_PORT:-5000}")"
+
+COMPOSE+=(--project-directory "$HERE" -f "$HERE/docker-compose.yaml" --env-file "$ENV_FILE")
+
+step "checking docker-compose.yaml"
+"${COMPOSE[@]}" config -q || fail "docker-compose.yaml or $ENV_FILE is invalid"
+
+step "building the platform image"
+"${COMPOSE[@]}" build user-code || fail "the image did not build"
+
+step "starting ${SERVICES[*]}"
+"${COMPOSE[@]}" up -d --no-build --remove-orphans || fail "the stack did not start"
+
+step "waiting up to ${TIMEOUT}s for every service to be healthy"
+deadline=$((SECONDS + TIMEOUT))
+for service in "${SERVICES[@]}"; do
+    while :; do
+        container="$("${COMPOSE[@]}" ps -q "$service" || true)"
+        state="missing"
+        if [ -n "$container" ]; then
+            state="$(docker inspect -f \
+                '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' \
+                "$container" || echo missing)"
+        fi
+        case "$state" in
+            healthy) step "  $service: healthy"; break ;;
+            unhealthy | exited | dead)
+                "${COMPOSE[@]}" logs --tail 50 "$service" >&2 || true
+                fail "$service is $state (its last log lines are above)" ;;
+        esac
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            "${COMPOSE[@]}" logs --tail 50 "$service" >&2 || true
+            fail "$service not healthy after ${TIMEOUT}s (state: $state)"
+        fi
+        sleep 3
+    done
+done
+
+step "validating the definitions inside the user-code container"
+"${COMPOSE[@]}" exec -T user-code dagster definitions validate -m mlplatform.definitions -a defs \
+    || fail "the definitions do not load in the user-code container"
+
+step "ready"
+echo "  Dagster UI:  http://127.0.0.1:${ui_port}"
+echo "  MLflow UI:   http://127.0.0.1:${mlflow_port}"

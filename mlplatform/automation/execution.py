@@ -1,0 +1,69 @@
+"""Where steps run and what they need: the executor chosen by settings, and per-step compute
+resources for Kubernetes, both from orchestration.yaml."""
+
+import re
+from typing import Any
+
+import dagster as dg
+
+from mlplatform.config.active import ORCHESTRATION
+from mlplatform.config.orchestration import ExecutionSettings, Stage
+
+# dagster-k8s reads this tag on a step (k8s_job_executor) or a run (K8sRunLauncher).
+K8S_CONFIG_TAG = "dagster-k8s/config"
+
+_MEMORY_UNITS = {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity ("512Mi", "8Gi") in bytes, the unit Docker's mem_limit takes."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti)?", quantity)
+    if match is None:
+        raise ValueError(f"'{quantity}' is not a memory quantity like 512Mi or 8Gi")
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2) or ""])
+
+
+def step_tags(stage: Stage) -> dict[str, Any]:
+    """Op tags declaring one stage's compute needs; on Kubernetes they size the step's pod."""
+    needs = ORCHESTRATION.step_resources[stage]
+    return {
+        K8S_CONFIG_TAG: {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": needs.cpu, "memory": needs.memory},
+                    "limits": {"cpu": needs.cpu_limit, "memory": needs.memory_limit},
+                }
+            }
+        }
+    }
+
+
+def docker_executor_config(settings: ExecutionSettings) -> dict[str, Any]:
+    """dagster-docker's executor config for step containers. The run launcher's env vars, networks
+    and volumes reach each step container too (dagster-docker merges them)."""
+    container = settings.step_container
+    config: dict[str, Any] = {
+        "container_kwargs": {
+            "mem_limit": memory_bytes(container.memory_limit),
+            "nano_cpus": int(container.cpus * 1e9),
+        },
+    }
+    if container.image:
+        config["image"] = container.image
+    if container.network:
+        config["network"] = container.network
+    if container.env_vars:
+        config["env_vars"] = list(container.env_vars)
+    return config
+
+
+def job_executor(
+    settings: ExecutionSettings = ORCHESTRATION.execution,
+) -> dg.ExecutorDefinition | None:
+    """The executor the jobs use; None keeps Dagster's default (a process per step)."""
+    if settings.executor == "docker":
+        # Imported only when chosen: the Docker SDK is not needed anywhere else.
+        from dagster_docker import docker_executor
+
+        return docker_executor.configured(docker_executor_config(settings), name="step_containers")
+    return None

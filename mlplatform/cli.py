@@ -10,7 +10,10 @@ import sys
 from collections.abc import Sequence
 
 # name -> (module, one-line help). Add a command by adding a line here.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "exporter": ("mlplatform.monitoring.exporter", "serve Prometheus metrics of the instance"),
+    "report": ("mlplatform.monitoring.report", "the protocol's success criteria from run history"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

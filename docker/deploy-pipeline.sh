@@ -42,9 +42,9 @@ fi
 if grep -Eq '^[A-Z_]*PASSWORD=(change-me)?$' "$ENV_FILE"; then
     fail "$ENV_FILE has an empty or 'change-me' password; set real ones"
 fi
-# shellcheck disable=SC1090
-ui_port="$(set -a && . "$ENV_FILE" && echo "${DAGSTER_UI_PORT:-3000}")"
-mlflow_port="$(set -a && . "$ENV_FILE" && echo "${MLFLOW_UI_PORT:-5000}")"
+env_value() { sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1; }
+ui_port="$(env_value DAGSTER_UI_PORT)"
+mlflow_port="$(env_value MLFLOW_UI_PORT)"
 
 COMPOSE+=(--project-directory "$HERE" -f "$HERE/docker-compose.yaml" --env-file "$ENV_FILE")
 
@@ -87,5 +87,5 @@ step "validating the definitions inside the user-code container"
     || fail "the definitions do not load in the user-code container"
 
 step "ready"
-echo "  Dagster UI:  http://127.0.0.1:${ui_port}"
-echo "  MLflow UI:   http://127.0.0.1:${mlflow_port}"
+echo "  Dagster UI:  http://127.0.0.1:${ui_port:-3000}"
+echo "  MLflow UI:   http://127.0.0.1:${mlflow_port:-5000}"

@@ -61,6 +61,11 @@ def job_executor(
     settings: ExecutionSettings = ORCHESTRATION.execution,
 ) -> dg.ExecutorDefinition | None:
     """The executor the jobs use; None keeps Dagster's default (a process per step)."""
+    if settings.executor == "k8s":
+        # Each step in its own Kubernetes Job, sized by the step's `dagster-k8s/config` tag.
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
     if settings.executor == "docker":
         # Imported only when chosen: the Docker SDK is not needed anywhere else.
         from dagster_docker import docker_executor

@@ -75,7 +75,7 @@ class StepContainerSettings(_Strict):
 
 
 class ExecutionSettings(_Strict):
-    executor: Literal["multiprocess", "docker"]
+    executor: Literal["multiprocess", "docker", "k8s"]
     step_container: StepContainerSettings
 
 

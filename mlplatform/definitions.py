@@ -25,6 +25,7 @@ from mlplatform.checks.trained_model import trained_model_checks
 from mlplatform.checks.validated_transactions import validated_transactions_checks
 from mlplatform.config.active import SETTINGS
 from mlplatform.config.settings import PlatformSettings
+from mlplatform.monitoring.logs import platform_loggers
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
@@ -78,4 +79,6 @@ defs = dg.Definitions(
     schedules=[daily_training],
     sensors=[new_data, run_failure_alert, run_success_notification, drift_retraining],
     resources=build_resources(SETTINGS),
+    # `json`: log lines as JSON with run id, asset and partition, for runs that ask for it.
+    loggers=platform_loggers(),
 )

@@ -57,7 +57,7 @@ def run_record(record: dg.RunRecord) -> RunRecord:
 
 
 def read_runs(instance: dg.DagsterInstance, since: float | None = None) -> list[RunRecord]:
-    """Every run in storage (created at or after `since`, a Unix time, when given), newest first."""
+    """Every run in storage (created after `since`, a Unix time, when given), newest first."""
     import datetime as dt
 
     filters = (

@@ -205,7 +205,7 @@ def summarize(
 def build_report(
     instance: Any, since: float | None = None, job: str | None = None, now: float | None = None
 ) -> RunHistoryReport:
-    """The report from a Dagster instance's run and event storage (runs created since `since`)."""
+    """The report from a Dagster instance's run and event storage (runs created after `since`)."""
     from mlplatform.monitoring.instance_reader import InstanceHistory
 
     history = InstanceHistory(instance)

@@ -1,0 +1,437 @@
+"""Observability against an instance populated by real runs: two successes, a run stopped by a
+failed blocking gate (and recovered by the next run of that day), and a run whose first step fails.
+The exporter's numbers, the report's numbers and the shipped Prometheus and Grafana files are
+checked against what those runs did."""
+
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlplatform.automation.jobs import training_pipeline
+from mlplatform.definitions import ASSETS, CHECKS
+from mlplatform.monitoring.exporter import (
+    MlflowRegistryReader,
+    PlatformCollector,
+    build_registry,
+)
+from mlplatform.monitoring.instance_reader import InstanceHistory
+from mlplatform.monitoring.report import build_report
+from mlplatform.registry import CHAMPION
+from mlplatform_tests.conftest import Platform, make_platform
+
+MONITORING = Path(__file__).resolve().parents[1] / "mlplatform" / "monitoring"
+JOB = "training_pipeline"
+ROWS_PER_DAY = 5000
+
+
+@dataclass
+class History:
+    home: Path
+    instance: dg.DagsterInstance
+    platform: Platform
+    # (partition, what was done, result) in the order they ran.
+    runs: list[tuple[str, str, dg.ExecuteInProcessResult]]
+
+    def result(self, what: str) -> dg.ExecuteInProcessResult:
+        return next(result for _, done, result in self.runs if done == what)
+
+    def record(self, what: str):
+        return self.instance.get_run_record_by_id(self.result(what).run_id)
+
+
+def run_training_pipeline(instance, platform: Platform, day: str) -> dg.ExecuteInProcessResult:
+    job = dg.Definitions(
+        assets=ASSETS, asset_checks=CHECKS, jobs=[training_pipeline], resources=platform.resources
+    ).resolve_job_def(JOB)
+    return job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Iterator[History]:
+    root = tmp_path_factory.mktemp("monitoring")
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        platform = make_platform(root, rows_per_day=ROWS_PER_DAY)
+        runs = []
+        for day, what, environ in (
+            ("2026-03-02", "success", {}),
+            # Too many rows break the contract: the quarantine_rate gate stops the run.
+            ("2026-03-03", "gate failure", {"MLPLATFORM_GENERATOR_INCIDENT": "bad_rows"}),
+            ("2026-03-03", "recovery", {}),
+            # The landing folder does not exist: the first step fails, nothing else runs.
+            ("2026-03-04", "step failure", {"MLPLATFORM_SOURCE_KIND": "files",
+                                            "MLPLATFORM_SOURCE_PATH": str(root / "missing")}),
+        ):  # fmt: skip
+            result = run_training_pipeline(
+                instance, make_platform(root, rows_per_day=ROWS_PER_DAY, **environ), day
+            )
+            runs.append((day, what, result))
+        yield History(home, instance, platform, runs)
+
+
+# The sample names each metric type is exposed under.
+SAMPLE_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+}
+
+
+@dataclass
+class Scrape:
+    samples: dict[str, list]  # sample name -> samples
+    # Every sample name the exporter declares, also for metrics with no sample right now (the
+    # age of active runs, when no run is active).
+    declared: set[str]
+    started: float
+    ended: float
+
+    def value(self, name: str, **labels: str) -> float:
+        found = [s.value for s in self.samples.get(name, []) if _matches(s.labels, labels)]
+        assert len(found) == 1, f"{name}{labels}: {len(found)} samples"
+        return found[0]
+
+    def series(self, name: str, **labels: str) -> list:
+        return [s for s in self.samples.get(name, []) if _matches(s.labels, labels)]
+
+
+def _matches(sample_labels: dict, wanted: dict) -> bool:
+    return all(sample_labels.get(k) == v for k, v in wanted.items())
+
+
+def scrape(collector: PlatformCollector) -> Scrape:
+    started = time.time()
+    text = generate_latest(build_registry(collector)).decode()
+    ended = time.time()
+    samples: dict[str, list] = defaultdict(list)
+    declared: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        declared |= {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
+        for sample in family.samples:
+            samples[sample.name].append(sample)
+    return Scrape(dict(samples), declared, started, ended)
+
+
+@pytest.fixture(scope="module")
+def exported(history) -> Scrape:
+    collector = PlatformCollector(
+        InstanceHistory(history.instance),
+        MlflowRegistryReader(history.platform.settings.mlflow.tracking_uri),
+    )
+    return scrape(collector)
+
+
+def test_the_runs_did_what_the_history_needs(history):
+    outcomes = {what: result.success for _, what, result in history.runs}
+    assert outcomes == {
+        "success": True, "gate failure": False, "recovery": True, "step failure": False,
+    }  # fmt: skip
+    gate_failures = [
+        e.asset_check_key.to_user_string()
+        for e in history.result("gate failure").get_asset_check_evaluations()
+        if not e.passed
+    ]
+    assert "validated_transactions:quarantine_rate" in gate_failures
+    step_failures = [
+        e.step_key for e in history.result("step failure").all_events if e.is_step_failure
+    ]
+    assert step_failures == ["raw_transactions"]
+
+
+def test_run_counts_and_durations_are_the_runs(history, exported):
+    assert exported.value("mlplatform_runs_total", job=JOB, status="SUCCESS") == 2
+    assert exported.value("mlplatform_runs_total", job=JOB, status="FAILURE") == 2
+    assert exported.value("mlplatform_runs_total", job=JOB, status="CANCELED") == 0
+    assert exported.value("mlplatform_active_runs", job=JOB) == 0
+    assert exported.value("mlplatform_queued_runs", job=JOB) == 0
+    assert exported.series("mlplatform_active_run_duration_seconds") == []
+
+    for status, runs in (("SUCCESS", ("success", "recovery")),
+                         ("FAILURE", ("gate failure", "step failure"))):  # fmt: skip
+        durations = [history.record(w).end_time - history.record(w).start_time for w in runs]
+        name = "mlplatform_run_duration_seconds"
+        assert exported.value(f"{name}_count", job=JOB, status=status) == 2
+        assert exported.value(f"{name}_sum", job=JOB, status=status) == pytest.approx(
+            sum(durations), rel=1e-9
+        )
+        buckets = exported.series(f"{name}_bucket", job=JOB, status=status)
+        for bucket in buckets:
+            le = float(bucket.labels["le"])
+            assert bucket.value == sum(d <= le for d in durations), bucket
+
+
+def test_step_durations_are_the_steps(history, exported):
+    expected_counts: Counter = Counter()
+    expected_sums: dict[tuple[str, str], float] = defaultdict(float)
+    for _, _, result in history.runs:
+        for event in result.all_events:
+            if event.is_step_success or event.is_step_failure:
+                status = "SUCCESS" if event.is_step_success else "FAILURE"
+                expected_counts[(event.step_key, status)] += 1
+        for stats in history.instance.get_run_step_stats(result.run_id):
+            expected_sums[(stats.step_key, stats.status.value)] += stats.end_time - stats.start_time
+    served = {
+        (s.labels["step"], s.labels["status"]): s.value
+        for s in exported.series("mlplatform_step_duration_seconds_count", job=JOB)
+    }
+    assert served == dict(expected_counts)
+    assert served[("trained_model", "SUCCESS")] == 2
+    assert served[("raw_transactions", "FAILURE")] == 1
+    assert served[("validated_transactions_checks", "FAILURE")] == 1
+    for (step, status), total in expected_sums.items():
+        assert exported.value(
+            "mlplatform_step_duration_seconds_sum", job=JOB, step=step, status=status
+        ) == pytest.approx(total, rel=1e-9)
+
+
+def test_check_outcomes_are_the_evaluations(history, exported):
+    expected: Counter = Counter()
+    latest: dict[tuple[str, str], dg.AssetCheckEvaluation] = {}
+    for _, _, result in history.runs:
+        for e in result.get_asset_check_evaluations():
+            key = (e.asset_key.to_user_string(), e.check_name)
+            expected[(*key, e.severity.value, "passed" if e.passed else "failed")] += 1
+            latest[key] = e
+    served = {
+        tuple(s.labels[k] for k in ("asset", "check", "severity", "outcome")): s.value
+        for s in exported.series("mlplatform_asset_check_evaluations_total")
+    }
+    assert {k: v for k, v in served.items() if v} == dict(expected)
+    assert served[("validated_transactions", "quarantine_rate", "ERROR", "failed")] == 1
+    # Zero series exist too, so that increase() sees the first failure of a check.
+    assert served[("validated_transactions", "quarantine_rate", "ERROR", "passed")] == 2
+
+    for (asset, check), e in latest.items():
+        assert exported.value("mlplatform_asset_check_passed", asset=asset, check=check) == float(
+            e.passed
+        )
+    # The failed gate was recovered by the next run of that day: the latest evaluation passed.
+    (quarantine_gate,) = exported.series(
+        "mlplatform_asset_check_passed", asset="validated_transactions", check="quarantine_rate"
+    )
+    assert quarantine_gate.labels == {
+        "asset": "validated_transactions", "check": "quarantine_rate", "severity": "ERROR",
+        "partition": "2026-03-03",
+    }  # fmt: skip
+    assert quarantine_gate.value == 1
+    drift = latest[("features", "drift")]
+    assert exported.value(
+        "mlplatform_asset_check_observed", asset="features", check="drift"
+    ) == pytest.approx(drift.metadata["observed"].value)
+
+
+def materialization(result: dg.ExecuteInProcessResult, asset: str):
+    (event,) = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == asset
+    ]
+    return event.materialization
+
+
+def test_rows_and_quarantine_rate_per_partition_are_the_latest_materializations(history, exported):
+    for day, what in (("2026-03-02", "success"), ("2026-03-03", "recovery")):
+        metadata = materialization(history.result(what), "validated_transactions").metadata
+        labels = {"asset": "validated_transactions", "partition": day}
+        assert exported.value("mlplatform_partition_rows", **labels) == (
+            metadata["dagster/row_count"].value
+        )
+        assert exported.value("mlplatform_partition_quarantined_rows", **labels) == (
+            metadata["quarantined_rows"].value
+        )
+        assert exported.value("mlplatform_partition_quarantine_rate", **labels) == (
+            pytest.approx(metadata["quarantine_rate"].value)
+        )
+    # The bad day's first attempt quarantined far more; the served rate is the recovery's.
+    bad = materialization(history.result("gate failure"), "validated_transactions").metadata
+    assert bad["quarantine_rate"].value > 0.05
+    assert exported.value(
+        "mlplatform_partition_quarantine_rate", asset="validated_transactions",
+        partition="2026-03-03",
+    ) < 0.05  # fmt: skip
+    # The day whose first step failed has no partition rows at all.
+    assert exported.series("mlplatform_partition_rows", partition="2026-03-04") == []
+
+
+def test_time_since_last_materialization(history, exported):
+    for asset in ("raw_transactions", "batch_scores"):
+        event = history.instance.get_latest_materialization_event(dg.AssetKey(asset))
+        timestamp = exported.value(
+            "mlplatform_asset_last_materialization_timestamp_seconds", asset=asset
+        )
+        assert timestamp == pytest.approx(event.timestamp)
+        age = exported.value("mlplatform_asset_seconds_since_last_materialization", asset=asset)
+        # The age was measured during the scrape: timestamp + age falls inside the scrape.
+        assert exported.started - 1e-3 <= timestamp + age <= exported.ended + 1e-3
+    # batch_scores was last written by the recovery run, raw_transactions by it too.
+    scores_event = history.instance.get_latest_materialization_event(dg.AssetKey("batch_scores"))
+    assert scores_event.run_id == history.result("recovery").run_id
+
+
+def test_model_metrics_are_the_champions_registered_metrics(history, exported):
+    client = history.platform.mlflow_client()
+    model = "card_transactions_classifier"
+    champion = client.get_model_version_by_alias(model, CHAMPION)
+    registered = {
+        result.run_id: materialization(result, "registered_model_version").metadata
+        for what in ("success", "recovery")
+        for result in [history.result(what)]
+    }
+    (metadata,) = [m for m in registered.values() if m["version"].value == str(champion.version)]
+    for metric in ("accuracy", "roc_auc", "pr_auc", "recall"):
+        assert exported.value(
+            "mlplatform_model_metric", model=model, alias="champion", metric=metric
+        ) == pytest.approx(metadata[f"test_{metric}"].value, abs=1e-9)
+        assert exported.series(
+            "mlplatform_model_metric", alias="champion", version=str(champion.version)
+        )
+    assert exported.value(
+        "mlplatform_model_version_created_timestamp_seconds", model=model, alias="champion"
+    ) == pytest.approx(champion.creation_timestamp / 1000)
+    challenger = client.get_model_version_by_alias(model, "challenger")
+    assert exported.series(
+        "mlplatform_model_metric", alias="challenger", version=str(challenger.version)
+    )
+    assert exported.value("mlplatform_exporter_source_up", source="mlflow") == 1
+    assert exported.value("mlplatform_exporter_source_up", source="dagster") == 1
+
+
+def test_queued_and_started_runs_are_counted(tmp_path):
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    # Run records as the run coordinator writes them (no daemon here to start them).
+    origin = RemoteJobOrigin(
+        RemoteRepositoryOrigin(
+            InProcessCodeLocationOrigin(
+                LoadableTargetOrigin(module_name="mlplatform.definitions", attribute="defs")
+            ),
+            "__repository__",
+        ),
+        JOB,
+    )
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        for status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.QUEUED,
+                       dg.DagsterRunStatus.STARTED):  # fmt: skip
+            instance.add_run(dg.DagsterRun(job_name=JOB, status=status, remote_job_origin=origin))
+        served = scrape(PlatformCollector(InstanceHistory(instance)))
+    assert served.value("mlplatform_queued_runs", job=JOB) == 2
+    assert served.value("mlplatform_active_runs", job=JOB) == 1
+    assert served.value("mlplatform_runs_total", job=JOB, status="SUCCESS") == 0
+
+
+def test_an_unreadable_registry_is_reported_and_the_rest_is_served(history):
+    collector = PlatformCollector(
+        InstanceHistory(history.instance), MlflowRegistryReader("nosuchscheme://registry")
+    )
+    served = scrape(collector)
+    assert served.value("mlplatform_exporter_source_up", source="mlflow") == 0
+    assert served.series("mlplatform_model_metric") == []
+    assert served.value("mlplatform_runs_total", job=JOB, status="SUCCESS") == 2
+
+
+def test_report_measures_the_protocols_criteria(history):
+    records = {what: history.record(what) for _, what, _ in history.runs}
+    durations = sorted(r.end_time - r.start_time for r in records.values())
+    report = build_report(history.instance)
+    assert (report.runs_finished, report.runs_succeeded, report.runs_failed) == (4, 2, 2)
+    assert report.success_rate == 0.5
+    assert report.run_seconds_p50 == pytest.approx((durations[1] + durations[2]) / 2)
+    assert report.run_seconds_max == pytest.approx(durations[-1])
+    (recovery,) = report.recoveries
+    assert (recovery.failed_run_id, recovery.recovered_run_id) == (
+        history.result("gate failure").run_id, history.result("recovery").run_id,
+    )  # fmt: skip
+    expected_mttr = records["recovery"].end_time - records["gate failure"].end_time
+    assert report.mean_time_to_recovery_seconds == pytest.approx(expected_mttr)
+    (still_failing,) = report.open_incidents
+    assert (still_failing.partition, still_failing.first_failed_run_id) == (
+        "2026-03-04", history.result("step failure").run_id,
+    )  # fmt: skip
+    assert report.steps["trained_model"].count == 2
+    assert report.steps["raw_transactions"].failures == 1
+    met = {c.name: c.met for c in report.criteria}
+    assert met == {"success rate": False, "p50 run time": True, "p95 run time": True,
+                   "mean time to recovery": True}  # fmt: skip
+
+    markdown = report.to_markdown()
+    assert "| success rate | > 95% | 50.0% | **no** |" in markdown
+    assert "2026-03-04" in markdown and history.result("step failure").run_id[:8] in markdown
+    assert json.loads(report.to_json())["runs_failed"] == 2
+
+    since_gate_failure = records["gate failure"].create_timestamp.timestamp()
+    later = build_report(history.instance, since=since_gate_failure)
+    assert later.runs_finished == 2  # created after: the recovery and the step failure
+    assert later.recoveries == []  # its failure is before the window
+
+
+def test_report_command_prints_json_and_markdown(history, capsys):
+    from mlplatform.cli import main
+
+    assert main(["report", "--format", "json", "--dagster-home", str(history.home)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["runs_succeeded"] == 2 and printed["runs_failed"] == 2
+    assert printed["mean_time_to_recovery_seconds"] == pytest.approx(
+        printed["recoveries"][0]["seconds"]
+    )
+    assert main(["report", "--job", JOB, "--dagster-home", str(history.home)]) == 0
+    assert "| mean time to recovery | < 30 min |" in capsys.readouterr().out
+
+
+def test_report_and_exporter_name_a_missing_instance(monkeypatch, tmp_path, capsys):
+    from mlplatform.cli import main
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["report"]) == 2
+    assert "DAGSTER_HOME is not set" in capsys.readouterr().err
+    assert main(["exporter", "--dagster-home", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: not a folder" in capsys.readouterr().err
+
+
+def promql_metric_names(expression: str) -> set[str]:
+    return set(re.findall(r"\b(mlplatform_[a-z_]+)\b", expression))
+
+
+def test_every_dashboard_panel_queries_a_served_metric(exported):
+    dashboard = json.loads((MONITORING / "grafana" / "dashboard.json").read_text())
+    assert dashboard["panels"], "the dashboard has no panels"
+    served = exported.declared
+    for panel in dashboard["panels"]:
+        expressions = [target["expr"] for target in panel["targets"]]
+        assert expressions, f"panel {panel['title']!r} has no query"
+        for expression in expressions:
+            names = promql_metric_names(expression)
+            assert names, f"panel {panel['title']!r}: {expression} names no mlplatform metric"
+            assert names <= served, f"panel {panel['title']!r}: not served: {names - served}"
+
+
+def test_every_alert_queries_a_served_metric(exported):
+    import yaml
+
+    rules = yaml.safe_load((MONITORING / "prometheus" / "alert_rules.yml").read_text())
+    alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
+    for wanted in ("MlplatformRunFailed", "MlplatformSuccessRateBelowTarget",
+                   "MlplatformRunTooLong", "MlplatformBlockingGateFailed",
+                   "MlplatformChampionStale", "MlplatformDrift"):  # fmt: skip
+        assert wanted in alerts
+    served = exported.declared
+    for name, expression in alerts.items():
+        if name == "MlplatformExporterDown":  # Prometheus' own `up`
+            continue
+        names = promql_metric_names(expression)
+        assert names and names <= served, f"{name}: {names - served} not served"

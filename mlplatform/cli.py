@@ -13,6 +13,9 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "exporter": ("mlplatform.monitoring.exporter", "serve Prometheus metrics of the instance"),
     "report": ("mlplatform.monitoring.report", "the protocol's success criteria from run history"),
+    "diagram": ("mlplatform.diagram", "draw the asset graph and its checks to PNG and SVG"),
+    "gates": ("mlplatform.protocol", "evaluate the protocol's three gates on the live system"),
+    "evidence": ("mlplatform.evidence", "write the protocol's evidence package to a folder"),
 }
 
 

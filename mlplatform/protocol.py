@@ -1,43 +1,447 @@
-"""The protocol's gate 1 (pipeline definition), computed from the Definitions themselves.
+"""The protocol's three gate checklists, evaluated from the live system, never asserted by hand.
 
-Checked so far: every asset has a description, an owner and a retry policy; every dependency
-exists; there are no cycles. Still to come (issue 7): compute resource needs per step.
+- Gate 1, pipeline definition, from the `Definitions`: every asset has a description, an owner, a
+  retry policy, inputs that exist and an output that is stored, and declares its resource needs
+  (the Dagster resources it uses, all provided, and the compute its step requests: the
+  `dagster-k8s/config` op tag, and its kinds); no cycles.
+- Gate 2, execution, from the Dagster instance: the last finished run of every job succeeded, ran
+  every step of its plan, and stayed within the time budget (`max_runtime_seconds`).
+- Gate 3, monitoring, from the settings and files in effect: metrics (exporter and scrape config),
+  structured logging and kept step logs, alert rules and alert delivery, a dashboard, run history.
+
+Every checklist item is `passed`, `failed` or `missing` (no evidence either way, e.g. a job that
+never ran or a file not written yet): missing is reported as missing, never as passed.
+
+`mlplatform gates` prints the three gates (exit 1 when one failed).
 """
 
-from dataclasses import dataclass
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 import dagster as dg
+
+Status = Literal["passed", "failed", "missing"]
+PACKAGE_DIR = Path(__file__).parent
+MONITORING_DIR = PACKAGE_DIR / "monitoring"
+# Where issue 6's monitoring configuration lives, relative to MONITORING_DIR.
+SCRAPE_CONFIG = Path("prometheus/prometheus.yml")
+ALERT_RULES = Path("prometheus/alert_rules.yml")
+DASHBOARD = Path("grafana/dashboard.json")
+# dagster-k8s sizes a step's pod from this op tag; here it is where a step states its compute needs.
+COMPUTE_TAG = "dagster-k8s/config"
 
 
 @dataclass(frozen=True)
 class Finding:
     asset: str
     problem: str
+    # The gate 1 checklist item the problem breaks (see GATE_ONE_ITEMS).
+    item: str = "definition"
 
     def __str__(self) -> str:
         return f"{self.asset}: {self.problem}"
 
 
-def pipeline_definition_findings(defs: dg.Definitions) -> list[Finding]:
+@dataclass(frozen=True)
+class Item:
+    name: str
+    status: Status
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    number: int
+    title: str
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        statuses = {item.status for item in self.items}
+        if "failed" in statuses:
+            return "failed"
+        if "missing" in statuses or not statuses:
+            return "incomplete"
+        return "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.number,
+            "title": self.title,
+            "status": self.status,
+            "items": [asdict(item) for item in self.items],
+        }
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"### Gate {self.number}: {self.title} — **{self.status}**",
+            "",
+            "| item | status | detail |",
+            "| --- | --- | --- |",
+        ]
+        for item in self.items:
+            detail = item.detail.replace("|", "\\|").replace("\n", "<br>")
+            lines.append(f"| {item.name} | {item.status} | {detail} |")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gate 1: pipeline definition
+
+
+@dataclass(frozen=True)
+class StepNeeds:
+    """What one asset's step needs to run, as its definition declares it."""
+
+    asset: str
+    step: str
+    group: str
+    resources: list[str]
+    io_manager: str
+    pool: str | None
+    kinds: list[str]
+    compute_requests: dict[str, str]
+    compute_limits: dict[str, str]
+
+
+def _compute_config(tags: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    raw = tags.get(COMPUTE_TAG)
+    if raw is None:
+        return {}
+    try:
+        config = json.loads(raw) if isinstance(raw, str) else raw
+        resources = config["container_config"]["resources"]
+    except (ValueError, TypeError, KeyError):
+        return {}
+    return {
+        k: {str(n): str(v) for n, v in resources.get(k, {}).items()} for k in ("requests", "limits")
+    }
+
+
+def step_needs(defs: dg.Definitions) -> list[StepNeeds]:
     graph = defs.resolve_asset_graph()
+    needs = []
+    for assets_def in graph.assets_defs:
+        if not assets_def.is_executable:
+            continue
+        compute = _compute_config(assets_def.node_def.tags)
+        for key in sorted(assets_def.keys, key=lambda k: k.to_user_string()):
+            needs.append(
+                StepNeeds(
+                    asset=key.to_user_string(),
+                    step=assets_def.node_def.name,
+                    group=assets_def.group_names_by_key.get(key, "default"),
+                    resources=sorted(assets_def.required_resource_keys),
+                    io_manager=assets_def.get_io_manager_key_for_asset_key(key),
+                    pool=getattr(assets_def.node_def, "pool", None),
+                    kinds=sorted(assets_def.specs_by_key[key].kinds),
+                    compute_requests=compute.get("requests", {}),
+                    compute_limits=compute.get("limits", {}),
+                )
+            )
+    return sorted(needs, key=lambda n: n.asset)
+
+
+GATE_ONE_ITEMS = {
+    "loads": "the definitions load (every resource and IO manager provided)",
+    "description": "every asset has a description",
+    "owner": "every asset has an owner",
+    "retry": "every asset has a retry policy",
+    "inputs_outputs": "inputs exist and outputs are stored",
+    "resources": "resource needs declared (compute requests, kinds)",
+    "acyclic": "no cycles",
+}
+
+
+def pipeline_definition_findings(defs: dg.Definitions) -> list[Finding]:
+    try:
+        graph = defs.resolve_asset_graph()
+    except dg.DagsterInvalidDefinitionError as error:
+        # Dagster itself refuses, e.g., a resource or IO manager that nothing provides.
+        return [Finding("(definitions)", f"do not load: {error}", "loads")]
     findings: list[Finding] = []
     keys = set(graph.get_all_asset_keys())
+    needs_by_asset = {n.asset: n for n in step_needs(defs)}
     for assets_def in graph.assets_defs:
         if not assets_def.is_executable:
             continue
         for key in assets_def.keys:
             name = key.to_user_string()
             if not (assets_def.descriptions_by_key.get(key) or "").strip():
-                findings.append(Finding(name, "no description"))
+                findings.append(Finding(name, "no description", "description"))
             if not assets_def.owners_by_key.get(key):
-                findings.append(Finding(name, "no owner"))
+                findings.append(Finding(name, "no owner", "owner"))
             if assets_def.node_def.retry_policy is None:
-                findings.append(Finding(name, "no retry policy"))
-            missing = [p for p in graph.get(key).parent_keys if p not in keys]
+                findings.append(Finding(name, "no retry policy", "retry"))
+            missing = [p.to_user_string() for p in graph.get(key).parent_keys if p not in keys]
             if missing:
-                findings.append(Finding(name, f"depends on undefined assets {missing}"))
+                findings.append(
+                    Finding(name, f"depends on undefined assets {missing}", "inputs_outputs")
+                )
+            needs = needs_by_asset[name]
+            undeclared = [r for r in ("cpu", "memory") if r not in needs.compute_requests]
+            if undeclared:
+                findings.append(
+                    Finding(
+                        name,
+                        f"no compute request for {' and '.join(undeclared)} (op tag {COMPUTE_TAG})",
+                        "resources",
+                    )
+                )
+            if not needs.kinds:
+                findings.append(Finding(name, "no kinds (what its step runs on)", "resources"))
     try:
         graph.toposorted_asset_keys  # noqa: B018 - raises on a cycle
     except Exception as error:
-        findings.append(Finding("(graph)", f"not acyclic: {error}"))
+        findings.append(Finding("(graph)", f"not acyclic: {error}", "acyclic"))
     return findings
+
+
+def gate_one(defs: dg.Definitions) -> GateResult:
+    findings = pipeline_definition_findings(defs)
+    count = 0 if any(f.item == "loads" for f in findings) else len(step_needs(defs))
+    items = []
+    for item, title in GATE_ONE_ITEMS.items():
+        broken = [str(f) for f in findings if f.item == item]
+        items.append(
+            Item(title, "failed", "; ".join(broken))
+            if broken
+            else Item(
+                title, "passed", f"{count} assets" if item not in ("acyclic", "loads") else ""
+            )
+        )
+    return GateResult(1, "pipeline definition", items)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gate 2: execution
+
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+# Runs launched from the UI's "Materialize" (not through a named job) belong to this job.
+AD_HOC_JOB = "__ASSET_JOB"
+
+
+@dataclass(frozen=True)
+class LastRun:
+    job: str
+    run_id: str
+    partition: str | None
+    status: str
+    steps_planned: int
+    steps_succeeded: int
+    not_done: list[str]
+    seconds: float | None
+    budget_seconds: float
+
+
+def last_finished_run(
+    instance: dg.DagsterInstance, job: str, default_budget: float
+) -> LastRun | None:
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=job, statuses=FINISHED), limit=1, order_by="create_timestamp"
+    )
+    if not records:
+        return None
+    record = records[0]
+    run = record.dagster_run
+    planned: list[str] = []
+    if run.execution_plan_snapshot_id:
+        plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        planned = list(plan.step_keys_to_execute)
+    succeeded = {
+        s.step_key
+        for s in instance.get_run_step_stats(run.run_id)
+        if s.status is not None and s.status.value == "SUCCESS"
+    }
+    seconds = record.end_time - record.start_time if record.end_time and record.start_time else None
+    budget = float(run.tags.get("dagster/max_runtime", default_budget))
+    return LastRun(
+        job=job,
+        run_id=run.run_id,
+        partition=run.tags.get("dagster/partition"),
+        status=run.status.value,
+        steps_planned=len(planned),
+        steps_succeeded=len(succeeded & set(planned)),
+        not_done=sorted(set(planned) - succeeded),
+        seconds=seconds,
+        budget_seconds=budget,
+    )
+
+
+def gate_two(
+    instance: dg.DagsterInstance, defs: dg.Definitions, max_runtime_seconds: float
+) -> GateResult:
+    jobs = sorted(job.name for job in defs.jobs or [])
+    if instance.get_run_records(dg.RunsFilter(job_name=AD_HOC_JOB), limit=1):
+        jobs.append(AD_HOC_JOB)
+    items = []
+    for job in jobs:
+        last = last_finished_run(instance, job, max_runtime_seconds)
+        if last is None:
+            items.append(Item(f"{job}: last run", "missing", "no finished run yet"))
+            continue
+        where = f"run {last.run_id[:8]}" + (f" [{last.partition}]" if last.partition else "")
+        items.append(
+            Item(
+                f"{job}: last run succeeded",
+                "passed" if last.status == "SUCCESS" else "failed",
+                f"{where}: {last.status}",
+            )
+        )
+        items.append(
+            Item(
+                f"{job}: all steps done",
+                "passed" if last.steps_planned and not last.not_done else "failed",
+                f"{last.steps_succeeded}/{last.steps_planned} steps succeeded"
+                + (f"; not done: {', '.join(last.not_done)}" if last.not_done else ""),
+            )
+        )
+        if last.seconds is None:
+            items.append(Item(f"{job}: within the time budget", "missing", "no start/end time"))
+        else:
+            items.append(
+                Item(
+                    f"{job}: within the time budget",
+                    "passed" if last.seconds <= last.budget_seconds else "failed",
+                    f"{last.seconds:.0f} s of {last.budget_seconds:.0f} s",
+                )
+            )
+    return GateResult(2, "execution", items)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gate 3: monitoring
+
+
+def _file_item(name: str, path: Path, describe) -> Item:
+    if not path.exists():
+        return Item(name, "missing", f"{path} does not exist")
+    try:
+        return describe(path)
+    except Exception as error:
+        return Item(name, "failed", f"{path}: {type(error).__name__}: {error}")
+
+
+def _scrape_config(path: Path) -> Item:
+    import yaml
+
+    jobs = [c.get("job_name") for c in yaml.safe_load(path.read_text()).get("scrape_configs", [])]
+    status: Status = "passed" if jobs else "failed"
+    return Item("metrics: Prometheus scrape config", status, f"{path.name}: jobs {jobs}")
+
+
+def _alert_rules(path: Path) -> Item:
+    import yaml
+
+    groups = yaml.safe_load(path.read_text()).get("groups", [])
+    alerts = [r["alert"] for g in groups for r in g.get("rules", []) if "alert" in r]
+    status: Status = "passed" if alerts else "failed"
+    return Item("alerts: alert rules", status, f"{len(alerts)} rules: {', '.join(alerts)}")
+
+
+def _dashboard(path: Path) -> Item:
+    dashboard = json.loads(path.read_text())
+    panels = [p for p in dashboard.get("panels", []) if p.get("type") != "row"]
+    status: Status = "passed" if panels else "failed"
+    return Item(
+        "dashboard: Grafana dashboard",
+        status,
+        f"'{dashboard.get('title', '?')}' with {len(panels)} panels",
+    )
+
+
+def _command_item(name: str, command: str, what: str) -> Item:
+    from mlplatform.cli import COMMANDS
+
+    if command in COMMANDS:
+        return Item(name, "passed", f"`mlplatform {command}`: {COMMANDS[command][1]}")
+    return Item(name, "missing", f"no `mlplatform {command}` command ({what})")
+
+
+def gate_three(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    monitoring_dir: Path = MONITORING_DIR,
+    environ: Mapping[str, str] | None = None,
+) -> GateResult:
+    from mlplatform.config.active import ORCHESTRATION
+
+    environ = os.environ if environ is None else environ
+    sensors = {s.name for s in defs.sensors or []}
+    loggers = set(defs.loggers or {})
+    webhook_env = ORCHESTRATION.alerts.webhook_url_env
+    items = [
+        _command_item("metrics: exporter", "exporter", "Prometheus metrics of the instance"),
+        _file_item(
+            "metrics: Prometheus scrape config", monitoring_dir / SCRAPE_CONFIG, _scrape_config
+        ),
+        Item(
+            "logging: structured (JSON) logs",
+            "passed" if "json" in loggers else "missing",
+            "the `json` logger is in the Definitions"
+            if "json" in loggers
+            else "no `json` logger in the Definitions",
+        ),
+        Item(
+            "logging: step logs kept",
+            "passed",
+            f"{type(instance.compute_log_manager).__name__} captures every step's stdout/stderr",
+        ),
+        _file_item("alerts: alert rules", monitoring_dir / ALERT_RULES, _alert_rules),
+        Item(
+            "alerts: failure alert sensor",
+            "passed" if "run_failure_alert" in sensors else "missing",
+            "run_failure_alert posts to the webhook"
+            if "run_failure_alert" in sensors
+            else "no run_failure_alert sensor",
+        ),
+        Item(
+            "alerts: delivery",
+            "passed" if environ.get(webhook_env) else "missing",
+            f"${webhook_env} is set"
+            if environ.get(webhook_env)
+            else f"${webhook_env} is not set here: alerts are evaluated but not sent",
+        ),
+        _file_item("dashboard: Grafana dashboard", monitoring_dir / DASHBOARD, _dashboard),
+        Item(
+            "history: runs kept",
+            "passed" if instance.is_persistent else "failed",
+            f"{type(instance.run_storage).__name__}, "
+            + ("persistent" if instance.is_persistent else "ephemeral: lost on exit"),
+        ),
+        _command_item("history: run-history report", "report", "success rate, run times"),
+    ]
+    return GateResult(3, "monitoring", items)
+
+
+def evaluate_gates(
+    instance: dg.DagsterInstance, defs: dg.Definitions | None = None
+) -> list[GateResult]:
+    from mlplatform.config.active import ORCHESTRATION
+
+    if defs is None:
+        from mlplatform.definitions import defs
+    return [
+        gate_one(defs),
+        gate_two(instance, defs, ORCHESTRATION.max_runtime_seconds),
+        gate_three(instance, defs),
+    ]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+
+
+def run(args: argparse.Namespace) -> int:
+    with dg.DagsterInstance.get() as instance:
+        gates = evaluate_gates(instance)
+    if args.json:
+        print(json.dumps([g.to_dict() for g in gates], indent=2))
+    else:
+        print("\n\n".join(g.to_markdown() for g in gates))
+    return 1 if any(g.status == "failed" for g in gates) else 0

@@ -122,7 +122,7 @@ def source_location() -> dict[str, Any]:
     }
 
 
-def test_results(junit_path: Path) -> dict[str, Any]:
+def read_test_results(junit_path: Path) -> dict[str, Any]:
     """pytest's JUnit XML as JSON: totals per suite and one entry per test."""
     tree = ElementTree.parse(junit_path)
     root = tree.getroot()
@@ -318,7 +318,7 @@ def write_evidence(
         package.attempt(
             "reports/pipeline_test_results.json",
             lambda: package.write_json(
-                "reports/pipeline_test_results.json", test_results(junit_path)
+                "reports/pipeline_test_results.json", read_test_results(junit_path)
             ),
         )
     else:

@@ -435,10 +435,23 @@ def evaluate_gates(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument(
+        "--dagster-home", default=None, help="the Dagster instance folder (default: $DAGSTER_HOME)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    with dg.DagsterInstance.get() as instance:
+    import sys
+
+    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home or not Path(home).is_dir():
+        print(
+            f"mlplatform gates: no Dagster instance folder ({home or '$DAGSTER_HOME unset'}); "
+            "pass --dagster-home or set DAGSTER_HOME",
+            file=sys.stderr,
+        )
+        return 2
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         gates = evaluate_gates(instance)
     if args.json:
         print(json.dumps([g.to_dict() for g in gates], indent=2))

@@ -236,3 +236,15 @@ def test_gate_markdown_names_its_status(status):
     assert gate.status == status
     assert f"— **{status}**" in gate.to_markdown()
     assert "x\\|y" in gate.to_markdown() or status != "failed"
+
+
+def test_mlplatform_gates_command(tmp_path, monkeypatch, capsys):
+    from mlplatform.cli import main
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["gates"]) == 2
+    assert "DAGSTER_HOME" in capsys.readouterr().err
+    # A fresh instance: nothing failed, execution has no evidence yet (exit 0, gate incomplete).
+    assert main(["gates", "--json", "--dagster-home", str(tmp_path)]) == 0
+    gates = json.loads(capsys.readouterr().out)
+    assert [(g["gate"], g["status"]) for g in gates][:2] == [(1, "passed"), (2, "incomplete")]

@@ -4,8 +4,15 @@ The exporter's numbers, the report's numbers and the shipped Prometheus and Graf
 checked against what those runs did."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -150,22 +158,22 @@ def test_the_runs_did_what_the_history_needs(history):
 
 
 def test_run_counts_and_durations_are_the_runs(history, exported):
-    assert exported.value("mlplatform_runs_total", job=JOB, status="SUCCESS") == 2
-    assert exported.value("mlplatform_runs_total", job=JOB, status="FAILURE") == 2
-    assert exported.value("mlplatform_runs_total", job=JOB, status="CANCELED") == 0
-    assert exported.value("mlplatform_active_runs", job=JOB) == 0
-    assert exported.value("mlplatform_queued_runs", job=JOB) == 0
+    assert exported.value("mlplatform_runs_total", dagster_job=JOB, status="SUCCESS") == 2
+    assert exported.value("mlplatform_runs_total", dagster_job=JOB, status="FAILURE") == 2
+    assert exported.value("mlplatform_runs_total", dagster_job=JOB, status="CANCELED") == 0
+    assert exported.value("mlplatform_active_runs", dagster_job=JOB) == 0
+    assert exported.value("mlplatform_queued_runs", dagster_job=JOB) == 0
     assert exported.series("mlplatform_active_run_duration_seconds") == []
 
     for status, runs in (("SUCCESS", ("success", "recovery")),
                          ("FAILURE", ("gate failure", "step failure"))):  # fmt: skip
         durations = [history.record(w).end_time - history.record(w).start_time for w in runs]
         name = "mlplatform_run_duration_seconds"
-        assert exported.value(f"{name}_count", job=JOB, status=status) == 2
-        assert exported.value(f"{name}_sum", job=JOB, status=status) == pytest.approx(
+        assert exported.value(f"{name}_count", dagster_job=JOB, status=status) == 2
+        assert exported.value(f"{name}_sum", dagster_job=JOB, status=status) == pytest.approx(
             sum(durations), rel=1e-9
         )
-        buckets = exported.series(f"{name}_bucket", job=JOB, status=status)
+        buckets = exported.series(f"{name}_bucket", dagster_job=JOB, status=status)
         for bucket in buckets:
             le = float(bucket.labels["le"])
             assert bucket.value == sum(d <= le for d in durations), bucket
@@ -183,7 +191,7 @@ def test_step_durations_are_the_steps(history, exported):
             expected_sums[(stats.step_key, stats.status.value)] += stats.end_time - stats.start_time
     served = {
         (s.labels["step"], s.labels["status"]): s.value
-        for s in exported.series("mlplatform_step_duration_seconds_count", job=JOB)
+        for s in exported.series("mlplatform_step_duration_seconds_count", dagster_job=JOB)
     }
     assert served == dict(expected_counts)
     assert served[("trained_model", "SUCCESS")] == 2
@@ -191,7 +199,7 @@ def test_step_durations_are_the_steps(history, exported):
     assert served[("validated_transactions_checks", "FAILURE")] == 1
     for (step, status), total in expected_sums.items():
         assert exported.value(
-            "mlplatform_step_duration_seconds_sum", job=JOB, step=step, status=status
+            "mlplatform_step_duration_seconds_sum", dagster_job=JOB, step=step, status=status
         ) == pytest.approx(total, rel=1e-9)
 
 
@@ -330,9 +338,9 @@ def test_queued_and_started_runs_are_counted(tmp_path):
                        dg.DagsterRunStatus.STARTED):  # fmt: skip
             instance.add_run(dg.DagsterRun(job_name=JOB, status=status, remote_job_origin=origin))
         served = scrape(PlatformCollector(InstanceHistory(instance)))
-    assert served.value("mlplatform_queued_runs", job=JOB) == 2
-    assert served.value("mlplatform_active_runs", job=JOB) == 1
-    assert served.value("mlplatform_runs_total", job=JOB, status="SUCCESS") == 0
+    assert served.value("mlplatform_queued_runs", dagster_job=JOB) == 2
+    assert served.value("mlplatform_active_runs", dagster_job=JOB) == 1
+    assert served.value("mlplatform_runs_total", dagster_job=JOB, status="SUCCESS") == 0
 
 
 def test_an_unreadable_registry_is_reported_and_the_rest_is_served(history):
@@ -342,7 +350,7 @@ def test_an_unreadable_registry_is_reported_and_the_rest_is_served(history):
     served = scrape(collector)
     assert served.value("mlplatform_exporter_source_up", source="mlflow") == 0
     assert served.series("mlplatform_model_metric") == []
-    assert served.value("mlplatform_runs_total", job=JOB, status="SUCCESS") == 2
+    assert served.value("mlplatform_runs_total", dagster_job=JOB, status="SUCCESS") == 2
 
 
 def test_report_measures_the_protocols_criteria(history):
@@ -421,8 +429,6 @@ def test_every_dashboard_panel_queries_a_served_metric(exported):
 
 
 def test_every_alert_queries_a_served_metric(exported):
-    import yaml
-
     rules = yaml.safe_load((MONITORING / "prometheus" / "alert_rules.yml").read_text())
     alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
     for wanted in ("MlplatformRunFailed", "MlplatformSuccessRateBelowTarget",
@@ -435,3 +441,307 @@ def test_every_alert_queries_a_served_metric(exported):
             continue
         names = promql_metric_names(expression)
         assert names and names <= served, f"{name}: {names - served} not served"
+
+
+# --- The shipped Prometheus files, checked by Prometheus' own tools ---------------------------
+
+PROMETHEUS_DIR = MONITORING / "prometheus"
+
+
+def promtool() -> str:
+    from mlplatform_tests.servers import require_executable
+
+    return require_executable("promtool", "prometheus")
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [promtool(), *args], capture_output=True, text=True, timeout=60, cwd=PROMETHEUS_DIR
+    )
+
+
+def test_promtool_accepts_the_rules_and_the_scrape_config():
+    rules = run_promtool("check", "rules", "alert_rules.yml")
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    assert "SUCCESS" in rules.stdout
+    config = run_promtool("check", "config", "prometheus.yml")
+    assert config.returncode == 0, config.stdout + config.stderr
+    assert "1 rule files found" in config.stdout
+    shipped = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    (scrape,) = shipped["scrape_configs"]
+    assert scrape["static_configs"][0]["targets"] == ["metrics-exporter:9464"]
+
+
+def expected_annotations(alert: str, labels: dict[str, str], **literal: str) -> dict[str, str]:
+    """The alert's annotations with `{{ $labels.x }}` filled in; templates that format the value
+    are given literally."""
+    rules = yaml.safe_load((PROMETHEUS_DIR / "alert_rules.yml").read_text())
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == alert]
+    rendered = {}
+    for key, template in rule["annotations"].items():
+        text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], template)
+        rendered[key] = literal.get(key, text)
+        assert "{{" not in rendered[key], f"{alert}.{key}: give the rendered text literally"
+    return rendered
+
+
+def alert_case(alert, eval_time, fired_labels=None, **literal) -> dict:
+    case = {"eval_time": eval_time, "alertname": alert, "exp_alerts": []}
+    for labels in fired_labels or []:
+        case["exp_alerts"].append(
+            {
+                "exp_labels": labels,
+                "exp_annotations": expected_annotations(alert, labels, **literal),
+            }
+        )
+    return case
+
+
+def test_alerts_fire_on_exporter_series_and_stay_quiet_otherwise(tmp_path):
+    job = {"dagster_job": JOB}
+    gate = {"asset": "validated_transactions", "check": "quarantine_rate", "severity": "ERROR",
+            "partition": "2026-03-03"}  # fmt: skip
+    warning = {"asset": "trained_model", "check": "recall", "severity": "WARN",
+               "partition": "2026-03-03"}  # fmt: skip
+    drift = {"asset": "features", "check": "drift", "severity": "WARN", "partition": "2026-03-05"}
+    model = {"model": "card_transactions_classifier", "version": "3"}
+    active = {"dagster_job": JOB, "run_id": "r1", "partition": "2026-03-03"}
+
+    def series(name: str, labels: dict[str, str], values: str) -> dict:
+        inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        return {"series": f"{name}{{{inner}}}", "values": values}
+
+    test = {
+        "interval": "1m",
+        "input_series": [
+            # 9 successes and 1 failure a minute: 90% success.
+            series("mlplatform_runs_total", {**job, "status": "SUCCESS"}, "0+9x30"),
+            series("mlplatform_runs_total", {**job, "status": "FAILURE"}, "0+1x30"),
+            series("mlplatform_active_run_duration_seconds", active, "14000+60x30"),
+            series("mlplatform_asset_check_passed", gate, "0x30"),
+            series("mlplatform_asset_check_passed", warning, "0x30"),
+            series("mlplatform_asset_check_passed", drift, "0x30"),
+            # Registered long before the test's clock starts (time() is 0 at its start).
+            series(
+                "mlplatform_model_version_created_timestamp_seconds",
+                {**model, "alias": "champion"},
+                "-1300000x30",
+            ),
+            series(
+                "mlplatform_model_version_created_timestamp_seconds",
+                {**model, "alias": "challenger"},
+                "-1300000x30",
+            ),
+        ],
+        "alert_rule_test": [
+            alert_case(
+                "MlplatformRunFailed", "5m", [{**job, "status": "FAILURE", "severity": "critical"}]
+            ),
+            alert_case("MlplatformSuccessRateBelowTarget", "5m"),  # not yet: `for: 10m`
+            alert_case(
+                "MlplatformSuccessRateBelowTarget",
+                "15m",
+                [{**job, "severity": "warning"}],
+                summary=f"{JOB} success rate 90% over the last day (target > 95%)",
+            ),
+            alert_case("MlplatformRunTooLong", "5m"),  # 14300 s: within the budget
+            alert_case(
+                "MlplatformRunTooLong",
+                "10m",
+                [{**active, "severity": "warning"}],
+                summary=f"{JOB} run r1 has been running for 4h 3m 20s",
+            ),
+            alert_case("MlplatformBlockingGateFailed", "1m", [{**gate, "severity": "critical"}]),
+            alert_case("MlplatformDrift", "1m", [{**drift, "severity": "warning"}]),
+            alert_case(
+                "MlplatformChampionStale",
+                "1m",
+                [{**model, "alias": "champion", "severity": "warning"}],
+            ),
+        ],
+    }
+    tests_file = tmp_path / "alert_tests.yml"
+    tests_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(PROMETHEUS_DIR / "alert_rules.yml")],
+                "evaluation_interval": "1m",
+                "tests": [test],
+            }
+        )
+    )
+    result = run_promtool("test", "rules", str(tests_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- A real Prometheus scraping the real exporter ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_prometheus_scrapes_the_exporter_and_evaluates_the_rules(history, tmp_path):
+    from mlplatform_tests.conftest import platform_environment
+    from mlplatform_tests.servers import (
+        free_port,
+        http_ok,
+        require_executable,
+        start_process,
+        stop_process_group,
+        wait_until,
+    )
+
+    prometheus = require_executable("prometheus", "prometheus")
+    exporter_port, prometheus_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        **platform_environment(history.platform.root),
+        "DAGSTER_HOME": str(history.home),
+    }
+    exporter_log = tmp_path / "exporter.log"
+    exporter = start_process(
+        [str(Path(sys.executable).with_name("mlplatform")), "exporter",
+         "--host", "127.0.0.1", "--port", str(exporter_port)],
+        exporter_log, env=env,
+    )  # fmt: skip
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(PROMETHEUS_DIR / "alert_rules.yml")]
+    config["scrape_configs"][0].update(scrape_timeout="1s")
+    config["scrape_configs"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{exporter_port}"]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    prometheus_log = tmp_path / "prometheus.log"
+    server = None
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{exporter_port}/metrics"), 60,
+                   "the exporter", exporter, exporter_log)  # fmt: skip
+        server = start_process(
+            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+            prometheus_log,
+        )  # fmt: skip
+        api = f"http://127.0.0.1:{prometheus_port}/api/v1"
+
+        def query(promql: str) -> list:
+            url = f"{api}/query?" + urllib.parse.urlencode({"query": promql})
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return json.load(response)["data"]["result"]
+            except (urllib.error.URLError, ConnectionError, OSError):
+                return []
+
+        successes = wait_until(
+            lambda: query(f'mlplatform_runs_total{{dagster_job="{JOB}",status="SUCCESS"}}'),
+            90, "Prometheus to scrape the run counts", server, prometheus_log,
+        )  # fmt: skip
+        assert successes[0]["value"][1] == "2"
+        # The Dagster job is its own label: Prometheus' `job` (the scrape job) stays untouched.
+        assert successes[0]["metric"]["job"] == "mlplatform"
+        assert "exported_job" not in successes[0]["metric"]
+        (gate_failures,) = query(
+            'mlplatform_asset_check_evaluations_total{check="quarantine_rate",outcome="failed"}'
+        )
+        assert gate_failures["value"][1] == "1"
+        (target,) = query('up{job="mlplatform"}')
+        assert target["value"][1] == "1"
+
+        def rules_evaluated():
+            with urllib.request.urlopen(f"{api}/rules", timeout=5) as response:
+                groups = json.load(response)["data"]["groups"]
+            rules = [r for g in groups for r in g["rules"]]
+            return rules if rules and all(r.get("lastEvaluation", "").startswith("2") and
+                                          not r["lastEvaluation"].startswith("0001")
+                                          for r in rules) else None  # fmt: skip
+
+        rules = wait_until(rules_evaluated, 60, "every rule to be evaluated", server,
+                           prometheus_log)  # fmt: skip
+        assert len(rules) == len(
+            [r for g in yaml.safe_load((PROMETHEUS_DIR / "alert_rules.yml").read_text())["groups"]
+             for r in g["rules"]]
+        )  # fmt: skip
+        assert {r["name"]: r["health"] for r in rules if r["health"] != "ok"} == {}
+    finally:
+        if server is not None:
+            stop_process_group(server)
+        stop_process_group(exporter)
+
+
+# --- Structured logs ----------------------------------------------------------------------------
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_a_run_that_asks_for_the_json_logger_logs_json_with_run_asset_and_partition(
+    tmp_path, capfd
+):
+    from mlplatform.assets.raw_transactions import raw_transactions
+    from mlplatform.monitoring.logs import platform_loggers
+
+    platform = make_platform(tmp_path, rows_per_day=300)
+    job = dg.Definitions(
+        assets=[raw_transactions], resources=platform.resources, loggers=platform_loggers()
+    ).resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        capfd.readouterr()
+        result = job.execute_in_process(
+            partition_key="2026-03-02",
+            instance=instance,
+            run_config={"loggers": {"json": {"config": {"log_level": "DEBUG"}}}},
+        )
+    lines = json_lines(capfd.readouterr().err)
+    assert result.success and lines
+    assert {line["run_id"] for line in lines} == {result.run_id}
+    assert {line["partition"] for line in lines} == {"2026-03-02"}
+    (materialized,) = [line for line in lines if line["event_type"] == "ASSET_MATERIALIZATION"]
+    assert materialized["asset"] == "raw_transactions"
+    # A step's own lines name the asset the step materializes.
+    (started,) = [line for line in lines if line["event_type"] == "STEP_START"]
+    assert (started["step_key"], started["asset"]) == ("raw_transactions", "raw_transactions")
+
+
+def test_without_asking_a_run_keeps_dagsters_console_logger(tmp_path, capfd):
+    from mlplatform.assets.raw_transactions import raw_transactions
+    from mlplatform.monitoring.logs import platform_loggers
+
+    platform = make_platform(tmp_path, rows_per_day=300)
+    job = dg.Definitions(
+        assets=[raw_transactions], resources=platform.resources, loggers=platform_loggers()
+    ).resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        capfd.readouterr()
+        result = job.execute_in_process(partition_key="2026-03-02", instance=instance)
+    err = capfd.readouterr().err
+    assert result.success
+    assert json_lines(err) == []
+    assert f"{result.run_id} - " in err and "STEP_START" in err
+
+
+def test_instance_wide_json_logs_from_dagster_yaml(tmp_path, capfd):
+    """The production switch: dagster.yaml's python_logs handler with the JSON formatter, for
+    every run of the instance whatever its run config."""
+    from mlplatform.assets.raw_transactions import raw_transactions
+    from mlplatform.monitoring.logs import __doc__ as logs_doc
+
+    # The snippet shown in the module's documentation, as a user would paste it.
+    snippet = logs_doc.split("dagster.yaml` (what production wants):", 1)[1].split("\n\n")[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n" + textwrap.dedent(snippet))
+    platform = make_platform(tmp_path, rows_per_day=300)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        capfd.readouterr()
+        result = dg.materialize(
+            [raw_transactions],
+            partition_key="2026-03-02",
+            resources=platform.resources,
+            instance=instance,
+        )
+    err = capfd.readouterr().err
+    lines = json_lines(err)
+    assert result.success and lines
+    assert {line["run_id"] for line in lines} == {result.run_id}
+    (materialized,) = [line for line in lines if line["event_type"] == "ASSET_MATERIALIZATION"]
+    assert (materialized["asset"], materialized["partition"]) == ("raw_transactions", "2026-03-02")
+    # The coloured console is silenced by python_log_level: every log line is JSON.
+    assert " - STEP_START - " not in err

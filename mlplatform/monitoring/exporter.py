@@ -83,7 +83,7 @@ def run_metrics(runs: Sequence[RunRecord], now: float) -> Iterator[Metric]:
     finished = CounterMetricFamily(
         "mlplatform_runs",
         "Finished runs in the instance, by job and final status (SUCCESS, FAILURE, CANCELED).",
-        labels=["job", "status"],
+        labels=["dagster_job", "status"],
     )
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for run in runs:
@@ -98,7 +98,7 @@ def run_metrics(runs: Sequence[RunRecord], now: float) -> Iterator[Metric]:
         ("mlplatform_queued_runs", QUEUED_STATUSES, "Runs waiting to start (QUEUED, NOT_STARTED)."),
         ("mlplatform_active_runs", ACTIVE_STATUSES, "Runs going (STARTING, STARTED, CANCELING)."),
     ):
-        gauge = GaugeMetricFamily(name, text, labels=["job"])
+        gauge = GaugeMetricFamily(name, text, labels=["dagster_job"])
         for job in jobs:
             gauge.add_metric([job], sum(counts[(job, status)] for status in statuses))
         yield gauge
@@ -106,7 +106,7 @@ def run_metrics(runs: Sequence[RunRecord], now: float) -> Iterator[Metric]:
     active = GaugeMetricFamily(
         "mlplatform_active_run_duration_seconds",
         "Seconds since each active run started.",
-        labels=["job", "run_id", "partition"],
+        labels=["dagster_job", "run_id", "partition"],
     )
     for run in runs:
         if run.status in ACTIVE_STATUSES and run.started is not None:
@@ -118,7 +118,7 @@ def run_metrics(runs: Sequence[RunRecord], now: float) -> Iterator[Metric]:
     durations = HistogramMetricFamily(
         "mlplatform_run_duration_seconds",
         "Duration of finished runs (start to end), by job and final status.",
-        labels=["job", "status"],
+        labels=["dagster_job", "status"],
     )
     by_label: dict[tuple[str, str], list[float]] = defaultdict(list)
     for run in runs:
@@ -141,7 +141,7 @@ def step_metrics(events: dict[str, RunEvents]) -> Iterator[Metric]:
         "mlplatform_step_duration_seconds",
         "Duration of finished steps (an asset, a multi-asset or a checks step), by job, step and "
         "status.",
-        labels=["job", "step", "status"],
+        labels=["dagster_job", "step", "status"],
     )
     by_label: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for run_events in events.values():

@@ -1,0 +1,347 @@
+"""The product as a user meets it: the README's run command (`dagster dev` on workspace.yaml and the
+repo's dagster.yaml), driven through Dagster's GraphQL client and through the UI in a real browser.
+
+One `dagster dev` serves the whole module (it takes ~15 s to answer, and a run ~40 s): the GraphQL
+test materializes the first day, the browser test the second, as a person would from the UI.
+Screenshots land in test-artifacts/ui/.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlplatform_tests.conftest import platform_environment
+from mlplatform_tests.servers import (
+    free_port,
+    group_alive,
+    http_ok,
+    require_executable,
+    start_process,
+    stop_process_group,
+    tail,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+PROJECT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = PROJECT / "test-artifacts" / "ui"
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+GRAPHQL_DAY = "2026-01-01"
+BROWSER_DAY = "2026-01-02"
+ALL_ASSETS = (
+    "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
+    "trained_model", "registered_model_version", "batch_scores",
+)  # fmt: skip
+GROUPS = ("ingestion", "validation", "features", "training", "registry", "deployment")
+# Assets with asset checks: all but quarantined_transactions and batch_scores.
+CHECKED_ASSETS = 5
+MODEL_NAME = "card_transactions_classifier"
+RUN_TIMEOUT = 600
+# Debian's Chromium as Playwright should drive it here (FACTS.md): headless, no sandbox (root in a
+# container), and nothing that reaches out to the network on its own.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@dataclass
+class DevServer:
+    """`dagster dev` as `make dev` starts it, on a free port and temporary folders."""
+
+    root: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen
+    log_path: Path
+    descendants: list = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["DAGSTER_HOME"])
+
+    def graphql(self, query: str) -> dict:
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def code_location_loaded(self) -> bool:
+        try:
+            answer = self.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+                "locationOrLoadError { __typename } } } } }"
+            )
+        except OSError:
+            return False
+        entries = answer.get("data", {}).get("workspaceOrError", {}).get("locationEntries", [])
+        return any(
+            e["name"] == "mlplatform"
+            and e["loadStatus"] == "LOADED"
+            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for e in entries
+        )
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+    def wait_for_run(self, run_id: str) -> dg.DagsterRunStatus:
+        from dagster_graphql import DagsterGraphQLClient
+
+        client = DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+        finished = {
+            dg.DagsterRunStatus.SUCCESS,
+            dg.DagsterRunStatus.FAILURE,
+            dg.DagsterRunStatus.CANCELED,
+        }
+        return wait_until(
+            lambda: (status := client.get_run_status(run_id)) in finished and status,
+            timeout=RUN_TIMEOUT,
+            what=f"run {run_id} to finish",
+            process=self.process,
+            log_path=self.log_path,
+            interval=2,
+        )
+
+    def stop(self) -> None:
+        import psutil
+
+        if self.process.poll() is None:
+            # Everything dagster dev started (webserver, daemon, code server, run workers), to
+            # prove afterwards that none of it outlived the shutdown.
+            self.descendants = psutil.Process(self.process.pid).children(recursive=True)
+        stop_process_group(self.process)
+
+    def survivors(self) -> list[str]:
+        return [
+            f"{p.pid} {p.name()}"
+            for p in self.descendants
+            if p.is_running() and p.status() != "zombie"
+        ]
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory) -> Iterator[DevServer]:
+    root = tmp_path_factory.mktemp("dagster_dev")
+    home = root / "dagster_home"
+    home.mkdir()
+    # What `make dev` does: the repo's dagster.yaml linked into DAGSTER_HOME.
+    (home / "dagster.yaml").symlink_to(PROJECT / "dagster.yaml")
+    env = {
+        **os.environ,
+        **platform_environment(root),
+        "DAGSTER_HOME": str(home),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    # The packaged settings, as `make dev` has them (not the test session's settings folder).
+    env.pop("MLPLATFORM_SETTINGS_DIR", None)
+    port = free_port()
+    log_path = root / "dagster_dev.log"
+    process = start_process(
+        [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        log_path,
+        env=env,
+        cwd=PROJECT,
+    )
+    server = DevServer(root, port, env, process, log_path)
+    try:
+        wait_until(
+            lambda: http_ok(f"{server.url}/server_info"),
+            timeout=180, what="the Dagster UI to answer", process=process, log_path=log_path,
+        )  # fmt: skip
+        wait_until(
+            server.code_location_loaded,
+            timeout=180, what="the mlplatform code location", process=process, log_path=log_path,
+        )  # fmt: skip
+        yield server
+    finally:
+        server.stop()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS.parent / "dagster_dev.log").write_text(tail(log_path, lines=2000))
+
+
+def test_whole_graph_for_one_day_through_graphql(dev_server: DevServer):
+    from dagster_graphql import DagsterGraphQLClient
+
+    from mlplatform.definitions import defs
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=dev_server.port)
+    run_id = client.submit_job_execution(
+        "training_pipeline",
+        repository_location_name="mlplatform",
+        tags={"dagster/partition": GRAPHQL_DAY},
+    )
+    assert dev_server.wait_for_run(run_id) == dg.DagsterRunStatus.SUCCESS, tail(dev_server.log_path)
+
+    with dev_server.instance() as instance:
+        for key in ALL_ASSETS:
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            assert event is not None, f"{key} was not materialized"
+            assert (event.run_id, event.dagster_event.partition) == (run_id, GRAPHQL_DAY), key
+        evaluations = [
+            e.dagster_event.event_specific_data
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
+    expected_checks = {
+        f"{k.asset_key.to_user_string()}:{k.name}"
+        for k in defs.resolve_asset_graph().asset_check_keys
+    }
+    evaluated = {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in evaluations}
+    assert set(evaluated) == expected_checks
+    assert [name for name, e in evaluated.items() if not e.passed] == []
+
+    from mlflow.tracking import MlflowClient
+
+    registry = MlflowClient(tracking_uri=dev_server.env["MLFLOW_TRACKING_URI"])
+    champion = registry.get_model_version_by_alias(MODEL_NAME, "champion")
+    # The champion is the model this very run trained (its MLflow run carries the Dagster run id).
+    assert registry.get_run(champion.run_id).data.tags["dagster_run_id"] == run_id
+
+
+def test_a_person_materializes_one_day_in_the_ui(dev_server: DevServer):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        require_executable("chromium", "chromium", CHROMIUM)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # Wide enough that the whole graph, zoomed to fit, draws full nodes with full names.
+        page = browser.new_page(viewport={"width": 2400, "height": 1200})
+        page.set_default_timeout(60_000)
+
+        def skip_community_dialog() -> None:
+            # Shown once per instance, whenever the UI decides to: dismissed like a person would.
+            page.screenshot(path=SCREENSHOTS / "00-community-dialog.png")
+            page.get_by_role("button", name="Skip").click()
+
+        page.add_locator_handler(
+            page.get_by_text("Join the Dagster community"), skip_community_dialog
+        )
+        try:
+            run_id = _materialize_one_day(page, dev_server)
+        finally:
+            page.screenshot(path=SCREENSHOTS / "99-last-page.png")
+            browser.close()
+
+    assert dev_server.wait_for_run(run_id) == dg.DagsterRunStatus.SUCCESS
+    with dev_server.instance() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.tags["dagster/partition"] == BROWSER_DAY
+        for key in ALL_ASSETS:
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            assert event is not None and event.run_id == run_id, key
+
+
+def _materialize_one_day(page, server: DevServer) -> str:
+    from playwright.sync_api import expect
+
+    # 1. The whole asset graph, every group expanded, every asset named.
+    page.goto(f"{server.url}/asset-groups")
+    expect(page.get_by_role("button", name="Materialize all")).to_be_visible()
+    for group in GROUPS:
+        expect(page.locator("foreignObject").get_by_text(group, exact=True)).to_be_visible()
+    page.keyboard.press("Alt+e")  # the graph's "Expand all groups" (shown in its settings menu)
+    for asset in ALL_ASSETS:
+        # A node's name in full (zoomed out, names are cut); `features` also names its group.
+        named = page.locator("foreignObject").get_by_text(asset, exact=True)
+        expect(named).to_have_count(2 if asset in GROUPS else 1)
+        for element in named.all():
+            expect(element).to_be_visible()
+    # Each checked asset's node shows its checks once the statuses have loaded.
+    expect(page.get_by_text(re.compile(r"\d+ / \d+ Passed"))).to_have_count(CHECKED_ASSETS)
+    page.screenshot(path=SCREENSHOTS / "01-asset-graph.png")
+
+    # 2. Materialize all -> the partition dialog -> one day -> launch.
+    page.get_by_role("button", name="Materialize all").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Partition selection")).to_be_visible()
+    # The dialog first shows the last 90 days; the day we want is older in a real calendar.
+    # (The dialog fills in as it loads: wait until it has said which range it shows.)
+    show_all = dialog.get_by_text("Show all partitions")
+    all_time = dialog.get_by_role("button", name="All time")
+    expect(show_all.or_(all_time).first).to_be_visible()
+    if show_all.is_visible():
+        show_all.click()
+    expect(all_time).to_be_visible()
+    partitions = dialog.get_by_role("textbox").first
+    partitions.fill(BROWSER_DAY)
+    partitions.press("Enter")
+    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+    launch = dialog.get_by_role("button", name="Launch 1 run")
+    expect(launch).to_be_enabled()
+    page.screenshot(path=SCREENSHOTS / "02-partition-dialog.png")
+    launch.click()
+
+    # 3. The toast links to the run; follow it as a person would.
+    expect(page.get_by_text("Launched run")).to_be_visible()
+    view = page.get_by_role("link", name="View", exact=True)
+    href = view.get_attribute("href") or ""
+    assert "/runs/" in href, href
+    run_id = href.rsplit("/", 1)[-1]
+    page.screenshot(path=SCREENSHOTS / "03-run-launched.png")
+    view.click()
+    expect(page.get_by_text(f"partition: {BROWSER_DAY}")).to_be_visible()
+    page.screenshot(path=SCREENSHOTS / "04-run-started.png")
+
+    # 4. The run page updates itself; wait for its status tag to say how it ended.
+    success, failure = (page.get_by_text(s, exact=True) for s in ("Success", "Failure"))
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline and not (success.count() or failure.count()):
+        page.wait_for_timeout(2000)
+    page.screenshot(path=SCREENSHOTS / "05-run-finished.png", full_page=True)
+    assert success.count() and not failure.count(), "the run page does not show Success"
+    expect(page.get_by_text("No steps have errored")).to_be_visible()
+    return run_id
+
+
+def test_evidence_from_the_live_instance(dev_server: DevServer, tmp_path):
+    """`mlplatform evidence` against the instance the tests above ran in: execution has evidence
+    now, read from those very runs."""
+    require_executable("dot", "graphviz")
+    out = tmp_path / "evidence"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("mlplatform")), "evidence", str(out)],
+        cwd=PROJECT, env=dev_server.env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    gates = {g["gate"]: g for g in json.loads((out / "reports" / "gates.json").read_text())}
+    execution = {i["name"]: i["status"] for i in gates[2]["items"]}
+    for job in ("training_pipeline", "__ASSET_JOB"):  # the GraphQL run, the browser's run
+        for item in ("last run succeeded", "all steps done", "within the time budget"):
+            assert execution[f"{job}: {item}"] == "passed", (job, item)
+    assert execution["retraining: last run"] == "missing"  # never asked for: no evidence
+    assert gates[1]["status"] == "passed"
+    report = (out / "reports" / "orchestration_report.md").read_text()
+    assert "Run history" in report and "training_pipeline" in report
+    shutil.copytree(out, SCREENSHOTS.parent / "evidence", dirs_exist_ok=True)
+
+
+def test_shuts_down_cleanly(dev_server: DevServer):
+    dev_server.stop()
+    assert dev_server.process.returncode is not None
+    assert not group_alive(dev_server.process)
+    assert dev_server.survivors() == []
+    assert dev_server.descendants, "dagster dev had started no processes to check"

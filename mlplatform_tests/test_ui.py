@@ -258,6 +258,8 @@ def test_a_person_materializes_one_day_in_the_ui(dev_server: DevServer):
 def _materialize_one_day(page, server: DevServer) -> str:
     from playwright.sync_api import expect
 
+    # The UI loads statuses in the background; on two busy cores that can take a while.
+    expect.set_options(timeout=30_000)
     # 1. The whole asset graph, every group expanded, every asset named.
     page.goto(f"{server.url}/asset-groups")
     expect(page.get_by_role("button", name="Materialize all")).to_be_visible()
@@ -304,7 +306,7 @@ def _materialize_one_day(page, server: DevServer) -> str:
     page.screenshot(path=SCREENSHOTS / "03-run-launched.png")
     view.click()
     expect(page.get_by_text(f"partition: {BROWSER_DAY}")).to_be_visible()
-    page.screenshot(path=SCREENSHOTS / "04-run-started.png")
+    page.screenshot(path=SCREENSHOTS / "04-run-page.png")
 
     # 4. The run page updates itself; wait for its status tag to say how it ended.
     success, failure = (page.get_by_text(s, exact=True) for s in ("Success", "Failure"))

@@ -140,6 +140,8 @@ def exported(history) -> Scrape:
     return scrape(collector)
 
 
+# Real runs of the whole pipeline (the module's `history`): slow.
+@pytest.mark.slow
 def test_the_runs_did_what_the_history_needs(history):
     outcomes = {what: result.success for _, what, result in history.runs}
     assert outcomes == {
@@ -157,6 +159,7 @@ def test_the_runs_did_what_the_history_needs(history):
     assert step_failures == ["raw_transactions"]
 
 
+@pytest.mark.slow
 def test_run_counts_and_durations_are_the_runs(history, exported):
     assert exported.value("mlplatform_runs_total", dagster_job=JOB, status="SUCCESS") == 2
     assert exported.value("mlplatform_runs_total", dagster_job=JOB, status="FAILURE") == 2
@@ -179,6 +182,7 @@ def test_run_counts_and_durations_are_the_runs(history, exported):
             assert bucket.value == sum(d <= le for d in durations), bucket
 
 
+@pytest.mark.slow
 def test_step_durations_are_the_steps(history, exported):
     expected_counts: Counter = Counter()
     expected_sums: dict[tuple[str, str], float] = defaultdict(float)
@@ -203,6 +207,7 @@ def test_step_durations_are_the_steps(history, exported):
         ) == pytest.approx(total, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_check_outcomes_are_the_evaluations(history, exported):
     expected: Counter = Counter()
     latest: dict[tuple[str, str], dg.AssetCheckEvaluation] = {}
@@ -248,6 +253,7 @@ def materialization(result: dg.ExecuteInProcessResult, asset: str):
     return event.materialization
 
 
+@pytest.mark.slow
 def test_rows_and_quarantine_rate_per_partition_are_the_latest_materializations(history, exported):
     for day, what in (("2026-03-02", "success"), ("2026-03-03", "recovery")):
         metadata = materialization(history.result(what), "validated_transactions").metadata
@@ -272,6 +278,7 @@ def test_rows_and_quarantine_rate_per_partition_are_the_latest_materializations(
     assert exported.series("mlplatform_partition_rows", partition="2026-03-04") == []
 
 
+@pytest.mark.slow
 def test_time_since_last_materialization(history, exported):
     for asset in ("raw_transactions", "batch_scores"):
         event = history.instance.get_latest_materialization_event(dg.AssetKey(asset))
@@ -287,6 +294,7 @@ def test_time_since_last_materialization(history, exported):
     assert scores_event.run_id == history.result("recovery").run_id
 
 
+@pytest.mark.slow
 def test_model_metrics_are_the_champions_registered_metrics(history, exported):
     client = history.platform.mlflow_client()
     model = "card_transactions_classifier"
@@ -343,6 +351,7 @@ def test_queued_and_started_runs_are_counted(tmp_path):
     assert served.value("mlplatform_runs_total", dagster_job=JOB, status="SUCCESS") == 0
 
 
+@pytest.mark.slow
 def test_an_unreadable_registry_is_reported_and_the_rest_is_served(history):
     collector = PlatformCollector(
         InstanceHistory(history.instance), MlflowRegistryReader("nosuchscheme://registry")
@@ -353,6 +362,7 @@ def test_an_unreadable_registry_is_reported_and_the_rest_is_served(history):
     assert served.value("mlplatform_runs_total", dagster_job=JOB, status="SUCCESS") == 2
 
 
+@pytest.mark.slow
 def test_report_measures_the_protocols_criteria(history):
     records = {what: history.record(what) for _, what, _ in history.runs}
     durations = sorted(r.end_time - r.start_time for r in records.values())
@@ -388,6 +398,7 @@ def test_report_measures_the_protocols_criteria(history):
     assert later.recoveries == []  # its failure is before the window
 
 
+@pytest.mark.slow
 def test_report_command_prints_json_and_markdown(history, capsys):
     from mlplatform.cli import main
 
@@ -399,6 +410,20 @@ def test_report_command_prints_json_and_markdown(history, capsys):
     )
     assert main(["report", "--job", JOB, "--dagster-home", str(history.home)]) == 0
     assert "| mean time to recovery | < 30 min |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_exporter_command_prints_one_scrape(history, capsys, monkeypatch):
+    from mlplatform.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", history.platform.settings.mlflow.tracking_uri)
+    assert main(["exporter", "--once", "--dagster-home", str(history.home)]) == 0
+    families = {f.name: f for f in text_string_to_metric_families(capsys.readouterr().out)}
+    (successes,) = [
+        s for s in families["mlplatform_runs"].samples if s.labels["status"] == "SUCCESS"
+    ]
+    assert successes.value == 2
+    assert families["mlplatform_model_metric"].samples
 
 
 def test_report_and_exporter_name_a_missing_instance(monkeypatch, tmp_path, capsys):
@@ -415,6 +440,7 @@ def promql_metric_names(expression: str) -> set[str]:
     return set(re.findall(r"\b(mlplatform_[a-z_]+)\b", expression))
 
 
+@pytest.mark.slow
 def test_every_dashboard_panel_queries_a_served_metric(exported):
     dashboard = json.loads((MONITORING / "grafana" / "dashboard.json").read_text())
     assert dashboard["panels"], "the dashboard has no panels"
@@ -428,6 +454,7 @@ def test_every_dashboard_panel_queries_a_served_metric(exported):
             assert names <= served, f"panel {panel['title']!r}: not served: {names - served}"
 
 
+@pytest.mark.slow
 def test_every_alert_queries_a_served_metric(exported):
     rules = yaml.safe_load((MONITORING / "prometheus" / "alert_rules.yml").read_text())
     alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}

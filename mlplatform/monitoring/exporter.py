@@ -411,6 +411,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not read the MLflow registry (no model metrics)",
     )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="print one scrape to stdout and exit, instead of serving",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -434,10 +439,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
     models = None
     if not args.no_mlflow:
-        from mlplatform.config.active import SETTINGS
+        from mlplatform.config.settings import SettingsError, load_settings
 
-        models = MlflowRegistryReader(SETTINGS.mlflow.tracking_uri, SETTINGS.mlflow.registry_uri)
+        try:
+            # The settings as this process's environment has them (MLFLOW_TRACKING_URI...).
+            mlflow_settings = load_settings().mlflow
+        except SettingsError as error:
+            print(f"mlplatform exporter: {error}", file=sys.stderr)
+            return 2
+        models = MlflowRegistryReader(mlflow_settings.tracking_uri, mlflow_settings.registry_uri)
     collector = PlatformCollector(InstanceHistory(instance), models, args.partitions)
+    if args.once:
+        from prometheus_client import generate_latest
+
+        sys.stdout.write(generate_latest(build_registry(collector)).decode())
+        instance.dispose()
+        return 0
     try:
         server, _thread = start_http_server(args.port, args.host, build_registry(collector))
     except OSError as error:

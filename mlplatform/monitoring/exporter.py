@@ -426,6 +426,8 @@ def run(args: argparse.Namespace) -> int:
     from mlplatform.monitoring.instance_reader import InstanceError, InstanceHistory, open_instance
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # MLflow's SQL store logs its schema checks at INFO on the first scrape: not news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if not 0 < args.port < 65536:
         print(f"mlplatform exporter: --port {args.port} is not a TCP port", file=sys.stderr)
         return 2
@@ -466,7 +468,9 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
-    stop.wait()
+    # Woken every second: a signal handler only runs once the main thread is back in Python.
+    while not stop.wait(1.0):
+        pass
     server.shutdown()
     instance.dispose()
     return 0

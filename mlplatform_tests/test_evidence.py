@@ -47,6 +47,9 @@ def test_the_layout_from_a_live_instance(tmp_path):
         "config/error_handling.json", "config/monitoring.json", "diagrams/pipeline.png",
         "diagrams/pipeline.svg", "diagrams/dependencies.svg", "reports/gates.json",
         "reports/orchestration_report.md", "reports/pipeline_test_results.json",
+        # Issue 6's monitoring, as far as it exists: it does now.
+        "monitoring/dashboard.json", "monitoring/alert_rules.yml", "monitoring/prometheus.yml",
+        "monitoring/metric_definitions.json",
     ):  # fmt: skip
         assert expected in parts["present"], expected
         assert (out / expected).stat().st_size > 0, expected
@@ -60,6 +63,10 @@ def test_the_layout_from_a_live_instance(tmp_path):
     orchestration = json.loads((out / "config/orchestration.json").read_text())
     assert orchestration["max_runtime_seconds"] > 0
 
+    metrics = {
+        m["name"] for m in json.loads((out / "monitoring/metric_definitions.json").read_text())
+    }
+    assert "mlplatform_exporter_source_up" in metrics
     gates = {g["gate"]: g for g in json.loads((out / "reports/gates.json").read_text())}
     assert gates[1]["status"] == "passed"
     # No run in this instance: execution has no evidence, and says so.

@@ -352,14 +352,20 @@ def test_queued_and_started_runs_are_counted(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_unreadable_registry_is_reported_and_the_rest_is_served(history):
+def test_an_unreadable_registry_is_reported_and_the_rest_is_served(history, caplog):
     collector = PlatformCollector(
         InstanceHistory(history.instance), MlflowRegistryReader("nosuchscheme://registry")
     )
-    served = scrape(collector)
+    with caplog.at_level("INFO", logger="mlplatform.exporter"):
+        served = scrape(collector)
+        scrape(collector)
     assert served.value("mlplatform_exporter_source_up", source="mlflow") == 0
     assert served.series("mlplatform_model_metric") == []
     assert served.value("mlplatform_runs_total", dagster_job=JOB, status="SUCCESS") == 2
+    # Logged when it went down, not again on the next scrape.
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot read the mlflow source; it is reported as down"
+    ]
 
 
 @pytest.mark.slow

@@ -349,31 +349,38 @@ class PlatformCollector(Collector):
         self.models = models
         self.partitions_kept = partitions_kept
         self.clock = clock
+        self._down: set[str] = set()
 
     def describe(self) -> list[Metric]:
         # Registering must not read the instance; the names are only known from a scrape.
         return []
 
-    def snapshot(self) -> Snapshot:
-        runs: list[RunRecord] | None = None
-        events: dict[str, RunEvents] = {}
-        last_materialized: dict[str, float] = {}
+    def _read(self, source: str, read: Callable[[], object]) -> object | None:
+        """`read()`, or None when it fails. The error is logged when the source goes down (with
+        its traceback) and when it is back, not on every scrape in between."""
         try:
-            runs = self.history.runs()
-            events = self.history.events(runs)
-            from mlplatform.monitoring.instance_reader import last_materializations
-
-            last_materialized = last_materializations(self.history.instance)
+            value = read()
         except Exception:
-            log.exception("cannot read the Dagster instance")
-            runs = None
-        models: list[ModelAlias] | None = None
-        if self.models is not None:
-            try:
-                models = self.models()
-            except Exception:
-                log.exception("cannot read the MLflow registry")
-        return Snapshot(runs, events, last_materialized, models, self.clock())
+            if source not in self._down:
+                log.exception("cannot read the %s source; it is reported as down", source)
+            self._down.add(source)
+            return None
+        if source in self._down:
+            log.info("the %s source can be read again", source)
+            self._down.discard(source)
+        return value
+
+    def _read_instance(self) -> tuple[list[RunRecord], dict[str, RunEvents], dict[str, float]]:
+        from mlplatform.monitoring.instance_reader import last_materializations
+
+        runs = self.history.runs()
+        return runs, self.history.events(runs), last_materializations(self.history.instance)
+
+    def snapshot(self) -> Snapshot:
+        instance = self._read("dagster", self._read_instance)
+        runs, events, last_materialized = instance if instance is not None else (None, {}, {})
+        models = self._read("mlflow", self.models) if self.models is not None else None
+        return Snapshot(runs, events, last_materialized, models, self.clock())  # type: ignore[arg-type]
 
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()

@@ -15,7 +15,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.mlplatform/dagster_home
 # Nothing leaves the machine: no usage telemetry from MLflow (Dagster's is off in dagster.yaml).
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install dev test lint format clean
+.PHONY: install dev test lint format clean bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -41,6 +41,11 @@ format: install
 
 test: lint
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+# The pipeline as a Dagster run against the bare computation (100k, 1M, 10M rows); BENCH_ARGS to
+# change sizes or repeats, e.g. BENCH_ARGS='--sizes 100000,1000000 --repeats 3'.
+bench: install
+	$(UV) run --frozen python -m mlplatform_tests.benchmarks.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .mlplatform .pytest_cache .ruff_cache

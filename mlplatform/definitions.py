@@ -11,6 +11,7 @@ from mlplatform.assets.registered_model_version import registered_model_version
 from mlplatform.assets.trained_model import trained_model
 from mlplatform.assets.validated_transactions import validate_transactions
 from mlplatform.automation.alerts import alert_webhook_from_environment
+from mlplatform.automation.execution import job_executor
 from mlplatform.automation.jobs import retraining, training_pipeline
 from mlplatform.automation.schedules import daily_training
 from mlplatform.automation.sensors import (
@@ -81,4 +82,6 @@ defs = dg.Definitions(
     resources=build_resources(SETTINGS),
     # `json`: log lines as JSON with run id, asset and partition, for runs that ask for it.
     loggers=platform_loggers(),
+    # Jobs and ad-hoc materializations alike (orchestration.yaml, `execution`).
+    executor=job_executor(),
 )

@@ -252,8 +252,9 @@ def test_step_containers_take_image_and_limits_from_settings():
 
     processed = dg._config.process_config(docker_executor.config_schema.config_type, config)
     assert processed.success, processed.errors
-    # Locally nothing changes: Dagster's default executor.
-    assert job_executor(load_orchestration(environ={}).execution) is None
+    # Locally: a process per step, forked from a server that preloaded the platform.
+    local = job_executor(load_orchestration(environ={}).execution)
+    assert local.name == "multiprocess"
 
 
 def test_docker_readme_names_every_file():

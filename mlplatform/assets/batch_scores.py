@@ -40,6 +40,7 @@ def batch_scores(
 ) -> dg.Output[pd.DataFrame]:
     from mlflow.tracking import MlflowClient
 
+    from mlplatform.core.days import on_day
     from mlplatform.core.score import score_rows
 
     where = f"batch_scores[{context.partition_key}]"
@@ -56,9 +57,7 @@ def batch_scores(
         # they name cannot disagree if the alias moves meanwhile.
         uri = f"models:/{name}/{champion.version}"
         model = load_sklearn_model(uri)
-        day_rows = features[
-            features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
-        ]
+        day_rows = features[on_day(features[contract.event_time], context.partition_key)]
         threshold = float(champion.tags.get("decision_threshold", 0.5))
         scores = score_rows(
             model,

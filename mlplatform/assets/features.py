@@ -53,6 +53,7 @@ def features(
     validated_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> dg.Output[pd.DataFrame]:
+    from mlplatform.core.days import days_present, on_any_day
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
     from mlplatform.core.validate import DatasetError
     from mlplatform.gates_history import failed_blocking_checks
@@ -62,10 +63,10 @@ def features(
     with carried_out(context, "features", where):
         # Days of the window whose blocking gates failed stay stored (the checked asset is kept)
         # but must not feed a model.
-        days = validated_transactions[contract.event_time].dt.strftime("%Y-%m-%d")
+        times = validated_transactions[contract.event_time]
         excluded = {
             day: failed
-            for day in sorted(days.unique())
+            for day in days_present(times)
             if (
                 failed := failed_blocking_checks(context.instance, "raw_transactions", day)
                 + failed_blocking_checks(context.instance, "validated_transactions", day)
@@ -73,7 +74,7 @@ def features(
         }
         if excluded:
             context.log.warning(f"Left out of the window, their gates failed: {excluded}")
-            validated_transactions = validated_transactions[~days.isin(list(excluded))]
+            validated_transactions = validated_transactions[~on_any_day(times, list(excluded))]
         if validated_transactions.empty:
             raise DatasetError(f"every day of the window failed its gates: {excluded}")
         table = build_features(
@@ -84,7 +85,7 @@ def features(
         )
     categorical, numeric = model_columns(table, contract)
     by_split = table.groupby(SPLIT_COLUMN, observed=False)[LABEL_COLUMN].agg(["size", "mean"])
-    found_days = sorted(table[contract.event_time].dt.strftime("%Y-%m-%d").unique())
+    found_days = days_present(table[contract.event_time])
     return dg.Output(
         table,
         metadata={

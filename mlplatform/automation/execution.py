@@ -57,10 +57,8 @@ def docker_executor_config(settings: ExecutionSettings) -> dict[str, Any]:
     return config
 
 
-def job_executor(
-    settings: ExecutionSettings = ORCHESTRATION.execution,
-) -> dg.ExecutorDefinition | None:
-    """The executor the jobs use; None keeps Dagster's default (a process per step)."""
+def job_executor(settings: ExecutionSettings = ORCHESTRATION.execution) -> dg.ExecutorDefinition:
+    """The executor every job uses, as chosen in orchestration.yaml (`execution`)."""
     if settings.executor == "k8s":
         # Each step in its own Kubernetes Job, sized by the step's `dagster-k8s/config` tag.
         from dagster_k8s import k8s_job_executor
@@ -71,4 +69,13 @@ def job_executor(
         from dagster_docker import docker_executor
 
         return docker_executor.configured(docker_executor_config(settings), name="step_containers")
-    return None
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    multiprocess = settings.multiprocess
+    start_method: dict[str, Any] = {"spawn": {}}
+    if multiprocess.start_method == "forkserver":
+        start_method = {"forkserver": {"preload_modules": list(multiprocess.preload_modules)}}
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": multiprocess.max_concurrent, "start_method": start_method},
+        name="multiprocess",
+    )

@@ -4,7 +4,6 @@ the drift sensor asks for."""
 import dagster as dg
 
 from mlplatform.assets.common import daily_partitions
-from mlplatform.automation.execution import job_executor
 from mlplatform.config.active import ORCHESTRATION
 from mlplatform.resources.mlflow import end_mlflow_on_run_finished
 
@@ -19,7 +18,6 @@ training_pipeline = dg.define_asset_job(
     partitions_def=daily_partitions,
     hooks={end_mlflow_on_run_finished},
     tags=RUN_TAGS,
-    executor_def=job_executor(),
     description="Raw data to a registered, champion-gated model and the day's batch scores.",
 )
 
@@ -29,7 +27,6 @@ retraining = dg.define_asset_job(
     partitions_def=daily_partitions,
     hooks={end_mlflow_on_run_finished},
     tags=RUN_TAGS,
-    executor_def=job_executor(),
     description=(
         "Features, training, registration and scores again for one day, on the validated data "
         "already stored (asked for by the drift sensor)."

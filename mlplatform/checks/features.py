@@ -34,6 +34,7 @@ def features_checks(
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
+    from mlplatform.core.days import on_day
     from mlplatform.core.features import model_columns
 
     where = f"features_checks[{context.partition_key}]"
@@ -47,7 +48,7 @@ def features_checks(
             gates.finite_values,
             quality.finite_values(features, categorical, numeric),
         )
-        day_rows = features[contract.event_time].dt.strftime("%Y-%m-%d") == context.partition_key
+        day_rows = on_day(features[contract.event_time], context.partition_key)
         yield gate_result(
             ASSET,
             "drift",

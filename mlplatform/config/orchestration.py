@@ -74,8 +74,15 @@ class StepContainerSettings(_Strict):
     env_vars: list[str] = Field(default_factory=list)
 
 
+class MultiprocessSettings(_Strict):
+    start_method: Literal["spawn", "forkserver"]
+    preload_modules: list[str] = Field(default_factory=list)
+    max_concurrent: int = Field(ge=1)
+
+
 class ExecutionSettings(_Strict):
-    executor: Literal["multiprocess", "docker", "k8s"]
+    executor: Literal["multiprocess", "in_process", "docker", "k8s"]
+    multiprocess: MultiprocessSettings
     step_container: StepContainerSettings
 
 

@@ -110,12 +110,9 @@ def train_model(
     del x_train, y_train
 
     x_validation, y_validation = split_xy(features, "validation", columns)
-    threshold = choose_threshold(
-        y_validation, pipeline.predict_proba(x_validation)[:, 1], metric=threshold_metric
-    )
-    validation_metrics = classification_metrics(
-        y_validation, pipeline.predict_proba(x_validation)[:, 1], threshold
-    )
+    validation_scores = pipeline.predict_proba(x_validation)[:, 1]
+    threshold = choose_threshold(y_validation, validation_scores, metric=threshold_metric)
+    validation_metrics = classification_metrics(y_validation, validation_scores, threshold)
     x_test, y_test = split_xy(features, "test", columns)
     test_metrics = classification_metrics(y_test, pipeline.predict_proba(x_test)[:, 1], threshold)
     return TrainingResult(

@@ -1,0 +1,71 @@
+"""The bare computation: the pipeline's core functions in one plain Python process, without
+Dagster or MLflow, timed per stage. The benchmark runs it as `python -m
+mlplatform_tests.benchmarks.bare --rows N --day D` and reads one JSON line from stdout."""
+
+import argparse
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
+    stage_seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timed(stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        stage_seconds[stage] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with timed("imports"):
+        from mlplatform.config.settings import resolve_contract_path
+        from mlplatform.core.contract import load_contract
+        from mlplatform.core.features import build_features, model_columns
+        from mlplatform.core.generator import GeneratorParams, generate_transactions
+        from mlplatform.core.score import score_rows
+        from mlplatform.core.train import train_model
+        from mlplatform.core.validate import validate
+
+    contract = load_contract(resolve_contract_path("card_transactions"))
+    with timed("raw_transactions"):
+        raw = generate_transactions(day, GeneratorParams(seed=seed, rows_per_day=rows))
+    raw_rows = len(raw)
+    with timed("validate_transactions"):
+        outcome = validate(raw, contract)
+    del raw
+    with timed("features"):
+        table = build_features(outcome.validated, contract)
+    del outcome
+    categorical, numeric = model_columns(table, contract)
+    with timed("trained_model"):
+        result = train_model(table, categorical, numeric)
+    with timed("batch_scores"):
+        day_rows = table[table[contract.event_time].dt.date == day]
+        scores = score_rows(
+            result.pipeline, day_rows, result.input_columns, result.threshold,
+            contract.id, contract.event_time, "bare",
+        )  # fmt: skip
+    return {
+        "rows": raw_rows,
+        "feature_rows": len(table),
+        "scored_rows": len(scores),
+        "test_roc_auc": result.test_metrics.get("roc_auc"),
+        "stage_seconds": stage_seconds,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--day", type=dt.date.fromisoformat, required=True)
+    args = parser.parse_args()
+    print(json.dumps(run_bare(args.rows, args.day)))
+
+
+if __name__ == "__main__":
+    main()

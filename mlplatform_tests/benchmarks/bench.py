@@ -1,0 +1,384 @@
+"""`make bench`: the pipeline as a Dagster run against the bare computation it orchestrates.
+
+For each training-window size it runs, alternating and repeated:
+  bare        the core functions in one plain Python process (benchmarks/bare.py)
+  dagster     `dagster asset materialize` of the whole graph for one day, default settings
+  in_process  the same with Dagster's in-process executor
+and reports wall time and peak memory (RSS summed over the whole process tree, sampled), the
+ratios to bare, the time per asset, and the scaling from one size to the next. It also measures
+the code location's import time, the per-step overhead of the default executor and the time until
+`dagster dev` answers. Results go to stdout as a table and to a JSON file.
+"""
+
+import argparse
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DAY = dt.date(2026, 3, 2)
+MODES = ("bare", "dagster", "in_process")
+IN_PROCESS_CONFIG = json.dumps({"execution": {"config": {"in_process": {}}}})
+
+
+@dataclass
+class Measurement:
+    mode: str
+    rows: int
+    seconds: float
+    peak_rss_bytes: int
+    ok: bool
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += member.memory_info().rss
+    return total
+
+
+def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str, int]:
+    """Wall seconds, peak RSS of the process tree, stdout and the exit code of `command`."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        watched = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                peak = max(peak, _tree_rss(watched))
+            except psutil.NoSuchProcess:
+                return
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        sys.stderr.write(stderr[-4000:])
+    return seconds, peak, stdout, process.returncode
+
+
+def step_durations(dagster_home: Path) -> dict[str, float]:
+    """Seconds from each step's start to its success, read from the run's event log."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs(limit=1)
+        started: dict[str, float] = {}
+        durations: dict[str, float] = {}
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                started[event.step_key] = record.timestamp
+            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                durations[event.step_key] = record.timestamp - started[event.step_key]
+    return durations
+
+
+class Bench:
+    def __init__(self, root: Path, threads: int):
+        self.root = root
+        self.threads = threads
+        self.settings_dir = root / "settings"
+        self.settings_dir.mkdir(parents=True, exist_ok=True)
+
+    def environment(self, rows: int, workdir: Path) -> dict[str, str]:
+        # The training window is one day of `rows` transactions, so both sides train on the same.
+        (self.settings_dir / "platform.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "data_source": {"generator": {"rows_per_day": rows}},
+                    "features": {"window_days": 1},
+                }
+            )
+        )
+        return {
+            **os.environ,
+            "MLPLATFORM_SETTINGS_DIR": str(self.settings_dir),
+            "MLPLATFORM_DATA_DIR": str(workdir / "data"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db",
+            "MLPLATFORM_MLFLOW_ARTIFACTS": str(workdir / "mlartifacts"),
+            "DAGSTER_HOME": str(workdir / "dagster_home"),
+            "OMP_NUM_THREADS": str(self.threads),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "GIT_PYTHON_REFRESH": "quiet",
+        }
+
+    def fresh_workdir(self) -> Path:
+        workdir = Path(tempfile.mkdtemp(dir=self.root, prefix="run-"))
+        (workdir / "dagster_home").mkdir()
+        shutil.copy(PROJECT / "dagster.yaml", workdir / "dagster_home" / "dagster.yaml")
+        return workdir
+
+    def measure(self, mode: str, rows: int) -> Measurement:
+        workdir = self.fresh_workdir()
+        env = self.environment(rows, workdir)
+        try:
+            if mode == "bare":
+                command = [sys.executable, "-m", "mlplatform_tests.benchmarks.bare",
+                           "--rows", str(rows), "--day", DAY.isoformat()]  # fmt: skip
+            else:
+                command = [str(BIN / "dagster"), "asset", "materialize", "-m",
+                           "mlplatform.definitions", "--select", "*",
+                           "--partition", DAY.isoformat()]  # fmt: skip
+                if mode == "in_process":
+                    command += ["--config-json", IN_PROCESS_CONFIG]
+            seconds, peak, stdout, code = run_measured(command, env, PROJECT)
+            measurement = Measurement(mode, rows, seconds, peak, code == 0)
+            if mode == "bare" and code == 0:
+                detail = json.loads(stdout.strip().splitlines()[-1])
+                measurement.step_seconds = detail.pop("stage_seconds")
+                measurement.detail = detail
+            elif code == 0:
+                measurement.step_seconds = step_durations(workdir / "dagster_home")
+            return measurement
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def import_seconds(self, repeats: int = 5) -> float:
+        """Seconds to import the code location in a fresh interpreter, minus the bare start."""
+
+        def timed(code: str) -> float:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT,
+                           env={**os.environ, "DAGSTER_HOME": str(self.root)})  # fmt: skip
+            return time.perf_counter() - started
+
+        empty = statistics.median(timed("pass") for _ in range(repeats))
+        location = statistics.median(timed("import mlplatform.definitions") for _ in range(repeats))
+        return location - empty
+
+    def dev_answers_seconds(self) -> float | None:
+        """Seconds from starting the README's `dagster dev` until the UI answers."""
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        workdir = self.fresh_workdir()
+        env = self.environment(50_000, workdir)
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+             "-p", str(port)],
+            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        answered = None
+        try:
+            while time.perf_counter() - started < 180 and process.poll() is None:
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/server_info", timeout=2
+                    ) as response:
+                        if response.status == 200:
+                            answered = time.perf_counter() - started
+                            break
+                except OSError:
+                    time.sleep(0.25)
+        finally:
+            import signal
+
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=60)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(process.pid, signal.SIGKILL)
+            shutil.rmtree(workdir, ignore_errors=True)
+        return answered
+
+
+def summarize(measurements: list[Measurement], sizes: list[int]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for rows in sizes:
+        per_mode: dict[str, Any] = {}
+        for mode in MODES:
+            runs = [m for m in measurements if m.rows == rows and m.mode == mode and m.ok]
+            if not runs:
+                per_mode[mode] = None
+                continue
+            steps = sorted({key for m in runs for key in m.step_seconds})
+            per_mode[mode] = {
+                "runs": len(runs),
+                "failed_runs": sum(
+                    1 for m in measurements if m.rows == rows and m.mode == mode and not m.ok
+                ),
+                "median_seconds": statistics.median(m.seconds for m in runs),
+                "median_peak_rss_mb": statistics.median(m.peak_rss_bytes for m in runs) / 2**20,
+                "median_step_seconds": {
+                    step: statistics.median(
+                        m.step_seconds[step] for m in runs if step in m.step_seconds
+                    )
+                    for step in steps
+                },
+            }
+        bare = per_mode.get("bare")
+        for mode in ("dagster", "in_process"):
+            if bare and per_mode.get(mode):
+                per_mode[mode]["ratio_to_bare"] = (
+                    per_mode[mode]["median_seconds"] / bare["median_seconds"]
+                )
+        table[str(rows)] = per_mode
+    scaling: dict[str, Any] = {}
+    for smaller, larger in itertools.pairwise(sizes):
+        for mode in MODES:
+            a, b = table[str(smaller)].get(mode), table[str(larger)].get(mode)
+            if a and b:
+                scaling.setdefault(f"{larger}/{smaller}", {})[mode] = {
+                    "time": b["median_seconds"] / a["median_seconds"],
+                    "memory": b["median_peak_rss_mb"] / a["median_peak_rss_mb"],
+                }
+    return {"sizes": table, "scaling": scaling}
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        f"machine: {result['machine']['cpus']} CPUs, "
+        f"{result['machine']['memory_gb']:.0f} GB, Python {result['machine']['python']}, "
+        f"OMP_NUM_THREADS={result['machine']['omp_threads']}, repeats={result['repeats']}",
+        "",
+        "| rows | mode | median s | peak RSS MB | ratio to bare | runs (failed) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for rows, per_mode in result["summary"]["sizes"].items():
+        for mode in MODES:
+            entry = per_mode.get(mode)
+            if entry is None:
+                lines.append(f"| {int(rows):,} | {mode} | failed | | | |")
+                continue
+            ratio = entry.get("ratio_to_bare")
+            lines.append(
+                f"| {int(rows):,} | {mode} | {entry['median_seconds']:.1f} | "
+                f"{entry['median_peak_rss_mb']:.0f} | "
+                f"{'' if ratio is None else f'{ratio:.2f}'} | "
+                f"{entry['runs']} ({entry['failed_runs']}) |"
+            )
+    lines += ["", "| scaling | mode | time | memory |", "| --- | --- | ---: | ---: |"]
+    for step, per_mode in result["summary"]["scaling"].items():
+        for mode, values in per_mode.items():
+            lines.append(f"| {step} | {mode} | {values['time']:.2f}x | {values['memory']:.2f}x |")
+    lines += ["", "time per asset / step (median s):"]
+    for rows, per_mode in result["summary"]["sizes"].items():
+        for mode in MODES:
+            entry = per_mode.get(mode)
+            if entry:
+                steps = ", ".join(
+                    f"{step} {seconds:.1f}"
+                    for step, seconds in entry["median_step_seconds"].items()
+                )
+                lines.append(f"  {int(rows):,} {mode}: {steps}")
+    extra = result["extra"]
+    lines += [
+        "",
+        f"code location import: {extra['import_seconds']:.2f} s",
+        f"per-step overhead of the default executor: {extra['per_step_overhead_seconds']}",
+        f"`dagster dev` answers after: {extra['dev_answers_seconds']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000,10000000",
+                        help="comma-separated training-window sizes in rows")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS for every run")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--skip-extra", action="store_true", help="skip import and dev timings")
+    parser.add_argument("--out", type=Path, default=PROJECT / "test-artifacts" / "bench")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    modes = [mode for mode in MODES if mode in args.modes.split(",")]
+
+    root = Path(tempfile.mkdtemp(prefix="mlplatform-bench-"))
+    bench = Bench(root, args.threads)
+    measurements: list[Measurement] = []
+    try:
+        for rows in sizes:
+            for repeat in range(args.repeats):
+                # Alternating a, b, c, a, b, c: a slow spell of the machine hits every mode.
+                for mode in modes:
+                    m = bench.measure(mode, rows)
+                    measurements.append(m)
+                    print(
+                        f"[{rows:,} rows #{repeat + 1}] {mode}: {m.seconds:.1f} s, "
+                        f"peak {m.peak_rss_bytes / 2**20:.0f} MB{'' if m.ok else ' FAILED'}",
+                        flush=True,
+                    )
+        summary = summarize(measurements, sizes)
+        extra: dict[str, Any] = {
+            "import_seconds": None,
+            "dev_answers_seconds": None,
+            "per_step_overhead_seconds": None,
+        }
+        if not args.skip_extra:
+            extra["import_seconds"] = bench.import_seconds()
+            extra["dev_answers_seconds"] = bench.dev_answers_seconds()
+        smallest = summary["sizes"][str(sizes[0])]
+        if smallest.get("dagster") and smallest.get("in_process"):
+            steps = len(smallest["dagster"]["median_step_seconds"]) or 1
+            extra["per_step_overhead_seconds"] = (
+                smallest["dagster"]["median_seconds"] - smallest["in_process"]["median_seconds"]
+            ) / steps
+        result = {
+            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "memory_gb": psutil.virtual_memory().total / 2**30,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "omp_threads": args.threads,
+                "load_average_at_end": os.getloadavg(),
+            },
+            "repeats": args.repeats,
+            "measurements": [asdict(m) for m in measurements],
+            "summary": summary,
+            "extra": extra,
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"bench-{result['when'].replace(':', '')}.json"
+        path.write_text(json.dumps(result, indent=2))
+        if extra["import_seconds"] is None:
+            extra["import_seconds"] = float("nan")
+        print(render(result))
+        print(f"\nwritten: {path}")
+        return 0 if all(m.ok for m in measurements) else 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

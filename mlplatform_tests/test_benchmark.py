@@ -1,0 +1,37 @@
+"""The benchmark itself cannot rot: a small run (100k rows, once per mode) goes end to end and
+writes a complete report. Nothing here asserts on time; `make bench` measures."""
+
+import json
+
+import pytest
+
+from mlplatform_tests.benchmarks.bench import MODES, main
+
+pytestmark = pytest.mark.slow
+
+STEPS = {
+    "raw_transactions", "raw_transactions_checks", "validate_transactions",
+    "validated_transactions_checks", "features", "features_checks", "trained_model",
+    "trained_model_checks", "registered_model_version", "batch_scores",
+}  # fmt: skip
+
+
+def test_benchmark_smoke_run_reports_every_mode(tmp_path, capsys):
+    code = main(["--sizes", "100000", "--repeats", "1", "--skip-extra", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    (report_file,) = tmp_path.glob("bench-*.json")
+    report = json.loads(report_file.read_text())
+    assert [m["mode"] for m in report["measurements"]] == list(MODES)
+    assert all(m["ok"] and m["peak_rss_bytes"] > 0 for m in report["measurements"])
+    size = report["summary"]["sizes"]["100000"]
+    # Both Dagster modes ran every asset and check of the graph, each timed from its events.
+    for mode in ("dagster", "in_process"):
+        assert set(size[mode]["median_step_seconds"]) == STEPS, mode
+        assert size[mode]["ratio_to_bare"] > 0
+    # The bare run did the same work on the same data: ~100k rows and a model worth the name.
+    bare = next(m for m in report["measurements"] if m["mode"] == "bare")
+    assert 90_000 <= bare["detail"]["rows"] <= 115_000
+    assert bare["detail"]["test_roc_auc"] > 0.8
+    assert report["extra"]["per_step_overhead_seconds"] is not None
+    assert "| 100,000 | dagster |" in printed and "ratio to bare" in printed

@@ -432,6 +432,29 @@ def test_exporter_command_prints_one_scrape(history, capsys, monkeypatch):
     assert families["mlplatform_model_metric"].samples
 
 
+@pytest.mark.slow
+def test_a_registry_that_does_not_answer_does_not_hold_the_scrape(history):
+    from mlplatform_tests.servers import free_port
+
+    # Nothing listens there: MLflow's client would retry for minutes by default.
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "DAGSTER_HOME": str(history.home),
+    }
+    env.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES", None)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("mlplatform")), "exporter", "--once"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'mlplatform_exporter_source_up{source="mlflow"} 0.0' in done.stdout
+    assert 'mlplatform_runs_total{dagster_job="training_pipeline",status="SUCCESS"} 2.0' in (
+        done.stdout
+    )
+    assert "cannot read the mlflow source" in done.stderr
+
+
 def test_report_and_exporter_name_a_missing_instance(monkeypatch, tmp_path, capsys):
     from mlplatform.cli import main
 

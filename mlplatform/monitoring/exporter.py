@@ -8,6 +8,7 @@ read is reported by `mlplatform_exporter_source_up{source=...} 0`, not by a fail
 
 import argparse
 import logging
+import os
 import signal
 import threading
 import time
@@ -448,6 +449,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     models = None
     if not args.no_mlflow:
+        # A registry that does not answer must not hold a scrape past Prometheus' timeout, and
+        # MLflow's HTTP client retries for minutes by default. An operator's values are kept.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         from mlplatform.config.settings import SettingsError, load_settings
 
         try:

@@ -715,6 +715,14 @@ def test_prometheus_scrapes_the_exporter_and_evaluates_the_rules(history, tmp_pa
              for r in g["rules"]]
         )  # fmt: skip
         assert {r["name"]: r["health"] for r in rules if r["health"] != "ok"} == {}
+
+        # Every dashboard query is PromQL that Prometheus accepts.
+        dashboard = json.loads((MONITORING / "grafana" / "dashboard.json").read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                url = f"{api}/query?" + urllib.parse.urlencode({"query": target["expr"]})
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    assert json.load(response)["status"] == "success", target["expr"]
     finally:
         if server is not None:
             stop_process_group(server)

@@ -9,7 +9,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENV_FILE="${MLPLATFORM_ENV_FILE:-$HERE/.env}"
 TIMEOUT="${MLPLATFORM_DEPLOY_TIMEOUT:-300}"
-SERVICES=(postgresql mlflow user-code webserver daemon)
+SERVICES=(postgresql mlflow user-code webserver daemon metrics-exporter prometheus)
 
 step() { echo "deploy-pipeline: $*"; }
 fail() {
@@ -45,6 +45,7 @@ fi
 env_value() { sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1; }
 ui_port="$(env_value DAGSTER_UI_PORT)"
 mlflow_port="$(env_value MLFLOW_UI_PORT)"
+prometheus_port="$(env_value PROMETHEUS_PORT)"
 
 COMPOSE+=(--project-directory "$HERE" -f "$HERE/docker-compose.yaml" --env-file "$ENV_FILE")
 
@@ -89,3 +90,4 @@ step "validating the definitions inside the user-code container"
 step "ready"
 echo "  Dagster UI:  http://127.0.0.1:${ui_port:-3000}"
 echo "  MLflow UI:   http://127.0.0.1:${mlflow_port:-5000}"
+echo "  Prometheus:  http://127.0.0.1:${prometheus_port:-9090}"

@@ -3,6 +3,7 @@ Dockerfile validated offline, the pieces checked against each other, the deploy 
 through a stand-in `docker` command, and the production instance and MLflow server mode run for
 real against PostgreSQL and `mlflow server` on 127.0.0.1."""
 
+import json
 import os
 import re
 import shutil
@@ -217,6 +218,22 @@ def test_services_are_reachable_only_from_this_host_and_healthy_before_use():
     allowed = services["mlflow"]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert host in allowed and host.split(":")[0] in allowed
     assert services["mlflow"]["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
+def test_prometheus_scrapes_the_exporter_service_with_the_shipped_rules():
+    services = compose()["services"]
+    exporter = services["metrics-exporter"]["command"]
+    port = exporter[exporter.index("--port") + 1]
+    mount = next(v for v in services["prometheus"]["volumes"] if v.endswith(":/etc/prometheus:ro"))
+    folder = (DOCKER / mount.split(":")[0]).resolve()
+    config = yaml.safe_load((folder / "prometheus.yml").read_text())
+    targets = [
+        t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    ]
+    assert targets == [f"metrics-exporter:{port}"]
+    assert all((folder / rules).exists() for rules in config["rule_files"])
+    # The exporter reads the same instance database and registry as the rest of the platform.
+    assert services["metrics-exporter"]["environment"] == services["daemon"]["environment"]
 
 
 def test_env_example_names_every_variable_compose_reads():
@@ -526,6 +543,10 @@ def test_production_instance_in_postgresql(deployment):
     assert counts[events.ASSET_MATERIALIZATION.value] == len(ALL_ASSETS)
     assert counts[events.ASSET_CHECK_EVALUATION.value] >= 19
     assert {dg.AssetKey(name).to_string() for name in ALL_ASSETS} == materialized
+    # The production instance logs every line as JSON, carrying the run id, for a log collector.
+    logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert logged and all(entry["run_id"] == run_id for entry in logged)
+    assert {entry["asset"] for entry in logged} >= set(ALL_ASSETS) - {"quarantined_transactions"}
     # The same instance, through Dagster's own API, sees that run with its partition.
     environment = deployment.environment()
     saved = {key: os.environ.get(key) for key in environment}

@@ -46,3 +46,25 @@ def test_a_split_with_one_class_is_refused(week_of_features, card_contract):
     no_positives_in_test.loc[no_positives_in_test["split"] == "test", "label"] = 0
     with pytest.raises(ValueError, match="test split .* only one class"):
         train_model(no_positives_in_test, categorical, numeric, Hyperparameters(max_iter=5))
+
+
+def test_threshold_search_agrees_with_scoring_every_candidate():
+    """The one-sort threshold search picks what scoring each candidate with scikit-learn picks."""
+    import numpy as np
+    from sklearn import metrics
+
+    scorers = {
+        "f1": lambda y, p: metrics.f1_score(y, p, zero_division=0),
+        "precision": lambda y, p: metrics.precision_score(y, p, zero_division=0),
+        "recall": lambda y, p: metrics.recall_score(y, p, zero_division=0),
+        "balanced_accuracy": metrics.balanced_accuracy_score,
+    }
+    rng = np.random.default_rng(3)
+    for rows in (40, 3000):
+        labels = (rng.random(rows) < 0.08).astype(int)
+        scores = np.clip(rng.normal(0.3 + 0.4 * labels, 0.2), 0, 1).round(2)
+        for metric, scorer in scorers.items():
+            candidates = np.unique(scores)
+            values = [scorer(labels, (scores >= t).astype(int)) for t in candidates]
+            best = max(range(len(values)), key=lambda i: (values[i], candidates[i]))
+            assert choose_threshold(labels, scores, metric) == candidates[best], (rows, metric)

@@ -150,7 +150,8 @@ def time_split(
         raise ValueError("validation and test fractions must lie strictly between 0 and 1")
     if validation_fraction + test_fraction >= 1:
         raise ValueError("validation + test fractions must leave rows to train on")
-    times = event_time.to_numpy()
+    # As int64 nanoseconds: a time-zone-aware column would otherwise become Timestamp objects.
+    times = event_time.to_numpy(dtype="datetime64[ns]").view("int64")
     sorted_times = np.sort(times)
     n = len(sorted_times)
     validation_start = sorted_times[int(n * (1 - validation_fraction - test_fraction))]

@@ -22,8 +22,9 @@ def score_rows(
     scores = model.predict_proba(rows[input_columns])[:, 1]
     return pd.DataFrame(
         {
-            id_column: rows[id_column].to_numpy(),
-            event_time_column: rows[event_time_column].to_numpy(),
+            id_column: rows[id_column].reset_index(drop=True),
+            # The column itself (not .to_numpy(), which turns zoned times into Python objects).
+            event_time_column: rows[event_time_column].reset_index(drop=True),
             "score": scores,
             "decision": scores >= threshold,
             "model_version": model_version,

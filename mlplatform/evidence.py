@@ -372,18 +372,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
     import sys
 
-    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
-    if not home or not Path(home).is_dir():
-        print(
-            f"mlplatform evidence: no Dagster instance folder ({home or '$DAGSTER_HOME unset'}); "
-            "pass --dagster-home or set DAGSTER_HOME",
-            file=sys.stderr,
-        )
+    from mlplatform.monitoring.instance_reader import InstanceError, open_instance
+
+    try:
+        instance = open_instance(args.dagster_home)
+    except InstanceError as error:
+        print(f"mlplatform evidence: {error}", file=sys.stderr)
         return 2
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance:
         parts = write_evidence(args.out_dir, instance, junit_path=args.test_results)
     missing = [p for p in parts if p.status == "missing"]
     print(f"{args.out_dir}: {len(parts) - len(missing)} parts written, {len(missing)} missing")

@@ -443,15 +443,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
-    if not home or not Path(home).is_dir():
-        print(
-            f"mlplatform gates: no Dagster instance folder ({home or '$DAGSTER_HOME unset'}); "
-            "pass --dagster-home or set DAGSTER_HOME",
-            file=sys.stderr,
-        )
+    from mlplatform.monitoring.instance_reader import InstanceError, open_instance
+
+    try:
+        instance = open_instance(args.dagster_home)
+    except InstanceError as error:
+        print(f"mlplatform gates: {error}", file=sys.stderr)
         return 2
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with instance:
         gates = evaluate_gates(instance)
     if args.json:
         print(json.dumps([g.to_dict() for g in gates], indent=2))

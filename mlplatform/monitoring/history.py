@@ -15,6 +15,13 @@ QUEUED_STATUSES = ("QUEUED", "NOT_STARTED")
 ACTIVE_STATUSES = ("STARTING", "STARTED", "CANCELING")
 
 
+def elapsed(started: float | None, ended: float | None) -> float | None:
+    """Seconds from start to end; None when either is unknown."""
+    if started is None or ended is None:
+        return None
+    return max(0.0, ended - started)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
@@ -32,9 +39,7 @@ class RunRecord:
     @property
     def duration(self) -> float | None:
         """Start to end, for a finished run that started (a run canceled in the queue did not)."""
-        if self.started is None or self.ended is None:
-            return None
-        return max(0.0, self.ended - self.started)
+        return elapsed(self.started, self.ended)
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,7 @@ class StepRecord:
 
     @property
     def duration(self) -> float | None:
-        if self.started is None or self.ended is None:
-            return None
-        return max(0.0, self.ended - self.started)
+        return elapsed(self.started, self.ended)
 
 
 @dataclass(frozen=True)

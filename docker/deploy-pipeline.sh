@@ -23,6 +23,9 @@ if docker compose version >/dev/null 2>&1; then
     COMPOSE=(docker compose)
 elif command -v docker-compose >/dev/null; then
     COMPOSE=(docker-compose)
+    # v1 builds with the classic builder unless told: the Dockerfile needs BuildKit (cache mounts,
+    # Dockerfile.dockerignore).
+    export DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1
 else
     fail "neither the 'docker compose' plugin nor 'docker-compose' is installed"
 fi

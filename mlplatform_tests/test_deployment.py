@@ -162,11 +162,15 @@ def test_workspace_points_at_the_code_server():
     server = entry["grpc_server"]
     services = compose()["services"]
     assert server["host"] in services
-    # The code server listens where the workspace says (the image's default command).
+    # The code server listens where the workspace says, in the image's default command and in
+    # the compose service's.
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert f'"-p", "{server["port"]}"' in dockerfile
     assert f"EXPOSE {server['port']}" in dockerfile
     assert f'"--location-name", "{server["location_name"]}"' in dockerfile
+    command = services[server["host"]]["command"]
+    assert command[command.index("-p") + 1] == str(server["port"])
+    assert command[command.index("--location-name") + 1] == server["location_name"]
 
 
 def test_run_launcher_gets_what_runs_need():
@@ -191,6 +195,15 @@ def test_run_launcher_gets_what_runs_need():
     assert spec["volumes"]["mlplatform-data"]["name"] == volume_name
     assert f"mlplatform-data:{mount}" in services["user-code"]["volumes"]
     assert services["daemon"]["environment"]["MLPLATFORM_DATA_DIR"].startswith(mount + "/")
+    # The code location's container context replaces the launcher's container_kwargs for its runs
+    # (a shallow merge): it must keep the data volume, and bring the Docker socket and its group
+    # for step containers.
+    command = services["user-code"]["command"]
+    context = json.loads(command[command.index("--container-context") + 1])
+    location_kwargs = context["docker"]["container_kwargs"]
+    assert volume in location_kwargs["volumes"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in location_kwargs["volumes"]
+    assert location_kwargs["group_add"] == ["${DOCKER_GID:-999}"]
     # Runs start from the code server's own image.
     user_code = services["user-code"]
     assert user_code["environment"]["DAGSTER_CURRENT_IMAGE"] == user_code["image"]
@@ -202,6 +215,32 @@ def test_run_launcher_gets_what_runs_need():
     ]
     for service in ("user-code", "webserver", "daemon"):
         assert set(postgres_variables) <= set(services[service]["environment"]), service
+
+
+def instance_environment_variables(node: Any) -> set[str]:
+    """Every `{env: NAME}` in a parsed dagster.yaml."""
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return set().union(*(instance_environment_variables(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(instance_environment_variables(v) for v in node))
+    return set()
+
+
+def image_environment() -> set[str]:
+    runtime = (DOCKER / "Dockerfile").read_text().split(" AS runtime", 1)[1]
+    return set(re.findall(r"(?:ENV |\\\n\s+)([A-Z_]+)=", runtime))
+
+
+def test_every_variable_the_instance_reads_reaches_run_containers():
+    """A run container loads the instance from this file: each variable it reads must be passed
+    by the launcher (env_vars) or set in the image, or the run fails as it starts."""
+    instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+    passed = set(instance["run_launcher"]["config"]["env_vars"])
+    needed = instance_environment_variables(instance)
+    assert "DAGSTER_HOME" in image_environment()
+    assert needed <= passed | image_environment(), sorted(needed - passed)
 
 
 def test_services_are_reachable_only_from_this_host_and_healthy_before_use():
@@ -254,13 +293,13 @@ def test_step_containers_take_image_and_limits_from_settings():
     settings = load_orchestration(
         environ={
             "MLPLATFORM_EXECUTOR": "docker",
-            "MLPLATFORM_STEP_IMAGE": "registry.example/mlplatform-train:1.2",
             "MLPLATFORM_STEP_MEMORY_LIMIT": "6Gi",
             "MLPLATFORM_STEP_CPUS": "1.5",
         }
     )
     config = docker_executor_config(settings.execution)
-    assert config["image"] == "registry.example/mlplatform-train:1.2"
+    # The image is the code location's own (dagster-docker prefers it to any executor setting).
+    assert "image" not in config
     assert config["container_kwargs"] == {"mem_limit": 6 * 2**30, "nano_cpus": 1_500_000_000}
     executor = job_executor(settings.execution)
     assert executor is not None and executor.name == "step_containers"
@@ -443,8 +482,9 @@ class Deployment:
         self.result: subprocess.CompletedProcess | None = None
 
     def environment(self) -> dict[str, str]:
-        return {
-            **os.environ,
+        """What a run container gets: the launcher's env_vars (here with this machine's values),
+        the image's DAGSTER_HOME, and a PATH; nothing else of this test process."""
+        every = {
             "DAGSTER_HOME": str(self.home),
             "DAGSTER_POSTGRES_HOST": self.postgres.host,
             "DAGSTER_POSTGRES_PORT": str(self.postgres.port),
@@ -455,7 +495,13 @@ class Deployment:
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "MLPLATFORM_MLFLOW_ARTIFACTS": "mlflow-artifacts:/mlplatform",
             "MLPLATFORM_DATA_DIR": str(self.root / "data"),
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
         }
+        instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+        passed = set(instance["run_launcher"]["config"]["env_vars"]) | {"DAGSTER_HOME"}
+        missing = set(every) - passed
+        assert not missing, f"the launcher would not pass {sorted(missing)}"
+        return {**every, "PATH": os.environ["PATH"], "HOME": str(self.root)}
 
     def connect(self, database: str):
         return psycopg2.connect(
@@ -537,12 +583,19 @@ def test_production_instance_in_postgresql(deployment):
             (run_id,),
         )
         materialized = {row[0] for row in cursor.fetchall()}
+        # The assets' own log messages are kept beside the JSON stream (python_logs at INFO).
+        cursor.execute(
+            "SELECT count(*) FROM event_logs WHERE run_id = %s AND event LIKE %s",
+            (run_id, "%promoted to champion%"),
+        )
+        (promotion_messages,) = cursor.fetchone()
     events = dg.DagsterEventType
     # Stored under Dagster's own event type names (RUN_SUCCESS is kept as PIPELINE_SUCCESS).
     assert counts[events.RUN_SUCCESS.value] == 1
     assert counts[events.ASSET_MATERIALIZATION.value] == len(ALL_ASSETS)
     assert counts[events.ASSET_CHECK_EVALUATION.value] >= 19
     assert {dg.AssetKey(name).to_string() for name in ALL_ASSETS} == materialized
+    assert promotion_messages == 1
     # The production instance logs every line as JSON, carrying the run id, for a log collector.
     logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert logged and all(entry["run_id"] == run_id for entry in logged)

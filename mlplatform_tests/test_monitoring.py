@@ -807,5 +807,17 @@ def test_instance_wide_json_logs_from_dagster_yaml(tmp_path, capfd):
     assert {line["run_id"] for line in lines} == {result.run_id}
     (materialized,) = [line for line in lines if line["event_type"] == "ASSET_MATERIALIZATION"]
     assert (materialized["asset"], materialized["partition"]) == ("raw_transactions", "2026-03-02")
-    # The coloured console is silenced by python_log_level: every log line is JSON.
-    assert " - STEP_START - " not in err
+
+    # An asset's own message goes to the JSON stream and stays in the event log (a level above
+    # INFO in python_logs would drop it from both).
+    @dg.asset
+    def says_hello(context: dg.AssetExecutionContext) -> None:
+        context.log.info("hello from an asset")
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        capfd.readouterr()
+        hello = dg.materialize([says_hello], instance=instance)
+        stored = [record.user_message for record in instance.all_logs(hello.run_id)]
+    said = [line["message"] for line in json_lines(capfd.readouterr().err)]
+    assert "hello from an asset" in said
+    assert "hello from an asset" in stored

@@ -46,6 +46,27 @@ def test_a_careless_asset_is_named():
     assert "no cycles" not in failed
 
 
+def test_a_dependency_on_an_undefined_asset_is_named():
+    @dg.asset(
+        deps=["nonexistent"],
+        description="Depends on an asset nobody defines.",
+        owners=["team:ml-platform"],
+        retry_policy=dg.RetryPolicy(max_retries=1),
+        kinds={"python"},
+        op_tags={
+            "dagster-k8s/config": {
+                "container_config": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
+            }
+        },
+    )
+    def orphan() -> None:
+        return None
+
+    extended = dg.Definitions.merge(defs, dg.Definitions(assets=[orphan]))
+    findings = [str(f) for f in pipeline_definition_findings(extended)]
+    assert findings == ["orphan: depends on undefined assets ['nonexistent']"]
+
+
 def test_resource_needs_must_be_provided():
     @dg.asset(
         description="Reads a feature store nobody configured.",

@@ -48,8 +48,6 @@ def docker_executor_config(settings: ExecutionSettings) -> dict[str, Any]:
             "nano_cpus": int(container.cpus * 1e9),
         },
     }
-    if container.image:
-        config["image"] = container.image
     if container.network:
         config["network"] = container.network
     if container.env_vars:

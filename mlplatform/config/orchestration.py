@@ -67,7 +67,6 @@ class StepResources(_Strict):
 
 
 class StepContainerSettings(_Strict):
-    image: str | None = None
     memory_limit: str = Field(pattern=_MEMORY)
     cpus: float = Field(gt=0)
     network: str | None = None
@@ -127,7 +126,6 @@ class ErrorHandlingSettings(_Strict):
 # The Docker deployment chooses step containers by environment (docker/.env.example).
 ORCHESTRATION_ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MLPLATFORM_EXECUTOR": ("execution", "executor"),
-    "MLPLATFORM_STEP_IMAGE": ("execution", "step_container", "image"),
     "MLPLATFORM_STEP_MEMORY_LIMIT": ("execution", "step_container", "memory_limit"),
     "MLPLATFORM_STEP_CPUS": ("execution", "step_container", "cpus"),
     "MLPLATFORM_STEP_NETWORK": ("execution", "step_container", "network"),

@@ -7,7 +7,7 @@ code location alone cannot make it every run's default):
 - for every run of an instance, in its `dagster.yaml` (what production wants):
 
       python_logs:
-        python_log_level: CRITICAL        # silences the coloured console logger
+        python_log_level: INFO            # a higher level would drop the assets' own messages
         dagster_handler_config:
           handlers:
             json: {class: logging.StreamHandler, stream: ext://sys.stderr, formatter: json}

@@ -19,6 +19,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def add_instance_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dagster-home", default=None, help="the Dagster instance folder (default: $DAGSTER_HOME)"
+    )
+
+
+def open_instance_for(command: str, args: argparse.Namespace):
+    """The instance the command reads, or None after saying on stderr why there is none."""
+    from mlplatform.monitoring.instance_reader import InstanceError, open_instance
+
+    try:
+        return open_instance(args.dagster_home)
+    except InstanceError as error:
+        print(f"mlplatform {command}: {error}", file=sys.stderr)
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__.splitlines()[0])

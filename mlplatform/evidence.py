@@ -31,6 +31,8 @@ from typing import Any
 
 import dagster as dg
 
+from mlplatform.cli import add_instance_argument, open_instance_for
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_TEST_RESULTS = Path("test-artifacts/junit.xml")
 # A password inside a URL (postgresql+psycopg2://user:secret@host/db) never leaves the machine.
@@ -366,20 +368,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TEST_RESULTS,
         help=f"pytest's JUnit XML (default: {DEFAULT_TEST_RESULTS})",
     )
-    parser.add_argument(
-        "--dagster-home", default=None, help="the Dagster instance folder (default: $DAGSTER_HOME)"
-    )
+    add_instance_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
-    from mlplatform.monitoring.instance_reader import InstanceError, open_instance
-
-    try:
-        instance = open_instance(args.dagster_home)
-    except InstanceError as error:
-        print(f"mlplatform evidence: {error}", file=sys.stderr)
+    instance = open_instance_for("evidence", args)
+    if instance is None:
         return 2
     with instance:
         parts = write_evidence(args.out_dir, instance, junit_path=args.test_results)

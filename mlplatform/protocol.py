@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import dagster as dg
 
+from mlplatform.cli import add_instance_argument, open_instance_for
+
 Status = Literal["passed", "failed", "missing"]
 PACKAGE_DIR = Path(__file__).parent
 MONITORING_DIR = PACKAGE_DIR / "monitoring"
@@ -448,20 +450,13 @@ def evaluate_gates(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
-    parser.add_argument(
-        "--dagster-home", default=None, help="the Dagster instance folder (default: $DAGSTER_HOME)"
-    )
+    add_instance_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
-    from mlplatform.monitoring.instance_reader import InstanceError, open_instance
-
-    try:
-        instance = open_instance(args.dagster_home)
-    except InstanceError as error:
-        print(f"mlplatform gates: {error}", file=sys.stderr)
+    instance = open_instance_for("gates", args)
+    if instance is None:
         return 2
     with instance:
         gates = evaluate_gates(instance)

@@ -25,6 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from mlplatform.cli import add_instance_argument, open_instance_for
 from mlplatform.monitoring.history import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -405,9 +406,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to listen on (0.0.0.0 inside a container)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
-    parser.add_argument(
-        "--dagster-home", default=None, help="the Dagster instance folder (default: $DAGSTER_HOME)"
-    )
+    add_instance_argument(parser)
     parser.add_argument(
         "--partitions",
         type=int,
@@ -431,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
 
     from prometheus_client import start_http_server
 
-    from mlplatform.monitoring.instance_reader import InstanceError, InstanceHistory, open_instance
+    from mlplatform.monitoring.instance_reader import InstanceHistory
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # MLflow's SQL store logs its schema checks at INFO on the first scrape: not news.
@@ -442,10 +441,8 @@ def run(args: argparse.Namespace) -> int:
     if args.partitions < 1:
         print("mlplatform exporter: --partitions must be at least 1", file=sys.stderr)
         return 2
-    try:
-        instance = open_instance(args.dagster_home)
-    except InstanceError as error:
-        print(f"mlplatform exporter: {error}", file=sys.stderr)
+    instance = open_instance_for("exporter", args)
+    if instance is None:
         return 2
     models = None
     if not args.no_mlflow:

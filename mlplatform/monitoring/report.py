@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlplatform.cli import add_instance_argument, open_instance_for
 from mlplatform.monitoring.history import (
     ACTIVE_STATUSES,
     QUEUED_STATUSES,
@@ -220,23 +221,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--days", type=float, default=None, help="only runs created in the last DAYS days"
     )
     parser.add_argument("--job", default=None, help="only runs of this job")
-    parser.add_argument(
-        "--dagster-home", default=None, help="the Dagster instance folder (default: $DAGSTER_HOME)"
-    )
+    add_instance_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from mlplatform.monitoring.instance_reader import InstanceError, open_instance
-
     if args.days is not None and args.days <= 0:
         print(f"mlplatform report: --days must be positive, got {args.days}", file=sys.stderr)
         return 2
-    try:
-        instance = open_instance(args.dagster_home)
-    except InstanceError as error:
-        print(f"mlplatform report: {error}", file=sys.stderr)
+    instance = open_instance_for("report", args)
+    if instance is None:
         return 2
     with instance:
         since = time.time() - args.days * 86400 if args.days is not None else None

@@ -454,7 +454,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     instance = open_instance_for("gates", args)
     if instance is None:
         return 2

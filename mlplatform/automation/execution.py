@@ -39,8 +39,8 @@ def step_tags(stage: Stage) -> dict[str, Any]:
 
 
 def docker_executor_config(settings: ExecutionSettings) -> dict[str, Any]:
-    """dagster-docker's executor config for step containers. The run launcher's env vars, networks
-    and volumes reach each step container too (dagster-docker merges them)."""
+    """dagster-docker's executor config for step containers. Their environment, network and
+    volumes come from the run launcher and the code location (dagster-docker merges them)."""
     container = settings.step_container
     config: dict[str, Any] = {
         "container_kwargs": {
@@ -48,10 +48,6 @@ def docker_executor_config(settings: ExecutionSettings) -> dict[str, Any]:
             "nano_cpus": int(container.cpus * 1e9),
         },
     }
-    if container.network:
-        config["network"] = container.network
-    if container.env_vars:
-        config["env_vars"] = list(container.env_vars)
     return config
 
 

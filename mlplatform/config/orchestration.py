@@ -69,8 +69,6 @@ class StepResources(_Strict):
 class StepContainerSettings(_Strict):
     memory_limit: str = Field(pattern=_MEMORY)
     cpus: float = Field(gt=0)
-    network: str | None = None
-    env_vars: list[str] = Field(default_factory=list)
 
 
 class MultiprocessSettings(_Strict):
@@ -128,7 +126,6 @@ ORCHESTRATION_ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MLPLATFORM_EXECUTOR": ("execution", "executor"),
     "MLPLATFORM_STEP_MEMORY_LIMIT": ("execution", "step_container", "memory_limit"),
     "MLPLATFORM_STEP_CPUS": ("execution", "step_container", "cpus"),
-    "MLPLATFORM_STEP_NETWORK": ("execution", "step_container", "network"),
 }
 
 

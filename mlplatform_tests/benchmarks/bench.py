@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,21 +89,15 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[fl
 def step_durations(dagster_home: Path) -> dict[str, float]:
     """Seconds from each step's start to its success, read from the run's event log."""
     import dagster as dg
+    from dagster._core.execution.stats import StepEventStatus
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    with dg.DagsterInstance.get() as instance:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         (run,) = instance.get_runs(limit=1)
-        started: dict[str, float] = {}
-        durations: dict[str, float] = {}
-        for record in instance.all_logs(run.run_id):
-            event = record.dagster_event
-            if event is None or event.step_key is None:
-                continue
-            if event.event_type == dg.DagsterEventType.STEP_START:
-                started[event.step_key] = record.timestamp
-            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-                durations[event.step_key] = record.timestamp - started[event.step_key]
-    return durations
+        return {
+            stats.step_key: stats.end_time - stats.start_time
+            for stats in instance.get_run_step_stats(run.run_id)
+            if stats.status == StepEventStatus.SUCCESS
+        }
 
 
 class Bench:
@@ -183,40 +176,26 @@ class Bench:
 
     def dev_answers_seconds(self) -> float | None:
         """Seconds from starting the README's `dagster dev` until the UI answers."""
-        import socket
+        from mlplatform_tests.servers import free_port, http_ok, start_process, stop_process_group
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         workdir = self.fresh_workdir()
         env = self.environment(50_000, workdir)
         started = time.perf_counter()
-        process = subprocess.Popen(
+        process = start_process(
             [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
              "-p", str(port)],
-            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            workdir / "dagster-dev.log", env=env, cwd=PROJECT,
         )  # fmt: skip
         answered = None
         try:
             while time.perf_counter() - started < 180 and process.poll() is None:
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/server_info", timeout=2
-                    ) as response:
-                        if response.status == 200:
-                            answered = time.perf_counter() - started
-                            break
-                except OSError:
-                    time.sleep(0.25)
+                if http_ok(f"http://127.0.0.1:{port}/server_info"):
+                    answered = time.perf_counter() - started
+                    break
+                time.sleep(0.25)
         finally:
-            import signal
-
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=60)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process_group(process)
             shutil.rmtree(workdir, ignore_errors=True)
         return answered
 

@@ -4,7 +4,6 @@ crashed run, one alert for a deterministic failure, max runtime, and the new-dat
 import datetime as dt
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import yaml
 
 from mlplatform.core.generator import generate_transactions
 from mlplatform_tests.conftest import TEST_SETTINGS_DIR, WebhookReceiver, platform_environment
+from mlplatform_tests.servers import start_process, stop_process_group
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +28,6 @@ TERMINAL = {
     dg.DagsterRunStatus.FAILURE,
     dg.DagsterRunStatus.CANCELED,
 }
-
-
-def _reset_signals() -> None:
-    # A shell that started us in the background may ignore SIGINT/SIGTERM; the daemon must not.
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.SIG_DFL)
 
 
 @dataclass
@@ -131,11 +125,10 @@ def daemon(tmp_path_factory) -> Iterator[Daemon]:
         "MLPLATFORM_FAULT_DIR": str(faults),
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
     }
-    log = (root / "daemon.log").open("w")
-    process = subprocess.Popen(
+    # Its own process group, SIGINT/SIGTERM reset (a background shell may ignore them).
+    process = start_process(
         [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=_reset_signals,
+        root / "daemon.log", env=env, cwd=PROJECT,
     )  # fmt: skip
     daemon = Daemon(home, env, workspace, receiver, landing, process)
     try:
@@ -147,14 +140,8 @@ def daemon(tmp_path_factory) -> Iterator[Daemon]:
         daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
         yield daemon
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         receiver.close()
-        log.close()
         shutil.copy(root / "daemon.log", PROJECT / "test-artifacts" / "daemon.log") if (
             PROJECT / "test-artifacts"
         ).is_dir() else None

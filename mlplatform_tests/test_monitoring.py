@@ -736,16 +736,21 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def test_a_run_that_asks_for_the_json_logger_logs_json_with_run_asset_and_partition(
-    tmp_path, capfd
-):
+def raw_transactions_job(tmp_path: Path) -> dg.JobDefinition:
+    """One small asset in Definitions that offer the platform's loggers."""
     from mlplatform.assets.raw_transactions import raw_transactions
     from mlplatform.monitoring.logs import platform_loggers
 
     platform = make_platform(tmp_path, rows_per_day=300)
-    job = dg.Definitions(
+    return dg.Definitions(
         assets=[raw_transactions], resources=platform.resources, loggers=platform_loggers()
     ).resolve_implicit_global_asset_job_def()
+
+
+def test_a_run_that_asks_for_the_json_logger_logs_json_with_run_asset_and_partition(
+    tmp_path, capfd
+):
+    job = raw_transactions_job(tmp_path)
     with dg.instance_for_test() as instance:
         capfd.readouterr()
         result = job.execute_in_process(
@@ -765,13 +770,7 @@ def test_a_run_that_asks_for_the_json_logger_logs_json_with_run_asset_and_partit
 
 
 def test_without_asking_a_run_keeps_dagsters_console_logger(tmp_path, capfd):
-    from mlplatform.assets.raw_transactions import raw_transactions
-    from mlplatform.monitoring.logs import platform_loggers
-
-    platform = make_platform(tmp_path, rows_per_day=300)
-    job = dg.Definitions(
-        assets=[raw_transactions], resources=platform.resources, loggers=platform_loggers()
-    ).resolve_implicit_global_asset_job_def()
+    job = raw_transactions_job(tmp_path)
     with dg.instance_for_test() as instance:
         capfd.readouterr()
         result = job.execute_in_process(partition_key="2026-03-02", instance=instance)

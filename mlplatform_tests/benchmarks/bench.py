@@ -44,35 +44,58 @@ class Measurement:
     seconds: float
     peak_rss_bytes: int
     ok: bool
+    # Forked steps share the forkserver's pages, which a sum of RSS counts once per process; the
+    # sum of PSS (proportional set size) counts each page once.
+    peak_pss_bytes: int = 0
+    # The step (or stage, for bare) that was running when the tree's RSS peaked.
+    peak_during: str | None = None
     step_seconds: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
+def _tree_memory(process: psutil.Process) -> tuple[int, int]:
+    """RSS and PSS summed over the process and all its descendants."""
+    rss = pss = 0
     for member in [process, *process.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += member.memory_info().rss
-    return total
+            memory = member.memory_full_info()
+            rss += memory.rss
+            pss += memory.pss
+    return rss, pss
 
 
-def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str, int]:
-    """Wall seconds, peak RSS of the process tree, stdout and the exit code of `command`."""
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_bytes: int
+    peak_pss_bytes: int
+    # Wall-clock time (epoch seconds) of the RSS peak, to find the step that caused it.
+    peak_at: float
+    stdout: str
+    returncode: int
+
+
+def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> Measured:
+    """Wall seconds, peak memory of the process tree, stdout and the exit code of `command`."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    peak = 0
+    peak_rss = peak_pss = 0
+    peak_at = time.time()
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak_rss, peak_pss, peak_at
         watched = psutil.Process(process.pid)
         while not done.is_set():
             try:
-                peak = max(peak, _tree_rss(watched))
+                rss, pss = _tree_memory(watched)
             except psutil.NoSuchProcess:
                 return
+            if rss > peak_rss:
+                peak_rss, peak_at = rss, time.time()
+            peak_pss = max(peak_pss, pss)
             done.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -83,18 +106,29 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[fl
     sampler.join()
     if process.returncode != 0:
         sys.stderr.write(stderr[-4000:])
-    return seconds, peak, stdout, process.returncode
+    return Measured(seconds, peak_rss, peak_pss, peak_at, stdout, process.returncode)
 
 
-def step_durations(dagster_home: Path) -> dict[str, float]:
-    """Seconds from each step's start to its success, read from the run's event log."""
+def running_at(moment: float, spans: dict[str, tuple[float, float]]) -> str | None:
+    """The step whose (start, end) span holds `moment`, else the last one started before it."""
+    started_before = sorted(
+        ((start, name) for name, (start, _) in spans.items() if start <= moment), reverse=True
+    )
+    holding = [name for _, name in started_before if moment <= spans[name][1]]
+    if holding:
+        return holding[0]
+    return started_before[0][1] if started_before else None
+
+
+def step_spans(dagster_home: Path) -> dict[str, tuple[float, float]]:
+    """Each successful step's start and end (epoch seconds), read from the run's event log."""
     import dagster as dg
     from dagster._core.execution.stats import StepEventStatus
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         (run,) = instance.get_runs(limit=1)
         return {
-            stats.step_key: stats.end_time - stats.start_time
+            stats.step_key: (stats.start_time, stats.end_time)
             for stats in instance.get_run_step_stats(run.run_id)
             if stats.status == StepEventStatus.SUCCESS
         }
@@ -149,14 +183,21 @@ class Bench:
                 if mode == "in_process":
                     # The platform's executor setting (orchestration.yaml, execution.executor).
                     env["MLPLATFORM_EXECUTOR"] = "in_process"
-            seconds, peak, stdout, code = run_measured(command, env, PROJECT)
-            measurement = Measurement(mode, rows, seconds, peak, code == 0)
-            if mode == "bare" and code == 0:
-                detail = json.loads(stdout.strip().splitlines()[-1])
-                measurement.step_seconds = detail.pop("stage_seconds")
+            run = run_measured(command, env, PROJECT)
+            measurement = Measurement(
+                mode, rows, run.seconds, run.peak_rss_bytes, run.returncode == 0,
+                peak_pss_bytes=run.peak_pss_bytes,
+            )  # fmt: skip
+            if run.returncode != 0:
+                return measurement
+            if mode == "bare":
+                detail = json.loads(run.stdout.strip().splitlines()[-1])
+                spans = {stage: tuple(span) for stage, span in detail.pop("stage_spans").items()}
                 measurement.detail = detail
-            elif code == 0:
-                measurement.step_seconds = step_durations(workdir / "dagster_home")
+            else:
+                spans = step_spans(workdir / "dagster_home")
+            measurement.step_seconds = {step: end - start for step, (start, end) in spans.items()}
+            measurement.peak_during = running_at(run.peak_at, spans)
             return measurement
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -217,6 +258,8 @@ def summarize(measurements: list[Measurement], sizes: list[int]) -> dict[str, An
                 ),
                 "median_seconds": statistics.median(m.seconds for m in runs),
                 "median_peak_rss_mb": statistics.median(m.peak_rss_bytes for m in runs) / 2**20,
+                "median_peak_pss_mb": statistics.median(m.peak_pss_bytes for m in runs) / 2**20,
+                "peak_during": statistics.mode(m.peak_during for m in runs),
                 "median_step_seconds": {
                     step: statistics.median(
                         m.step_seconds[step] for m in runs if step in m.step_seconds
@@ -249,21 +292,24 @@ def render(result: dict[str, Any]) -> str:
         f"{result['machine']['memory_gb']:.0f} GB, Python {result['machine']['python']}, "
         f"OMP_NUM_THREADS={result['machine']['omp_threads']}, repeats={result['repeats']}",
         "",
-        "| rows | mode | median s | peak RSS MB | ratio to bare | runs (failed) |",
-        "| ---: | --- | ---: | ---: | ---: | ---: |",
+        "| rows | mode | median s | ratio to bare | peak RSS MB | peak PSS MB | peak during "
+        "| runs (failed) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
+    ran = {(m["rows"], m["mode"]) for m in result["measurements"]}
     for rows, per_mode in result["summary"]["sizes"].items():
         for mode in MODES:
             entry = per_mode.get(mode)
             if entry is None:
-                lines.append(f"| {int(rows):,} | {mode} | failed | | | |")
+                if (int(rows), mode) in ran:
+                    lines.append(f"| {int(rows):,} | {mode} | failed | | | | | |")
                 continue
             ratio = entry.get("ratio_to_bare")
             lines.append(
                 f"| {int(rows):,} | {mode} | {entry['median_seconds']:.1f} | "
-                f"{entry['median_peak_rss_mb']:.0f} | "
                 f"{'' if ratio is None else f'{ratio:.2f}'} | "
-                f"{entry['runs']} ({entry['failed_runs']}) |"
+                f"{entry['median_peak_rss_mb']:.0f} | {entry['median_peak_pss_mb']:.0f} | "
+                f"{entry['peak_during']} | {entry['runs']} ({entry['failed_runs']}) |"
             )
     lines += ["", "| scaling | mode | time | memory |", "| --- | --- | ---: | ---: |"]
     for step, per_mode in result["summary"]["scaling"].items():
@@ -314,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                     measurements.append(m)
                     print(
                         f"[{rows:,} rows #{repeat + 1}] {mode}: {m.seconds:.1f} s, "
-                        f"peak {m.peak_rss_bytes / 2**20:.0f} MB{'' if m.ok else ' FAILED'}",
+                        f"peak RSS {m.peak_rss_bytes / 2**20:.0f} MB, "
+                        f"PSS {m.peak_pss_bytes / 2**20:.0f} MB during {m.peak_during}"
+                        f"{'' if m.ok else ' FAILED'}",
                         flush=True,
                     )
         summary = summarize(measurements, sizes)

@@ -1,5 +1,6 @@
 """Turning a gate's settings and a measured outcome into Dagster check specs and results."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -56,3 +57,11 @@ def gate_result(asset: str, name: str, gate: Gate, outcome: GateOutcome) -> dg.A
             **{key: _metadata_value(value) for key, value in outcome.details.items()},
         },
     )
+
+
+def gate_results(
+    asset: str, gates: Any, outcomes: dict[str, GateOutcome]
+) -> Iterator[dg.AssetCheckResult]:
+    """One check result per gate outcome of a stage, each with its gate's severity."""
+    for name, outcome in outcomes.items():
+        yield gate_result(asset, name, getattr(gates, name), outcome)

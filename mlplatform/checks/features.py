@@ -5,7 +5,7 @@ import pandas as pd
 
 from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
-from mlplatform.checks.common import gate_result, gate_specs
+from mlplatform.checks.common import gate_results, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
@@ -34,35 +34,9 @@ def features_checks(
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
-    from mlplatform.core.days import on_day
-    from mlplatform.core.features import model_columns
-
     where = f"features_checks[{context.partition_key}]"
     with carried_out(context, "checks", where):
         contract = dataset_contract.load()
         gates = gates_for(contract.name).features
-        categorical, numeric = model_columns(features, contract)
-        yield gate_result(
-            ASSET,
-            "finite_values",
-            gates.finite_values,
-            quality.finite_values(features, categorical, numeric),
-        )
-        day_rows = on_day(features[contract.event_time], context.partition_key)
-        yield gate_result(
-            ASSET,
-            "drift",
-            gates.drift,
-            quality.drift(features, day_rows, numeric, gates.drift.max_psi, gates.drift.bins),
-        )
-        yield gate_result(
-            ASSET,
-            "no_target_leakage",
-            gates.no_target_leakage,
-            quality.no_target_leakage(
-                features,
-                [*categorical, *numeric],
-                gates.no_target_leakage.max_single_feature_auc,
-                day_rows,
-            ),
-        )
+        outcomes = quality.features_gates(features, contract, gates, context.partition_key)
+        yield from gate_results(ASSET, gates, outcomes)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
-from mlplatform.checks.common import gate_result, gate_specs
+from mlplatform.checks.common import gate_results, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
@@ -58,20 +58,6 @@ def raw_transactions_checks(
     with carried_out(context, "checks", where):
         contract = dataset_contract.load()
         gates = gates_for(contract.name).raw_transactions
-        yield gate_result(
-            ASSET,
-            "schema_matches_contract",
-            gates.schema_matches_contract,
-            quality.schema_matches_contract(raw_transactions, contract),
-        )
-        rows = len(raw_transactions)
-        yield gate_result(
-            ASSET, "not_empty", gates.not_empty, quality.not_empty(rows, gates.not_empty.min_rows)
-        )
-        latest = None
-        if contract.event_time in raw_transactions.columns and rows:
-            times = pd.to_datetime(raw_transactions[contract.event_time], utc=True, errors="coerce")
-            latest = times.max()
         window = (
             context.partition_time_window if hasattr(context, "partition_time_window") else None
         )
@@ -80,19 +66,11 @@ def raw_transactions_checks(
             if window is not None
             else pd.Timestamp(context.partition_key, tz="UTC") + pd.Timedelta(days=1)
         )
-        yield gate_result(
-            ASSET,
-            "fresh",
-            gates.fresh,
-            quality.freshness(latest, end, gates.fresh.max_lag_minutes),
-        )
-        band = gates.volume_in_band
         history = row_count_history(
-            context.instance, context.partition_key, band.lookback_partitions
+            context.instance, context.partition_key, gates.volume_in_band.lookback_partitions
         )
-        yield gate_result(
+        yield from gate_results(
             ASSET,
-            "volume_in_band",
-            band,
-            quality.volume_in_band(rows, history, band.min_history, band.min_ratio, band.max_ratio),
+            gates,
+            quality.raw_transactions_gates(raw_transactions, contract, gates, end, history),
         )

@@ -6,7 +6,7 @@ import pandas as pd
 
 from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
-from mlplatform.checks.common import gate_result, gate_specs
+from mlplatform.checks.common import gate_results, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
@@ -49,19 +49,12 @@ def trained_model_checks(
     with carried_out(context, "checks", where):
         contract = dataset_contract.load()
         gates = gates_for(contract.name).trained_model
-        metrics = trained_model["test_metrics"]
-        for name in ("accuracy", "roc_auc", "pr_auc", "recall"):
-            floor = getattr(gates, name)
-            yield gate_result(
-                ASSET, name, floor, quality.metric_floor(name, metrics[name], floor.min)
-            )
-        rule = gates.not_worse_than_champion
-        model_name = registered_model_name(contract.name)
         _, champion_value, basis = champion_metric(
-            MlflowClient(), model_name, features, rule.metric
+            MlflowClient(),
+            registered_model_name(contract.name),
+            features,
+            gates.not_worse_than_champion.metric,
         )
-        outcome = quality.not_worse_than(
-            rule.metric, metrics[rule.metric], champion_value, rule.tolerance
-        )
-        outcome.details["basis"] = basis
-        yield gate_result(ASSET, "not_worse_than_champion", rule, outcome)
+        outcomes = quality.trained_model_gates(trained_model["test_metrics"], champion_value, gates)
+        outcomes["not_worse_than_champion"].details["basis"] = basis
+        yield from gate_results(ASSET, gates, outcomes)

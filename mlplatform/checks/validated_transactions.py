@@ -5,7 +5,7 @@ import pandas as pd
 
 from mlplatform.automation.execution import step_tags
 from mlplatform.automation.policies import carried_out, retry_policy
-from mlplatform.checks.common import gate_result, gate_specs
+from mlplatform.checks.common import gate_results, gate_specs
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
@@ -43,36 +43,7 @@ def validated_transactions_checks(
     with carried_out(context, "checks", where):
         contract = dataset_contract.load()
         gates = gates_for(contract.name).validated_transactions
-        total = len(validated_transactions) + len(quarantined_transactions)
-        rate = len(quarantined_transactions) / total if total else 0.0
-        yield gate_result(
-            ASSET,
-            "quarantine_rate",
-            gates.quarantine_rate,
-            quality.max_rate("quarantine rate", rate, gates.quarantine_rate.max_rate),
+        outcomes = quality.validated_transactions_gates(
+            validated_transactions, len(quarantined_transactions), contract, gates
         )
-        yield gate_result(
-            ASSET,
-            "null_rate",
-            gates.null_rate,
-            quality.null_rates(validated_transactions, contract, gates.null_rate.max_rate),
-        )
-        yield gate_result(
-            ASSET,
-            "value_ranges",
-            gates.value_ranges,
-            quality.value_ranges(validated_transactions, contract),
-        )
-        yield gate_result(
-            ASSET,
-            "unique_ids",
-            gates.unique_ids,
-            quality.unique_ids(validated_transactions, contract.id),
-        )
-        band = gates.label_rate
-        yield gate_result(
-            ASSET,
-            "label_rate",
-            band,
-            quality.label_rate(validated_transactions, contract, band.min_rate, band.max_rate),
-        )
+        yield from gate_results(ASSET, gates, outcomes)

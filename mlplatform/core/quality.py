@@ -372,3 +372,80 @@ def signature_matches(signature_columns: list[str], feature_columns: list[str]) 
         ),
         details={"signature_columns": signature_columns, "feature_columns": feature_columns},
     )
+
+
+# A stage's gates together, in the order its asset check reports them. `gates` is the stage's
+# section of quality_gates.yaml (read by mlplatform.config, which core does not import).
+
+
+def raw_transactions_gates(
+    raw: pd.DataFrame,
+    contract: Contract,
+    gates: Any,
+    period_end: pd.Timestamp,
+    row_count_history: dict[str, int],
+) -> dict[str, GateOutcome]:
+    rows = len(raw)
+    latest = None
+    if contract.event_time in raw.columns and rows:
+        latest = pd.to_datetime(raw[contract.event_time], utc=True, errors="coerce").max()
+    band = gates.volume_in_band
+    return {
+        "schema_matches_contract": schema_matches_contract(raw, contract),
+        "not_empty": not_empty(rows, gates.not_empty.min_rows),
+        "fresh": freshness(latest, period_end, gates.fresh.max_lag_minutes),
+        "volume_in_band": volume_in_band(
+            rows, row_count_history, band.min_history, band.min_ratio, band.max_ratio
+        ),
+    }
+
+
+def validated_transactions_gates(
+    validated: pd.DataFrame, quarantined_rows: int, contract: Contract, gates: Any
+) -> dict[str, GateOutcome]:
+    total = len(validated) + quarantined_rows
+    rate = quarantined_rows / total if total else 0.0
+    band = gates.label_rate
+    return {
+        "quarantine_rate": max_rate("quarantine rate", rate, gates.quarantine_rate.max_rate),
+        "null_rate": null_rates(validated, contract, gates.null_rate.max_rate),
+        "value_ranges": value_ranges(validated, contract),
+        "unique_ids": unique_ids(validated, contract.id),
+        "label_rate": label_rate(validated, contract, band.min_rate, band.max_rate),
+    }
+
+
+def features_gates(
+    features: pd.DataFrame, contract: Contract, gates: Any, day: str
+) -> dict[str, GateOutcome]:
+    from mlplatform.core.days import on_day
+    from mlplatform.core.features import model_columns
+
+    categorical, numeric = model_columns(features, contract)
+    day_rows = on_day(features[contract.event_time], day)
+    return {
+        "finite_values": finite_values(features, categorical, numeric),
+        "drift": drift(features, day_rows, numeric, gates.drift.max_psi, gates.drift.bins),
+        "no_target_leakage": no_target_leakage(
+            features,
+            [*categorical, *numeric],
+            gates.no_target_leakage.max_single_feature_auc,
+            day_rows,
+        ),
+    }
+
+
+def trained_model_gates(
+    test_metrics: dict[str, float], champion_value: float | None, gates: Any
+) -> dict[str, GateOutcome]:
+    """The metric floors on the test split, then the comparison with the champion's value of the
+    rule's metric on the same split (None when there is no champion)."""
+    outcomes = {
+        name: metric_floor(name, test_metrics[name], getattr(gates, name).min)
+        for name in ("accuracy", "roc_auc", "pr_auc", "recall")
+    }
+    rule = gates.not_worse_than_champion
+    outcomes["not_worse_than_champion"] = not_worse_than(
+        rule.metric, test_metrics[rule.metric], champion_value, rule.tolerance
+    )
+    return outcomes

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import dagster as dg
 from dagster._core.storage.upath_io_manager import UPathIOManager
@@ -24,13 +25,18 @@ def _is_local(path: UPath) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
 
 
-def write_atomically(path: UPath, payload: bytes) -> None:
+def _local_file(path: UPath) -> str:
+    return os.fspath(path.path if hasattr(path, "path") else path)
+
+
+def write_atomically(path: UPath, write: Callable[[BinaryIO], None]) -> None:
+    """Call `write` with a binary handle whose content replaces `path` only once complete."""
     if _is_local(path):
-        target = os.fspath(path.path if hasattr(path, "path") else path)
+        target = _local_file(path)
         temporary = f"{target}.{uuid.uuid4().hex}.tmp"
         try:
             with open(temporary, "wb") as handle:
-                handle.write(payload)
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, target)
@@ -39,7 +45,7 @@ def write_atomically(path: UPath, payload: bytes) -> None:
                 os.unlink(temporary)
     else:
         with path.open("wb") as handle:
-            handle.write(payload)
+            write(handle)
 
 
 class _PartitionedFileIOManager(UPathIOManager):
@@ -60,8 +66,6 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
     extension = ".parquet"
 
     def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
-        import io
-
         import pandas as pd
 
         if not isinstance(obj, pd.DataFrame):
@@ -70,15 +74,20 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
                 f"got {type(obj).__name__}",
                 allow_retries=False,
             )
-        buffer = io.BytesIO()
-        obj.to_parquet(buffer, index=False)
-        write_atomically(path, buffer.getvalue())
+        # Written straight into the temporary file: no in-memory copy of the whole file.
+        write_atomically(path, lambda handle: obj.to_parquet(handle, index=False))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
-        import pandas as pd
+        import pyarrow.parquet as pq
 
-        with path.open("rb") as handle:
-            return pd.read_parquet(handle)
+        if _is_local(path):
+            table = pq.read_table(_local_file(path))
+        else:
+            with path.open("rb") as handle:
+                table = pq.read_table(handle)
+        # Each column is released from Arrow as soon as pandas has it, so the peak is about one
+        # copy of the frame, not two.
+        return table.to_pandas(split_blocks=True, self_destruct=True)
 
     def load_partitions(self, context: dg.InputContext) -> pd.DataFrame:
         import pandas as pd
@@ -106,7 +115,8 @@ class JsonRecordIOManager(_PartitionedFileIOManager):
     extension = ".json"
 
     def dump_to_path(self, context: dg.OutputContext, obj: dict[str, Any], path: UPath) -> None:
-        write_atomically(path, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
+        payload = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
+        write_atomically(path, lambda handle: handle.write(payload))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> dict[str, Any]:
         with path.open("rb") as handle:

@@ -1,6 +1,9 @@
 """The bare computation: the pipeline's core functions in one plain Python process, without
-Dagster or MLflow, timed per stage. The benchmark runs it as `python -m
-mlplatform_tests.benchmarks.bare --rows N --day D` and reads one JSON line from stdout."""
+Dagster, MLflow or storage, timed per stage. It computes what the Dagster run computes, the quality
+gates included (the same `core.quality` functions the asset checks call, as the first day with no
+history and no champion), so the ratio measures orchestration, persistence and tracking. The
+benchmark runs it as `python -m mlplatform_tests.benchmarks.bare --rows N --day D` and reads one
+JSON line from stdout."""
 
 import argparse
 import datetime as dt
@@ -23,7 +26,11 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
 
     started = time.perf_counter()
     with timed("imports"):
+        import pandas as pd
+
+        from mlplatform.config.gates import gates_for
         from mlplatform.config.settings import resolve_contract_path
+        from mlplatform.core import quality
         from mlplatform.core.contract import load_contract
         from mlplatform.core.features import build_features, model_columns
         from mlplatform.core.generator import GeneratorParams, generate_transactions
@@ -32,18 +39,40 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         from mlplatform.core.validate import validate
 
     contract = load_contract(resolve_contract_path("card_transactions"))
+    gates = gates_for(contract.name)
+    failed: list[str] = []
+
+    def gated(outcomes: dict[str, quality.GateOutcome]) -> None:
+        failed.extend(name for name, outcome in outcomes.items() if not outcome.passed)
+
     with timed("raw_transactions"):
         raw = generate_transactions(day, GeneratorParams(seed=seed, rows_per_day=rows))
     raw_rows = len(raw)
+    with timed("raw_transactions_checks"):
+        day_end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
+        gated(quality.raw_transactions_gates(raw, contract, gates.raw_transactions, day_end, {}))
     with timed("validate_transactions"):
         outcome = validate(raw, contract)
     del raw
+    with timed("validated_transactions_checks"):
+        gated(
+            quality.validated_transactions_gates(
+                outcome.validated,
+                len(outcome.quarantined),
+                contract,
+                gates.validated_transactions,
+            )
+        )
     with timed("features"):
         table = build_features(outcome.validated, contract)
     del outcome
+    with timed("features_checks"):
+        gated(quality.features_gates(table, contract, gates.features, day.isoformat()))
     categorical, numeric = model_columns(table, contract)
     with timed("trained_model"):
         result = train_model(table, categorical, numeric)
+    with timed("trained_model_checks"):
+        gated(quality.trained_model_gates(result.test_metrics, None, gates.trained_model))
     with timed("batch_scores"):
         day_rows = table[table[contract.event_time].dt.date == day]
         scores = score_rows(
@@ -55,6 +84,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         "feature_rows": len(table),
         "scored_rows": len(scores),
         "test_roc_auc": result.test_metrics.get("roc_auc"),
+        "failed_gates": failed,
         "stage_spans": stage_spans,
         "seconds": time.perf_counter() - started,
     }

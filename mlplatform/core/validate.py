@@ -126,7 +126,8 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
     if raw.empty:
         raise DatasetError(f"{source}: no rows to validate (empty partition)")
 
-    frame = raw.reset_index(drop=True)
+    # Rows are named by position; a frame already indexed 0..n-1 is used as it is, not copied.
+    frame = raw if raw.index.equals(pd.RangeIndex(len(raw))) else raw.reset_index(drop=True)
     reasons: dict[int, list[str]] = {}
     counts: dict[str, int] = {}
 
@@ -145,9 +146,12 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
             reject(unconvertible, name, f"not a valid {spec.type}", frame[name].iloc[unconvertible])
         coerced[name] = column
     typed = pd.DataFrame(coerced)
+    # The frame holds its own copy: the columns it was built from would only double the peak.
+    del coerced
 
     try:
-        _schema(contract).validate(typed, lazy=True)
+        # In place: nothing is coerced, and a copy of the typed frame would only cost memory.
+        _schema(contract).validate(typed, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
         dataset_level = cases[cases["index"].isna()]

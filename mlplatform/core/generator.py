@@ -177,8 +177,9 @@ def generate_transactions(
     slots = device_slot[order]
     device_numbers = rng.integers(0, 10**8, total)
     customer_names = np.array([f"c{c:06d}" for c in range(params.customers)], dtype=object)
+    slot_count = int(slots.max()) + 1
     known_devices = np.array(
-        [[f"{name}-d{slot}" for slot in range(int(slots.max()) + 1)] for name in customer_names],
+        [[f"{name}-d{slot}" for slot in range(slot_count)] for name in customer_names],
         dtype=object,
     )
     device_ids = known_devices[ordered_customer, slots]

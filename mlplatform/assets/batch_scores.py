@@ -57,7 +57,9 @@ def batch_scores(
         # they name cannot disagree if the alias moves meanwhile.
         uri = f"models:/{name}/{champion.version}"
         model = load_sklearn_model(uri)
-        day_rows = features[on_day(features[contract.event_time], context.partition_key)]
+        on_the_day = on_day(features[contract.event_time], context.partition_key)
+        # A one-day window is the day itself: no copy of it.
+        day_rows = features if on_the_day.all() else features[on_the_day]
         threshold = float(champion.tags.get("decision_threshold", 0.5))
         scores = score_rows(
             model,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -15,11 +16,18 @@ def score_rows(
     id_column: str,
     event_time_column: str,
     model_version: str,
+    batch_rows: int = 250_000,
 ) -> pd.DataFrame:
+    """Every row's score and decision. Rows are scored `batch_rows` at a time, so the model's
+    transformed copy of its inputs never holds more than one batch (at 10M rows, the whole input
+    as float64 would be gigabytes)."""
     missing = [c for c in input_columns if c not in rows.columns]
     if missing:
         raise ValueError(f"rows to score lack the model's input columns {missing}")
-    scores = model.predict_proba(rows[input_columns])[:, 1]
+    scores = np.empty(len(rows), dtype="float64")
+    for start in range(0, len(rows), batch_rows):
+        batch = rows.iloc[start : start + batch_rows][input_columns]
+        scores[start : start + len(batch)] = model.predict_proba(batch)[:, 1]
     return pd.DataFrame(
         {
             id_column: rows[id_column].reset_index(drop=True),

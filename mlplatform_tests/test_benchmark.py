@@ -30,6 +30,11 @@ def test_benchmark_smoke_run_reports_every_mode(tmp_path, capsys):
         assert m["ok"] and 0 < m["peak_pss_bytes"] <= m["peak_rss_bytes"], m
         # The memory peak is put on the step (or bare stage) that was running.
         assert m["peak_during"] in (STEPS if m["mode"] != "bare" else BARE_STAGES), m
+        # The time no step accounts for is split into start-up, launches and exit.
+        outside = m["outside_steps"]
+        assert set(outside) == {"before_first_step", "median_step_launch", "after_last_step"}
+        assert all(seconds >= 0 for seconds in outside.values()), m
+        assert outside["before_first_step"] + outside["after_last_step"] < m["seconds"]
     size = report["summary"]["sizes"]["100000"]
     # Both Dagster modes ran every asset and check of the graph, each timed from its events.
     for mode in ("dagster", "in_process"):

@@ -10,6 +10,7 @@ from mlplatform.core.features import (
     SPLIT_COLUMN,
     build_features,
     model_columns,
+    positive_label_flags,
     time_split,
 )
 from mlplatform.core.generator import generate_transactions
@@ -117,3 +118,22 @@ def test_single_class_window_is_refused(card_contract):
     validated = history(card_contract).assign(is_fraud=0)
     with pytest.raises(ValueError, match="single class"):
         build_features(validated, card_contract)
+
+
+def test_rows_are_taken_in_time_order(card_contract):
+    """Stored days are in time order and used as they are; any other order is sorted first."""
+    validated = validate(generate_transactions(dt.date(2026, 3, 2)), card_contract).validated
+    in_order = build_features(validated, card_contract)
+    assert in_order["transaction_id"].tolist() == validated["transaction_id"].tolist()
+    reversed_rows = build_features(validated.iloc[::-1], card_contract)
+    assert reversed_rows["event_time"].is_monotonic_increasing
+    assert sorted(reversed_rows["transaction_id"]) == sorted(validated["transaction_id"])
+    assert reversed_rows.index.equals(pd.RangeIndex(len(validated)))
+
+
+def test_positive_label_is_matched_as_text():
+    target = pd.Series([1, 0, "1", None, 1.5, "yes"], index=[10, 11, 12, 13, 14, 15])
+    flags = positive_label_flags(target, 1)
+    assert flags.tolist() == [1, 0, 1, 0, 0, 0]
+    assert flags.index.tolist() == [10, 11, 12, 13, 14, 15]
+    assert positive_label_flags(target, "yes").tolist() == [0, 0, 0, 0, 0, 1]

@@ -88,6 +88,14 @@ DOMAIN_FEATURES: dict[str, DomainFeature] = {
 }
 
 
+def positive_label_flags(target: pd.Series, positive_label: object) -> pd.Series:
+    """1 where the target is the contract's positive label, compared as text (`1` matches 1 and
+    "1"). Only the distinct values are turned into text, not every row."""
+    codes, distinct = pd.factorize(target)
+    positive_codes = [i for i, value in enumerate(distinct) if str(value) == str(positive_label)]
+    return pd.Series(np.isin(codes, positive_codes).astype("int8"), index=target.index)
+
+
 def build_features(
     validated: pd.DataFrame,
     contract: Contract,
@@ -99,9 +107,13 @@ def build_features(
     `validated` may hold several partitions; rows are ordered by event time first so every
     history-based feature only looks backwards.
     """
-    frame = validated.sort_values(contract.event_time, kind="stable").reset_index(drop=True)
-    target = frame[contract.target]
-    label = (target.astype(str) == str(contract.positive_label)).astype("int8")
+    times = validated[contract.event_time]
+    if times.is_monotonic_increasing and validated.index.equals(pd.RangeIndex(len(validated))):
+        # Days are stored in time order, so a window usually is already: no copy of it.
+        frame = validated
+    else:
+        frame = validated.sort_values(contract.event_time, kind="stable", ignore_index=True)
+    label = positive_label_flags(frame[contract.target], contract.positive_label)
     if label.nunique() < 2:
         from mlplatform.core.validate import DatasetError
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.core.contract import Contract
-from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN
+from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, positive_label_flags
 
 
 @dataclass
@@ -170,7 +170,7 @@ def unique_ids(validated: pd.DataFrame, id_column: str) -> GateOutcome:
 
 
 def label_rate(validated: pd.DataFrame, contract: Contract, low: float, high: float) -> GateOutcome:
-    rate = float((validated[contract.target].astype(str) == str(contract.positive_label)).mean())
+    rate = float(positive_label_flags(validated[contract.target], contract.positive_label).mean())
     return GateOutcome(
         passed=low <= rate <= high,
         observed=round(rate, 6),

@@ -106,8 +106,13 @@ def train_model(
                 "widen the feature window or add data"
             )
     pipeline = build_pipeline(categorical, numeric, params)
-    pipeline.fit(x_train, y_train)
-    del x_train, y_train
+    encoder, classifier = (step for _, step in pipeline.steps)
+    # Fitted step by step so that the training columns are let go once encoded: Pipeline.fit
+    # would hold them beside their float copy for the whole fit.
+    encoded = encoder.fit_transform(x_train)
+    del x_train
+    classifier.fit(encoded, y_train)
+    del encoded, y_train
 
     x_validation, y_validation = split_xy(features, "validation", columns)
     validation_scores = pipeline.predict_proba(x_validation)[:, 1]

@@ -50,6 +50,7 @@ class Measurement:
     # The step (or stage, for bare) that was running when the tree's RSS peaked.
     peak_during: str | None = None
     step_seconds: dict[str, float] = field(default_factory=dict)
+    outside_steps: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,8 +70,11 @@ class Measured:
     seconds: float
     peak_rss_bytes: int
     peak_pss_bytes: int
-    # Wall-clock time (epoch seconds) of the RSS peak, to find the step that caused it.
+    # Wall-clock times (epoch seconds): the RSS peak, to find the step that caused it, and the
+    # process's start and end, to split the time outside steps into start-up, launches and exit.
     peak_at: float
+    started_at: float
+    ended_at: float
     stdout: str
     returncode: int
 
@@ -78,6 +82,7 @@ class Measured:
 def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> Measured:
     """Wall seconds, peak memory of the process tree, stdout and the exit code of `command`."""
     started = time.perf_counter()
+    started_at = time.time()
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -106,7 +111,30 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> Measured
     sampler.join()
     if process.returncode != 0:
         sys.stderr.write(stderr[-4000:])
-    return Measured(seconds, peak_rss, peak_pss, peak_at, stdout, process.returncode)
+    return Measured(
+        seconds, peak_rss, peak_pss, peak_at, started_at, started_at + seconds, stdout,
+        process.returncode,
+    )  # fmt: skip
+
+
+def time_outside_steps(
+    spans: dict[str, tuple[float, float]], started_at: float, ended_at: float
+) -> dict[str, float]:
+    """Where the time no step accounts for goes: from the process's start to the first step
+    (interpreter, CLI, run creation, for Dagster the forkserver's preloads), the median gap
+    between one step's end and the next one's start (a step launch), and from the last step's
+    end to the process's exit."""
+    ordered = sorted(spans.values())
+    gaps = []
+    for (start, _), earlier in zip(ordered[1:], itertools.accumulate(
+        (end for _, end in ordered), max
+    ), strict=False):  # fmt: skip
+        gaps.append(max(0.0, start - earlier))
+    return {
+        "before_first_step": ordered[0][0] - started_at,
+        "median_step_launch": statistics.median(gaps) if gaps else 0.0,
+        "after_last_step": ended_at - max(end for _, end in ordered),
+    }
 
 
 def running_at(moment: float, spans: dict[str, tuple[float, float]]) -> str | None:
@@ -198,6 +226,7 @@ class Bench:
                 spans = step_spans(workdir / "dagster_home")
             measurement.step_seconds = {step: end - start for step, (start, end) in spans.items()}
             measurement.peak_during = running_at(run.peak_at, spans)
+            measurement.outside_steps = time_outside_steps(spans, run.started_at, run.ended_at)
             return measurement
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -260,6 +289,10 @@ def summarize(measurements: list[Measurement], sizes: list[int]) -> dict[str, An
                 "median_peak_rss_mb": statistics.median(m.peak_rss_bytes for m in runs) / 2**20,
                 "median_peak_pss_mb": statistics.median(m.peak_pss_bytes for m in runs) / 2**20,
                 "peak_during": statistics.mode(m.peak_during for m in runs),
+                "median_outside_steps_seconds": {
+                    part: statistics.median(m.outside_steps[part] for m in runs)
+                    for part in runs[0].outside_steps
+                },
                 "median_step_seconds": {
                     step: statistics.median(
                         m.step_seconds[step] for m in runs if step in m.step_seconds
@@ -315,6 +348,16 @@ def render(result: dict[str, Any]) -> str:
     for step, per_mode in result["summary"]["scaling"].items():
         for mode, values in per_mode.items():
             lines.append(f"| {step} | {mode} | {values['time']:.2f}x | {values['memory']:.2f}x |")
+    lines += ["", "time outside steps (median s): before the first, per launch, after the last"]
+    for rows, per_mode in result["summary"]["sizes"].items():
+        for mode in MODES:
+            entry = per_mode.get(mode)
+            if entry and entry["median_outside_steps_seconds"]:
+                parts = entry["median_outside_steps_seconds"]
+                lines.append(
+                    f"  {int(rows):,} {mode}: {parts['before_first_step']:.2f}, "
+                    f"{parts['median_step_launch']:.2f}, {parts['after_last_step']:.2f}"
+                )
     lines += ["", "time per asset / step (median s):"]
     for rows, per_mode in result["summary"]["sizes"].items():
         for mode in MODES:
@@ -329,7 +372,8 @@ def render(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"code location import: {extra['import_seconds']:.2f} s",
-        f"per-step overhead of the default executor: {extra['per_step_overhead_seconds']}",
+        f"per-step overhead of the default executor (launch gap, smallest size): "
+        f"{extra['per_step_overhead_seconds']}",
         f"`dagster dev` answers after: {extra['dev_answers_seconds']}",
     ]
     return "\n".join(lines)
@@ -340,6 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000,1000000,10000000",
                         help="comma-separated training-window sizes in rows")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--once-above",
+        type=int,
+        default=1_000_000,
+        help="sizes above this many rows run once per mode (a 10M-row round takes ~20 minutes)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS for every run")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--skip-extra", action="store_true", help="skip import and dev timings")
@@ -353,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     measurements: list[Measurement] = []
     try:
         for rows in sizes:
-            for repeat in range(args.repeats):
+            for repeat in range(args.repeats if rows <= args.once_above else 1):
                 # Alternating a, b, c, a, b, c: a slow spell of the machine hits every mode.
                 for mode in modes:
                     m = bench.measure(mode, rows)
@@ -375,11 +425,11 @@ def main(argv: list[str] | None = None) -> int:
             extra["import_seconds"] = bench.import_seconds()
             extra["dev_answers_seconds"] = bench.dev_answers_seconds()
         smallest = summary["sizes"][str(sizes[0])]
-        if smallest.get("dagster") and smallest.get("in_process"):
-            steps = len(smallest["dagster"]["median_step_seconds"]) or 1
-            extra["per_step_overhead_seconds"] = (
-                smallest["dagster"]["median_seconds"] - smallest["in_process"]["median_seconds"]
-            ) / steps
+        if smallest.get("dagster"):
+            # From one step's end to the next one's start under the default executor: the
+            # process launch, instance, plan and resources a step costs before its own work.
+            outside = smallest["dagster"]["median_outside_steps_seconds"]
+            extra["per_step_overhead_seconds"] = outside["median_step_launch"]
         result = {
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": {

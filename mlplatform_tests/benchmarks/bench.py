@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,20 +59,21 @@ def _tree_members(process: psutil.Process) -> list[psutil.Process]:
     return [process, *process.children(recursive=True)]
 
 
-def _tree_rss(members: list[psutil.Process]) -> int:
+def _tree_sum(members: list[psutil.Process], amount: Callable[[psutil.Process], int]) -> int:
+    """`amount` (a memory figure) summed over the processes that still exist."""
     total = 0
     for member in members:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += member.memory_info().rss
+            total += amount(member)
     return total
 
 
-def _tree_pss(members: list[psutil.Process]) -> int:
-    total = 0
-    for member in members:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += member.memory_full_info().pss
-    return total
+def _rss(process: psutil.Process) -> int:
+    return process.memory_info().rss
+
+
+def _pss(process: psutil.Process) -> int:
+    return process.memory_full_info().pss
 
 
 @dataclass
@@ -108,13 +110,13 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> Measured
                 members = _tree_members(watched)
             except psutil.NoSuchProcess:
                 return
-            rss = _tree_rss(members)
+            rss = _tree_sum(members, _rss)
             if rss > peak_rss:
                 peak_rss, peak_at = rss, time.time()
             # PSS costs milliseconds per process (RSS microseconds), which on two cores would slow
             # what is measured: it is read only near the RSS peak, at most four times a second.
             if rss >= 0.9 * peak_rss and time.monotonic() - pss_read_at >= 0.25:
-                peak_pss = max(peak_pss, _tree_pss(members))
+                peak_pss = max(peak_pss, _tree_sum(members, _pss))
                 pss_read_at = time.monotonic()
             done.wait(0.05)
 

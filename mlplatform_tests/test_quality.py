@@ -168,3 +168,22 @@ def test_incidents_are_documented_and_deterministic():
         pd.testing.assert_frame_equal(first, generate_transactions(DAY, params))
     with pytest.raises(ValueError, match="unknown incident 'flood'"):
         generate_transactions(DAY, GeneratorParams(incident="flood"))
+
+
+def test_no_target_leakage_on_a_sample_sees_the_same(card_contract):
+    day = generate_transactions(DAY, GeneratorParams(rows_per_day=200_000))
+    features = build_features(validate(day, card_contract).validated, card_contract)
+    categorical, numeric = model_columns(features, card_contract)
+    columns = [*categorical, *numeric]
+    today = features["event_time"].notna()
+    leaking = features.assign(merchant_category=np.where(features["label"] == 1, "x", "y"))
+    every_row = quality.no_target_leakage(leaking, columns, 0.98, today)
+    sampled = quality.no_target_leakage(leaking, columns, 0.98, today, sample_rows=50_000)
+    assert sampled.details["rows_judged"] == {"train": 50_000, "day": 50_000}
+    assert every_row.details["rows_judged"]["day"] == len(features)
+    assert list(sampled.details["leaking_features"]) == ["merchant_category"]
+    for column, auc in every_row.details["single_feature_auc"].items():
+        assert abs(sampled.details["single_feature_auc"][column] - auc) < 0.03, column
+    # The same sample every time: the gate's verdict is reproducible.
+    again = quality.no_target_leakage(leaking, columns, 0.98, today, sample_rows=50_000)
+    assert again.details == sampled.details

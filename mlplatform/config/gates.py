@@ -70,6 +70,8 @@ class DriftGate(Gate):
 
 class LeakageGate(Gate):
     max_single_feature_auc: float = Field(gt=0.5, le=1)
+    # None: every row.
+    sample_rows: int | None = Field(None, ge=10_000)
 
 
 class FloorGate(Gate):

@@ -84,3 +84,22 @@ def test_non_dataframe_is_refused(tmp_path, partition):
     )
     assert not result.success
     assert not (tmp_path / "numbers" / f"{partition}.parquet").exists()
+
+
+def test_loaded_frames_are_writable_like_read_parquet(tmp_path):
+    resources = {"io_manager": ParquetIOManager(base_dir=str(tmp_path))}
+    assert dg.materialize([numbers], partition_key="2026-03-02", resources=resources).success
+
+    @dg.asset(partitions_def=days, ins={"numbers": dg.AssetIn(key="numbers")})
+    def doubled(numbers: pd.DataFrame) -> pd.DataFrame:
+        # In place, as user code may: Arrow's own (read-only) memory would refuse this.
+        numbers.loc[numbers["value"] > 1, "value"] *= 2
+        numbers["day"] = numbers["day"].str.upper()
+        return numbers
+
+    result = dg.materialize(
+        [numbers, doubled], selection=["doubled"], partition_key="2026-03-02", resources=resources
+    )
+    assert result.success
+    stored = pd.read_parquet(tmp_path / "doubled" / "2026-03-02.parquet")
+    assert stored["value"].tolist() == [1.0, 4.0]

@@ -58,6 +58,11 @@ def batch_scores(
         uri = f"models:/{name}/{champion.version}"
         model = load_sklearn_model(uri)
         on_the_day = on_day(features[contract.event_time], context.partition_key)
+        if not on_the_day.any():
+            raise dg.Failure(
+                f"{where}: the features hold no rows of this day to score",
+                allow_retries=False,
+            )
         # A one-day window is the day itself: no copy of it.
         day_rows = features if on_the_day.all() else features[on_the_day]
         threshold = float(champion.tags.get("decision_threshold", 0.5))

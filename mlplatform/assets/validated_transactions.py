@@ -44,6 +44,7 @@ def validate_transactions(
     raw_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.Output]:
+    from mlplatform.core.features import positive_label_flags
     from mlplatform.core.validate import validate
 
     where = f"validated_transactions[{context.partition_key}]"
@@ -65,9 +66,8 @@ def validate_transactions(
             "label_rate": dg.MetadataValue.float(
                 round(
                     float(
-                        (
-                            outcome.validated[contract.target].astype(str)
-                            == str(contract.positive_label)
+                        positive_label_flags(
+                            outcome.validated[contract.target], contract.positive_label
                         ).mean()
                     ),
                     6,

@@ -123,7 +123,8 @@ def build_features(
         )
     columns: dict[str, pd.Series] = {
         contract.id: frame[contract.id],
-        contract.event_time: frame[contract.event_time],
+        # A copy: the features must not share memory with the caller's frame.
+        contract.event_time: frame[contract.event_time].copy(),
         LABEL_COLUMN: label,
     }
     for name in contract.feature_columns:

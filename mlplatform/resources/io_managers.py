@@ -7,6 +7,7 @@ leaves the previous good version in place. Object stores replace an object in on
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
@@ -44,8 +45,12 @@ def write_atomically(path: UPath, write: Callable[[BinaryIO], None]) -> None:
             if os.path.exists(temporary):
                 os.unlink(temporary)
     else:
+        # An object store commits whatever was written when the handle closes, even on an
+        # error: the object is built in memory first and sent whole, or not at all.
+        buffer = io.BytesIO()
+        write(buffer)
         with path.open("wb") as handle:
-            write(handle)
+            handle.write(buffer.getbuffer())
 
 
 class _PartitionedFileIOManager(UPathIOManager):
@@ -90,7 +95,14 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
                 table = pq.read_table(handle)
         # Each column is released from Arrow as soon as pandas has it, so the peak is about one
         # copy of the frame, not two.
-        return table.to_pandas(split_blocks=True, self_destruct=True)
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+        # Columns pandas took over without a copy (numbers, times, category codes) are read-only
+        # Arrow memory; a copy of each, one at a time, gives callers the writable frame
+        # pd.read_parquet would. Text columns are new Python objects already.
+        for column in frame.columns:
+            if frame[column].dtype != object:
+                frame[column] = frame[column].copy()
+        return frame
 
     def load_partitions(self, context: dg.InputContext) -> pd.DataFrame:
         import pandas as pd

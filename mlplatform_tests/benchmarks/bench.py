@@ -142,6 +142,8 @@ def time_outside_steps(
     between one step's end and the next one's start (a step launch), and from the last step's
     end to the process's exit."""
     ordered = sorted(spans.values())
+    if not ordered:
+        return {}
     gaps = []
     for (start, _), earlier in zip(ordered[1:], itertools.accumulate(
         (end for _, end in ordered), max

@@ -63,6 +63,27 @@ def test_failed_write_leaves_the_previous_version_and_no_debris(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["2026-03-05.parquet"]
 
 
+def test_failed_write_to_an_object_store_leaves_the_previous_object():
+    # fsspec's in-memory filesystem commits on close like an object store does.
+    import uuid
+
+    from upath import UPath
+
+    base = UPath(f"memory://mlplatform-test-{uuid.uuid4().hex}")
+    target = base / "numbers" / "2026-03-05.parquet"
+    with target.open("wb") as handle:
+        pd.DataFrame({"day": ["previous"], "value": [9.0]}).to_parquet(handle)
+    result = dg.materialize(
+        [numbers],
+        partition_key="2026-03-05",
+        resources={"io_manager": ParquetIOManager(base_dir=str(base))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    with target.open("rb") as handle:
+        assert pd.read_parquet(handle)["day"].tolist() == ["previous"]
+
+
 def test_window_with_nothing_materialized_fails_clearly(tmp_path):
     result = run(tmp_path, ["window_total"], "2026-03-09")
     assert not result.success

@@ -86,7 +86,8 @@ def start_process(
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM to the whole group, then SIGKILL whatever is still there after `timeout`."""
+    """SIGTERM to the whole group (again, after a grace period, to whatever is left or started
+    since), then SIGKILL whatever is still there after `timeout`."""
     if process.poll() is None:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -95,15 +96,20 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-    # Children may outlive the leader; the group must be empty either way.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
+    # Children may outlive the leader; the group must be empty either way. A process started
+    # after the first signal gets one too: `dagster dev` restarts a code server that exits during
+    # its own shutdown, and that new server would otherwise never be told to stop.
+    started = time.monotonic()
+    while time.monotonic() < started + timeout:
+        if not group_alive(process):
             return
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
+        if time.monotonic() > started + 5:  # a grace period for the first signal first
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        time.sleep(0.5)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    wait_until(lambda: not group_alive(process), 10, "the killed process group to be gone")
 
 
 def group_alive(process: subprocess.Popen) -> bool:

@@ -17,6 +17,18 @@ from mlplatform.protocol import (
     step_needs,
 )
 
+# What gate one asks of an asset besides a description: for assets meant to fail on one thing.
+WELL_FORMED = {
+    "owners": ["team:ml-platform"],
+    "retry_policy": dg.RetryPolicy(max_retries=1),
+    "kinds": {"python"},
+    "op_tags": {
+        "dagster-k8s/config": {
+            "container_config": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
+        }
+    },
+}
+
 
 def test_every_asset_passes_gate_one():
     assert [str(f) for f in pipeline_definition_findings(defs)] == []
@@ -50,14 +62,7 @@ def test_a_dependency_on_an_undefined_asset_is_named():
     @dg.asset(
         deps=["nonexistent"],
         description="Depends on an asset nobody defines.",
-        owners=["team:ml-platform"],
-        retry_policy=dg.RetryPolicy(max_retries=1),
-        kinds={"python"},
-        op_tags={
-            "dagster-k8s/config": {
-                "container_config": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
-            }
-        },
+        **WELL_FORMED,
     )
     def orphan() -> None:
         return None
@@ -70,16 +75,9 @@ def test_a_dependency_on_an_undefined_asset_is_named():
 def test_resource_needs_must_be_provided():
     @dg.asset(
         description="Reads a feature store nobody configured.",
-        owners=["team:ml-platform"],
-        retry_policy=dg.RetryPolicy(max_retries=1),
-        kinds={"python"},
+        **WELL_FORMED,
         required_resource_keys={"feature_store"},
         io_manager_key="lake_io_manager",
-        op_tags={
-            "dagster-k8s/config": {
-                "container_config": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
-            }
-        },
     )
     def needy() -> None:
         return None

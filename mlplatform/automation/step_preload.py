@@ -7,20 +7,22 @@ of them cost a forked step 0.3-0.6 s, several times per run. Nothing here may st
 a file or a connection: a fork only copies the importing thread.
 """
 
+# ruff: noqa: F401  (imported for their side effect: being loaded before the fork)
+
 import dagster._core.storage.event_log.sqlite
 import dagster._core.storage.runs.sqlite
 import dagster._core.storage.schedules.sqlite
-import dagster._utils.test  # noqa: F401  (imported by Dagster when a step reconstructs its job)
+import dagster._utils.test  # imported by Dagster when a step reconstructs its job
 import mlflow.pyfunc
 import mlflow.sklearn
 import mlflow.store.model_registry.sqlalchemy_store
 import mlflow.store.tracking.sqlalchemy_store
-import mlflow.tracking  # noqa: F401
-import pandas  # noqa: F401
-import pandera.pandas  # noqa: F401
-import pyarrow.parquet  # noqa: F401
-import sklearn.ensemble  # noqa: F401
-import skops.io  # noqa: F401
-import sqlalchemy.dialects.sqlite  # noqa: F401
+import mlflow.tracking
+import pandas
+import pandera.pandas
+import pyarrow.parquet
+import sklearn.ensemble
+import skops.io
+import sqlalchemy.dialects.sqlite
 
-import mlplatform.definitions  # noqa: F401
+import mlplatform.definitions

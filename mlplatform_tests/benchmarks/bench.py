@@ -85,9 +85,12 @@ class Measured:
     # process's start and end, to split the time outside steps into start-up, launches and exit.
     peak_at: float
     started_at: float
-    ended_at: float
     stdout: str
     returncode: int
+
+    @property
+    def ended_at(self) -> float:
+        return self.started_at + self.seconds
 
 
 def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> Measured:
@@ -128,10 +131,7 @@ def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> Measured
     sampler.join()
     if process.returncode != 0:
         sys.stderr.write(stderr[-4000:])
-    return Measured(
-        seconds, peak_rss, peak_pss, peak_at, started_at, started_at + seconds, stdout,
-        process.returncode,
-    )  # fmt: skip
+    return Measured(seconds, peak_rss, peak_pss, peak_at, started_at, stdout, process.returncode)
 
 
 def time_outside_steps(
@@ -144,15 +144,13 @@ def time_outside_steps(
     ordered = sorted(spans.values())
     if not ordered:
         return {}
-    gaps = []
-    for (start, _), earlier in zip(ordered[1:], itertools.accumulate(
-        (end for _, end in ordered), max
-    ), strict=False):  # fmt: skip
-        gaps.append(max(0.0, start - earlier))
+    # The latest end among the steps started so far: a step waits for that one (or is parallel).
+    latest_end = list(itertools.accumulate((end for _, end in ordered), max))
+    gaps = [max(0.0, start - latest_end[i]) for i, (start, _) in enumerate(ordered[1:])]
     return {
         "before_first_step": ordered[0][0] - started_at,
         "median_step_launch": statistics.median(gaps) if gaps else 0.0,
-        "after_last_step": ended_at - max(end for _, end in ordered),
+        "after_last_step": ended_at - latest_end[-1],
     }
 
 

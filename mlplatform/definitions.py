@@ -9,8 +9,7 @@ from mlplatform.assets.features import features
 from mlplatform.assets.raw_transactions import raw_transactions
 from mlplatform.assets.registered_model_version import registered_model_version
 from mlplatform.assets.trained_model import trained_model
-from mlplatform.assets.validated_transactions import validate_transactions
-from mlplatform.automation.alerts import alert_webhook_from_environment
+from mlplatform.assets.validated_transactions import validated_transactions
 from mlplatform.automation.execution import job_executor
 from mlplatform.automation.jobs import retraining, training_pipeline
 from mlplatform.automation.schedules import daily_training
@@ -27,6 +26,7 @@ from mlplatform.checks.validated_transactions import validated_transactions_chec
 from mlplatform.config.active import SETTINGS
 from mlplatform.config.settings import PlatformSettings
 from mlplatform.monitoring.logs import platform_loggers
+from mlplatform.resources.alerts import alert_webhook_from_environment
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
@@ -34,7 +34,7 @@ from mlplatform.resources.mlflow import MlflowTracking
 
 ASSETS = [
     raw_transactions,
-    validate_transactions,
+    validated_transactions,
     features,
     trained_model,
     registered_model_version,

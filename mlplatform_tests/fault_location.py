@@ -7,10 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlplatform.automation.alerts import alert_webhook_from_environment
-from mlplatform.automation.policies import carried_out, retry_policy
 from mlplatform.automation.sensors import run_failure_alert
 from mlplatform.core.validate import DatasetError
+from mlplatform.resources.alerts import alert_webhook_from_environment
+from mlplatform.stages import carried_out, retry_policy
 
 MARKERS = Path(os.environ.get("MLPLATFORM_FAULT_DIR", "/tmp"))
 
@@ -25,7 +25,7 @@ def first_time(name: str, run_id: str) -> bool:
 
 @dg.asset(retry_policy=retry_policy("ingestion"))
 def flaky_source(context: dg.AssetExecutionContext) -> int:
-    with carried_out(context, "ingestion", "flaky_source"):
+    with carried_out(context, "ingestion"):
         if first_time("flaky", context.run_id):
             raise ConnectionResetError("connection reset by peer")
     return 1
@@ -41,7 +41,7 @@ def crashing_worker(context: dg.AssetExecutionContext) -> int:
 
 @dg.asset(retry_policy=retry_policy("validation"))
 def bad_data(context: dg.AssetExecutionContext) -> int:
-    with carried_out(context, "validation", "bad_data[2026-03-02]"):
+    with carried_out(context, "validation"):
         raise DatasetError("landing/tx.csv line 7: amount 'abc' is not a number")
     return 1
 

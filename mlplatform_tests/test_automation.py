@@ -5,8 +5,6 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from mlplatform.automation.alerts import AlertWebhook
-from mlplatform.automation.policies import retry_policy, rule_for
 from mlplatform.automation.schedules import daily_training
 from mlplatform.automation.sensors import (
     drift_retraining,
@@ -17,6 +15,9 @@ from mlplatform.automation.sensors import (
 from mlplatform.core.generator import GeneratorParams, generate_transactions
 from mlplatform.core.validate import DatasetError
 from mlplatform.definitions import ASSETS
+from mlplatform.resources.alerts import AlertWebhook
+from mlplatform.stages import retry_policy
+from mlplatform.stages.error_policy import rule_for
 from mlplatform_tests.conftest import make_platform
 
 
@@ -275,7 +276,7 @@ def test_drift_requests_one_retraining_unless_already_retrained(retrained_since)
 
 
 def test_optional_work_logs_and_goes_on_but_critical_errors_still_fail():
-    from mlplatform.automation.policies import optional_work
+    from mlplatform.stages import optional_work
 
     @dg.asset
     def with_optional_work(context: dg.AssetExecutionContext) -> int:
@@ -296,11 +297,11 @@ def test_optional_work_logs_and_goes_on_but_critical_errors_still_fail():
 def test_step_past_its_time_limit_fails_cleanly_without_retry():
     import time
 
-    from mlplatform.automation.policies import carried_out
+    from mlplatform.stages import carried_out
 
     @dg.asset(retry_policy=retry_policy("training"))
     def slow_step(context: dg.AssetExecutionContext) -> int:
-        with carried_out(context, "training", "slow_step", time_limit=1):
+        with carried_out(context, "training", time_limit=1):
             time.sleep(30)
         return 1
 
@@ -314,7 +315,7 @@ def test_step_past_its_time_limit_fails_cleanly_without_retry():
 def test_gate_history_ignores_checks_that_never_ran():
     """A run that failed before its checks (or a queued run) leaves them PLANNED, with no result:
     that is neither a pass nor a failure of the gate."""
-    from mlplatform.gates_history import failed_blocking_checks
+    from mlplatform.checks.gate_history import failed_blocking_checks
 
     @dg.asset(name="raw_transactions", partitions_def=days)
     def unreachable_source() -> None:

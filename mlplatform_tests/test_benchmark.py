@@ -10,7 +10,7 @@ from mlplatform_tests.benchmarks.bench import MODES, main
 pytestmark = pytest.mark.slow
 
 STEPS = {
-    "raw_transactions", "raw_transactions_checks", "validate_transactions",
+    "raw_transactions", "raw_transactions_checks", "validated_transactions",
     "validated_transactions_checks", "features", "features_checks", "trained_model",
     "trained_model_checks", "registered_model_version", "batch_scores",
 }  # fmt: skip

@@ -34,8 +34,8 @@ def test_whole_graph_in_memory(platform: Platform):
     assert materialized_keys(result) == ALL_KEYS
 
     raw = result.output_for_node("raw_transactions")
-    validated = result.output_for_node("validate_transactions", "validated_transactions")
-    quarantined = result.output_for_node("validate_transactions", "quarantined_transactions")
+    validated = result.output_for_node("validated_transactions", "validated_transactions")
+    quarantined = result.output_for_node("validated_transactions", "quarantined_transactions")
     assert len(validated) + len(quarantined) == len(raw)
     assert quarantined["quarantine_reason"].str.len().gt(0).all()
     reasons = metadata_of(result, "quarantined_transactions")["reasons"]

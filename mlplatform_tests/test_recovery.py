@@ -63,5 +63,5 @@ def test_reexecution_from_failure_reuses_persisted_upstream(tmp_path, monkeypatc
             assert recovered.success
         ran = step_keys(instance, recovered.run_id, dg.DagsterEventType.STEP_SUCCESS)
         assert "trained_model" in ran and "batch_scores" in ran
-        assert not ran & {"raw_transactions", "validate_transactions", "features"}
+        assert not ran & {"raw_transactions", "validated_transactions", "features"}
         assert raw_file.stat().st_mtime_ns == raw_written  # loaded, not recomputed

@@ -44,7 +44,7 @@ ALL_ASSETS = (
     "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
     "trained_model", "registered_model_version", "batch_scores",
 )  # fmt: skip
-GROUPS = ("ingestion", "validation", "features", "training", "registry", "deployment")
+GROUPS = ("ingestion", "validation", "features", "training", "registration", "deployment")
 # Assets with asset checks: all but quarantined_transactions and batch_scores.
 CHECKED_ASSETS = 5
 MODEL_NAME = "card_transactions_classifier"

@@ -6,9 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, preview
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
+from mlplatform.assets.common import preview
 from mlplatform.registry import (
     CHAMPION,
     current_champion,
@@ -16,16 +14,12 @@ from mlplatform.registry import (
     model_input_columns,
 )
 from mlplatform.resources.contract import DatasetContract
+from mlplatform.stages import carried_out, stage_asset, step_name
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name="deployment",
+@stage_asset(
+    "deployment",
     kinds={"mlflow", "pandas", "parquet"},
-    owners=[OWNER],
-    retry_policy=retry_policy("deployment"),
-    op_tags=step_tags("deployment"),
-    automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         "Scores, decisions and model version for every transaction of the partition's day, from "
         "the model holding the `champion` alias when this runs."
@@ -43,8 +37,7 @@ def batch_scores(
     from mlplatform.core.days import on_day
     from mlplatform.core.score import score_rows
 
-    where = f"batch_scores[{context.partition_key}]"
-    with carried_out(context, "deployment", where):
+    with carried_out(context, "deployment"):
         contract = dataset_contract.load()
         name = registered_model_version["model_name"]
         champion = current_champion(MlflowClient(), name)
@@ -60,7 +53,7 @@ def batch_scores(
         on_the_day = on_day(features[contract.event_time], context.partition_key)
         if not on_the_day.any():
             raise dg.Failure(
-                f"{where}: the features hold no rows of this day to score",
+                f"{step_name(context)}: the features hold no rows of this day to score",
                 allow_retries=False,
             )
         # A one-day window is the day itself: no copy of it.

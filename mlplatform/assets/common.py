@@ -1,4 +1,4 @@
-"""What every stage shares: the daily partitions, bad-input handling and UI metadata."""
+"""Metadata the stages show in the UI, and the day a partition stands for."""
 
 import datetime as dt
 from typing import Any
@@ -6,22 +6,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlplatform.config.active import SETTINGS
 from mlplatform.core.contract import Contract
-
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=SETTINGS.partitions.start_date.isoformat(),
-    timezone=SETTINGS.partitions.timezone,
-)
-
-OWNER = "team:ml-platform"
-
-# Declarative automation for everything downstream of raw data: run when an upstream partition
-# updates, but only once its blocking checks have passed. Dagster's `eager` alone looks at upstream
-# materializations, not at the checks of the run that made them, so it would carry bad data on.
-AFTER_UPSTREAM_GATES = (
-    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager, after upstream gates")
+from mlplatform.stages import optional_work
 
 
 def partition_day(context: dg.AssetExecutionContext) -> dt.date:
@@ -30,8 +16,6 @@ def partition_day(context: dg.AssetExecutionContext) -> dt.date:
 
 def preview(context: Any, frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:
     """The first rows as a table for the UI; optional work, so a failure only costs the preview."""
-    from mlplatform.automation.policies import optional_work
-
     with optional_work(context, "preview"):
         return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
     return dg.MetadataValue.text("(preview unavailable: see the step's warnings)")

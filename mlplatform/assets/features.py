@@ -3,16 +3,10 @@
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import (
-    AFTER_UPSTREAM_GATES,
-    OWNER,
-    daily_partitions,
-    preview,
-)
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
+from mlplatform.assets.common import preview
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
+from mlplatform.stages import carried_out, stage_asset
 
 WINDOW_DAYS = SETTINGS.features.window_days
 
@@ -22,14 +16,9 @@ class FeaturesConfig(dg.Config):
     test_fraction: float = SETTINGS.features.test_fraction
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name="features",
+@stage_asset(
+    "features",
     kinds={"pandas", "parquet"},
-    owners=[OWNER],
-    retry_policy=retry_policy("features"),
-    op_tags=step_tags("features"),
-    automation_condition=AFTER_UPSTREAM_GATES,
     description=(
         f"Model features from the trailing {WINDOW_DAYS}-day window of validated transactions "
         "ending on the partition's day, with a time-based train / validation / test split."
@@ -53,14 +42,13 @@ def features(
     validated_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> dg.Output[pd.DataFrame]:
+    from mlplatform.checks.gate_history import failed_blocking_checks
     from mlplatform.core.days import days_present, on_any_day
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
     from mlplatform.core.validate import DatasetError
-    from mlplatform.gates_history import failed_blocking_checks
 
     contract = dataset_contract.load()
-    where = f"features[{context.partition_key}]"
-    with carried_out(context, "features", where):
+    with carried_out(context, "features"):
         # Days of the window whose blocking gates failed stay stored (the checked asset is kept)
         # but must not feed a model.
         times = validated_transactions[contract.event_time]

@@ -1,35 +1,27 @@
+"""Ingestion: one day of raw transactions from the data source, as delivered."""
+
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import (
-    OWNER,
-    daily_partitions,
-    partition_day,
-    preview,
-)
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
+from mlplatform.assets.common import partition_day, preview
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
+from mlplatform.stages import carried_out, stage_asset
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name="ingestion",
+@stage_asset(
+    "ingestion",
     kinds={"pandas", "parquet"},
-    owners=[OWNER],
-    retry_policy=retry_policy("ingestion"),
-    op_tags=step_tags("ingestion"),
+    # The source's stage: it runs when asked (schedule, sensor, a click), not on upstream updates.
+    automated=False,
     description="One day of raw transactions, as the data source delivers them (defects included).",
 )
 def raw_transactions(
     context: dg.AssetExecutionContext, data_source: DataSource, dataset_contract: DatasetContract
 ) -> dg.Output[pd.DataFrame]:
-    day = partition_day(context)
-    where = f"raw_transactions[{day}] from {data_source.describe()}"
-    with carried_out(context, "ingestion", where):
+    with carried_out(context, "ingestion", source=data_source.describe()):
         contract = dataset_contract.load()
-        raw = data_source.read_day(day, contract)
+        raw = data_source.read_day(partition_day(context), contract)
     return dg.Output(
         raw,
         metadata={

@@ -13,14 +13,13 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import AFTER_UPSTREAM_GATES, OWNER, daily_partitions, metric_metadata
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
+from mlplatform.assets.common import metric_metadata
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
 from mlplatform.config.gates import gates_for
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import failing_on_error
+from mlplatform.stages import carried_out, stage_asset
 
 gates = GATES.registered_model_version
 
@@ -30,16 +29,11 @@ class RegisteredModelVersionConfig(dg.Config):
     promotion_tolerance: float = SETTINGS.registry.promotion_tolerance
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name="registry",
+@stage_asset(
+    "registration",
     kinds={"mlflow"},
-    owners=[OWNER],
-    retry_policy=retry_policy("registry"),
-    op_tags=step_tags("registry"),
     # One registration at a time: reading the champion and moving the alias must not interleave.
-    pool="registry",
-    automation_condition=AFTER_UPSTREAM_GATES,
+    pool="registration",
     io_manager_key="json_io_manager",
     description=(
         "The trained model as a new version in the MLflow Model Registry, aliased `challenger`; "
@@ -81,8 +75,7 @@ def registered_model_version(
     contract = dataset_contract.load()
     name = registered_model_name(contract.name)
     client = MlflowClient()
-    where = f"registered_model_version[{context.partition_key}]"
-    with carried_out(context, "registry", where), failing_on_error(mlflow):
+    with carried_out(context, "registration"), failing_on_error(mlflow):
         # A retried attempt finds the version its first attempt registered.
         existing = client.search_model_versions(
             f"name='{name}' and tags.dagster_run_id='{context.run_id}' "

@@ -5,17 +5,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import (
-    AFTER_UPSTREAM_GATES,
-    OWNER,
-    daily_partitions,
-    metric_metadata,
-)
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
+from mlplatform.assets.common import metric_metadata
 from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import failing_on_error, run_link
+from mlplatform.stages import carried_out, stage_asset
 
 _defaults = SETTINGS.training
 
@@ -53,16 +47,11 @@ def pip_requirements() -> list[str]:
     ]
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name="training",
+@stage_asset(
+    "training",
     kinds={"scikitlearn", "mlflow"},
-    owners=[OWNER],
-    retry_policy=retry_policy("training"),
-    op_tags=step_tags("training"),
     # One training at a time on this machine: the `training` pool (limit in dagster.yaml).
     pool="training",
-    automation_condition=AFTER_UPSTREAM_GATES,
     io_manager_key="json_io_manager",
     description=(
         "HistGradientBoostingClassifier pipeline trained on the features' training split; "
@@ -86,8 +75,7 @@ def trained_model(
     contract = dataset_contract.load()
     categorical, numeric = model_columns(features, contract)
     hyperparameters = Hyperparameters(**config.model_dump(exclude={"threshold_metric"}))
-    where = f"trained_model[{context.partition_key}]"
-    with carried_out(context, "training", where), failing_on_error(mlflow):
+    with carried_out(context, "training"), failing_on_error(mlflow):
         result = train_model(
             features, categorical, numeric, hyperparameters, config.threshold_metric
         )

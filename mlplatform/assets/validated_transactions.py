@@ -6,40 +6,27 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import (
-    AFTER_UPSTREAM_GATES,
-    OWNER,
-    column_schema,
-    daily_partitions,
-    preview,
-)
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
+from mlplatform.assets.common import column_schema, preview
 from mlplatform.resources.contract import DatasetContract
+from mlplatform.stages import carried_out, stage_multi_asset, stage_output
 
 
-@dg.multi_asset(
-    name="validate_transactions",
-    partitions_def=daily_partitions,
-    group_name="validation",
-    retry_policy=retry_policy("validation"),
-    op_tags=step_tags("validation"),
+# The op is named after the stage's main asset, so step, op and asset share one name.
+@stage_multi_asset(
+    "validation",
+    name="validated_transactions",
     outs={
-        "validated_transactions": dg.AssetOut(
-            kinds={"pandas", "parquet", "pandera"},
-            owners=[OWNER],
-            automation_condition=AFTER_UPSTREAM_GATES,
-            description="Rows that satisfy the dataset contract, coerced to its types.",
+        "validated_transactions": stage_output(
+            {"pandas", "parquet", "pandera"},
+            "Rows that satisfy the dataset contract, coerced to its types.",
         ),
-        "quarantined_transactions": dg.AssetOut(
-            kinds={"pandas", "parquet"},
-            owners=[OWNER],
-            automation_condition=AFTER_UPSTREAM_GATES,
-            description="Rejected rows as they arrived, with the reason they were rejected.",
+        "quarantined_transactions": stage_output(
+            {"pandas", "parquet"},
+            "Rejected rows as they arrived, with the reason they were rejected.",
         ),
     },
 )
-def validate_transactions(
+def validated_transactions(
     context: dg.AssetExecutionContext,
     raw_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
@@ -47,8 +34,7 @@ def validate_transactions(
     from mlplatform.core.features import positive_label_flags
     from mlplatform.core.validate import validate
 
-    where = f"validated_transactions[{context.partition_key}]"
-    with carried_out(context, "validation", where):
+    with carried_out(context, "validation"):
         contract = dataset_contract.load()
         outcome = validate(
             raw_transactions, contract, source=f"raw_transactions[{context.partition_key}]"

@@ -1,1 +1,1 @@
-"""Automation and recovery: jobs, schedule, sensors, alerts, retry and error policies."""
+"""Automation: jobs, the schedule and sensors that trigger the stages, and the executor choice."""

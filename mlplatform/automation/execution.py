@@ -1,5 +1,5 @@
-"""Where steps run and what they need: the executor chosen by settings, and per-step compute
-resources for Kubernetes, both from orchestration.yaml."""
+"""Where steps run: the executor chosen in orchestration.yaml (`execution`). What each step needs
+is its stage's (`mlplatform.stages`)."""
 
 import re
 from typing import Any
@@ -7,10 +7,7 @@ from typing import Any
 import dagster as dg
 
 from mlplatform.config.active import ORCHESTRATION
-from mlplatform.config.orchestration import ExecutionSettings, Stage
-
-# dagster-k8s reads this tag on a step (k8s_job_executor) or a run (K8sRunLauncher).
-K8S_CONFIG_TAG = "dagster-k8s/config"
+from mlplatform.config.orchestration import ExecutionSettings
 
 _MEMORY_UNITS = {"": 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
@@ -21,21 +18,6 @@ def memory_bytes(quantity: str) -> int:
     if match is None:
         raise ValueError(f"'{quantity}' is not a memory quantity like 512Mi or 8Gi")
     return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2) or ""])
-
-
-def step_tags(stage: Stage) -> dict[str, Any]:
-    """Op tags declaring one stage's compute needs; on Kubernetes they size the step's pod."""
-    needs = ORCHESTRATION.step_resources[stage]
-    return {
-        K8S_CONFIG_TAG: {
-            "container_config": {
-                "resources": {
-                    "requests": {"cpu": needs.cpu, "memory": needs.memory},
-                    "limits": {"cpu": needs.cpu_limit, "memory": needs.memory_limit},
-                }
-            }
-        }
-    }
 
 
 def docker_executor_config(settings: ExecutionSettings) -> dict[str, Any]:
@@ -54,7 +36,7 @@ def docker_executor_config(settings: ExecutionSettings) -> dict[str, Any]:
 def job_executor(settings: ExecutionSettings = ORCHESTRATION.execution) -> dg.ExecutorDefinition:
     """The executor every job uses, as chosen in orchestration.yaml (`execution`)."""
     if settings.executor == "k8s":
-        # Each step in its own Kubernetes Job, sized by the step's `dagster-k8s/config` tag.
+        # Each step in its own Kubernetes Job, sized by its stage's `dagster-k8s/config` tag.
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor

@@ -3,9 +3,9 @@ the drift sensor asks for."""
 
 import dagster as dg
 
-from mlplatform.assets.common import daily_partitions
 from mlplatform.config.active import ORCHESTRATION
 from mlplatform.resources.mlflow import end_mlflow_on_run_finished
+from mlplatform.stages import daily_partitions
 
 RUN_TAGS = {
     # Run monitoring stops (and fails) a run still going after this long.

@@ -5,12 +5,13 @@ import time
 
 import dagster as dg
 
-from mlplatform.assets.common import daily_partitions
-from mlplatform.automation.alerts import AlertWebhook, failure_message, success_message
+from mlplatform.automation.alerts import failure_message, success_message
 from mlplatform.automation.jobs import retraining, training_pipeline
 from mlplatform.config.active import ORCHESTRATION, SETTINGS
+from mlplatform.resources.alerts import AlertWebhook
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
+from mlplatform.stages import daily_partitions
 
 WILL_RETRY_TAG = "dagster/will_retry"
 
@@ -161,7 +162,7 @@ def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         AssetCheckExecutionRecordStatus,
     )
 
-    from mlplatform.gates_history import completed_evaluations
+    from mlplatform.checks.gate_history import completed_evaluations
 
     history = completed_evaluations(context.instance, "features", "drift")
     fresh = sorted((r for r in history if r.id > state["after_id"]), key=lambda r: r.id)

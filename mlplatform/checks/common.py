@@ -1,13 +1,15 @@
 """Turning a gate's settings and a measured outcome into Dagster check specs and results."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
 
-from mlplatform.assets.common import daily_partitions
+from mlplatform.config.active import GATES
 from mlplatform.config.gates import Gate
 from mlplatform.core.quality import GateOutcome
+from mlplatform.stages import daily_partitions
+from mlplatform.stages.definition import stage_checks
 
 
 def gate_specs(
@@ -33,6 +35,18 @@ def gate_specs(
             )
         )
     return specs
+
+
+def gate_checks(
+    asset: str, descriptions: dict[str, str], also_reads: tuple[str, ...] = ()
+) -> Callable[..., dg.AssetChecksDefinition]:
+    """The decorator of a stage's quality gates: one multi-asset check `<asset>_checks` with a
+    spec per gate (severity from quality_gates.yaml), reading `asset` and `also_reads`."""
+    return stage_checks(
+        name=f"{asset}_checks",
+        specs=gate_specs(asset, getattr(GATES, asset), descriptions, also_reads),
+        ins={name: dg.AssetIn() for name in (asset, *also_reads)},
+    )
 
 
 def _metadata_value(value: Any) -> Any:

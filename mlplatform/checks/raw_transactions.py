@@ -4,16 +4,13 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
-from mlplatform.checks.common import gate_results, gate_specs
-from mlplatform.config.active import GATES
+from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
+from mlplatform.stages import carried_out
 
 ASSET = "raw_transactions"
-gates = GATES.raw_transactions
 
 
 def row_count_history(
@@ -34,38 +31,24 @@ def row_count_history(
     return history
 
 
-@dg.multi_asset_check(
-    name="raw_transactions_checks",
-    retry_policy=retry_policy("checks"),
-    op_tags=step_tags("checks"),
-    specs=gate_specs(
-        ASSET,
-        gates,
-        {
-            "schema_matches_contract": "Every column of the dataset contract is present.",
-            "not_empty": "The day has rows.",
-            "fresh": "The newest event is close to the end of the day.",
-            "volume_in_band": "Row count within a band around the median of earlier days.",
-        },
-    ),
+@gate_checks(
+    ASSET,
+    {
+        "schema_matches_contract": "Every column of the dataset contract is present.",
+        "not_empty": "The day has rows.",
+        "fresh": "The newest event is close to the end of the day.",
+        "volume_in_band": "Row count within a band around the median of earlier days.",
+    },
 )
 def raw_transactions_checks(
     context: dg.AssetCheckExecutionContext,
     raw_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
-    where = f"raw_transactions_checks[{context.partition_key}]"
-    with carried_out(context, "checks", where):
+    with carried_out(context, "checks"):
         contract = dataset_contract.load()
         gates = gates_for(contract.name).raw_transactions
-        window = (
-            context.partition_time_window if hasattr(context, "partition_time_window") else None
-        )
-        end = (
-            pd.Timestamp(window.end)
-            if window is not None
-            else pd.Timestamp(context.partition_key, tz="UTC") + pd.Timedelta(days=1)
-        )
+        end = pd.Timestamp(context.partition_time_window.end)
         history = row_count_history(
             context.instance, context.partition_key, gates.volume_in_band.lookback_partitions
         )

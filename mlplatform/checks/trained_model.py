@@ -4,35 +4,23 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from mlplatform.automation.execution import step_tags
-from mlplatform.automation.policies import carried_out, retry_policy
-from mlplatform.checks.common import gate_results, gate_specs
-from mlplatform.config.active import GATES
+from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
-
-ASSET = "trained_model"
-gates = GATES.trained_model
+from mlplatform.stages import carried_out
 
 
-@dg.multi_asset_check(
-    name="trained_model_checks",
-    retry_policy=retry_policy("checks"),
-    op_tags=step_tags("checks"),
-    specs=gate_specs(
-        ASSET,
-        gates,
-        {
-            "accuracy": "Accuracy on the test split (the protocol's gate).",
-            "roc_auc": "ROC-AUC on the test split.",
-            "pr_auc": "PR-AUC (average precision) on the test split.",
-            "recall": "Recall at the chosen decision threshold.",
-            "not_worse_than_champion": "Not worse than the champion on the same test split.",
-        },
-        also_reads=("features",),
-    ),
-    ins={"trained_model": dg.AssetIn(), "features": dg.AssetIn()},
+@gate_checks(
+    "trained_model",
+    {
+        "accuracy": "Accuracy on the test split (the protocol's gate).",
+        "roc_auc": "ROC-AUC on the test split.",
+        "pr_auc": "PR-AUC (average precision) on the test split.",
+        "recall": "Recall at the chosen decision threshold.",
+        "not_worse_than_champion": "Not worse than the champion on the same test split.",
+    },
+    also_reads=("features",),
 )
 def trained_model_checks(
     context: dg.AssetCheckExecutionContext,
@@ -45,8 +33,7 @@ def trained_model_checks(
 
     from mlplatform.registry import champion_metric, registered_model_name
 
-    where = f"trained_model_checks[{context.partition_key}]"
-    with carried_out(context, "checks", where):
+    with carried_out(context, "checks"):
         contract = dataset_contract.load()
         gates = gates_for(contract.name).trained_model
         _, champion_value, basis = champion_metric(
@@ -57,4 +44,4 @@ def trained_model_checks(
         )
         outcomes = quality.trained_model_gates(trained_model["test_metrics"], champion_value, gates)
         outcomes["not_worse_than_champion"].details["basis"] = basis
-        yield from gate_results(ASSET, gates, outcomes)
+        yield from gate_results("trained_model", gates, outcomes)

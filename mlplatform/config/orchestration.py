@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mlplatform.config.settings import load_settings_file
 
 Stage = Literal[
-    "ingestion", "validation", "features", "training", "registry", "deployment", "checks"
+    "ingestion", "validation", "features", "training", "registration", "deployment", "checks"
 ]  # fmt: skip
 
 

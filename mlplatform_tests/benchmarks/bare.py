@@ -51,7 +51,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
     with timed("raw_transactions_checks"):
         day_end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
         gated(quality.raw_transactions_gates(raw, contract, gates.raw_transactions, day_end, {}))
-    with timed("validate_transactions"):
+    with timed("validated_transactions"):
         outcome = validate(raw, contract)
     del raw
     with timed("validated_transactions_checks"):

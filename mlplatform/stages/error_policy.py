@@ -1,5 +1,5 @@
-"""How steps fail and recover: retry policies per stage, the error policy by error class, and a
-time limit per step. All from orchestration.yaml and error_handling.yaml."""
+"""How a stage's step fails: the error policy by error class (error_handling.yaml) and a time
+limit per step (orchestration.yaml). Retries themselves are the stage's retry policy."""
 
 import contextlib
 import signal
@@ -11,20 +11,7 @@ from typing import Any
 import dagster as dg
 
 from mlplatform.config.active import ERROR_HANDLING, ORCHESTRATION
-from mlplatform.config.orchestration import ErrorHandlingSettings, ErrorRule
-
-_BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
-_JITTER = {"plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL, "none": None}
-
-
-def retry_policy(stage: str) -> dg.RetryPolicy:
-    settings = ORCHESTRATION.retries[stage]  # type: ignore[index]
-    return dg.RetryPolicy(
-        max_retries=settings.max_retries,
-        delay=settings.delay_seconds,
-        backoff=_BACKOFF[settings.backoff],
-        jitter=_JITTER[settings.jitter],
-    )
+from mlplatform.config.orchestration import ErrorHandlingSettings, ErrorRule, Stage
 
 
 def _is_instance(error: BaseException, dotted: str) -> bool:
@@ -69,13 +56,21 @@ def _time_limit(seconds: float, where: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def step_name(context: Any) -> str:
+    """The step's op and partition, as errors name it: `trained_model[2026-03-02]`."""
+    name = context.op_def.name
+    return f"{name}[{context.partition_key}]" if context.has_partition_key else name
+
+
 @contextlib.contextmanager
 def carried_out(
-    context: Any, stage: str, where: str, time_limit: float | None = None
+    context: Any, stage: Stage, *, source: str | None = None, time_limit: float | None = None
 ) -> Iterator[None]:
     """Run a step's work under the stage's time limit and the error policy:
-    critical errors fail fast without retry, transient ones go to the stage's retry policy."""
-    limit = ORCHESTRATION.step_time_limit_seconds[stage] if time_limit is None else time_limit  # type: ignore[index]
+    critical errors fail fast without retry, transient ones go to the stage's retry policy.
+    Errors name the step and partition (and `source`, where the data came from)."""
+    where = step_name(context) + (f" from {source}" if source else "")
+    limit = ORCHESTRATION.step_time_limit_seconds[stage] if time_limit is None else time_limit
     try:
         with _time_limit(limit, where):
             yield

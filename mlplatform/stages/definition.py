@@ -1,0 +1,112 @@
+"""A stage's Dagster definition in one place: partitions, group, owner, retry policy, step
+resources and automation condition come from the stage's name and orchestration.yaml, so an asset
+module declares only what is its own (kinds, description, inputs)."""
+
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+
+from mlplatform.config.active import ORCHESTRATION, SETTINGS
+from mlplatform.config.orchestration import Stage
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=SETTINGS.partitions.start_date.isoformat(),
+    timezone=SETTINGS.partitions.timezone,
+)
+
+OWNER = "team:ml-platform"
+
+# Declarative automation for everything downstream of raw data: run when an upstream partition
+# updates, but only once its blocking checks have passed. Dagster's `eager` alone looks at upstream
+# materializations, not at the checks of the run that made them, so it would carry bad data on.
+AFTER_UPSTREAM_GATES = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager, after upstream gates")
+
+# dagster-k8s reads this tag on a step (k8s_job_executor) or a run (K8sRunLauncher).
+K8S_CONFIG_TAG = "dagster-k8s/config"
+
+_BACKOFF = {"exponential": dg.Backoff.EXPONENTIAL, "linear": dg.Backoff.LINEAR}
+_JITTER = {"plus_minus": dg.Jitter.PLUS_MINUS, "full": dg.Jitter.FULL, "none": None}
+
+
+def retry_policy(stage: Stage) -> dg.RetryPolicy:
+    settings = ORCHESTRATION.retries[stage]
+    return dg.RetryPolicy(
+        max_retries=settings.max_retries,
+        delay=settings.delay_seconds,
+        backoff=_BACKOFF[settings.backoff],
+        jitter=_JITTER[settings.jitter],
+    )
+
+
+def step_tags(stage: Stage) -> dict[str, Any]:
+    """Op tags declaring one stage's compute needs; on Kubernetes they size the step's pod."""
+    needs = ORCHESTRATION.step_resources[stage]
+    return {
+        K8S_CONFIG_TAG: {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": needs.cpu, "memory": needs.memory},
+                    "limits": {"cpu": needs.cpu_limit, "memory": needs.memory_limit},
+                }
+            }
+        }
+    }
+
+
+def _step_arguments(stage: Stage) -> dict[str, Any]:
+    """What the step of every stage declares, for its asset and check decorators alike."""
+    return {"retry_policy": retry_policy(stage), "op_tags": step_tags(stage)}
+
+
+def stage_asset(
+    stage: Stage,
+    *,
+    kinds: set[str],
+    description: str,
+    automated: bool = True,
+    **asset_arguments: Any,
+) -> Callable[..., dg.AssetsDefinition]:
+    """`@dg.asset` for one daily-partitioned stage, in the stage's group. `automated`: runs once
+    its upstream partition is materialized and passed its blocking gates (not for the stage that
+    reads the source)."""
+    return dg.asset(
+        partitions_def=daily_partitions,
+        group_name=stage,
+        kinds=kinds,
+        owners=[OWNER],
+        description=description,
+        automation_condition=AFTER_UPSTREAM_GATES if automated else None,
+        **_step_arguments(stage),
+        **asset_arguments,
+    )
+
+
+def stage_output(kinds: set[str], description: str) -> dg.AssetOut:
+    """One asset of a stage that produces several (`stage_multi_asset`)."""
+    return dg.AssetOut(
+        kinds=kinds,
+        owners=[OWNER],
+        automation_condition=AFTER_UPSTREAM_GATES,
+        description=description,
+    )
+
+
+def stage_multi_asset(
+    stage: Stage, *, name: str, outs: dict[str, dg.AssetOut]
+) -> Callable[..., dg.AssetsDefinition]:
+    """`@dg.multi_asset` for a stage whose one step produces several assets."""
+    return dg.multi_asset(
+        name=name,
+        partitions_def=daily_partitions,
+        group_name=stage,
+        outs=outs,
+        **_step_arguments(stage),
+    )
+
+
+def stage_checks(name: str, **check_arguments: Any) -> Callable[..., dg.AssetChecksDefinition]:
+    """`@dg.multi_asset_check` in the `checks` stage (its retry policy and step resources)."""
+    return dg.multi_asset_check(name=name, **_step_arguments("checks"), **check_arguments)

@@ -39,7 +39,8 @@ format: install
 	$(UV) run --frozen ruff format mlplatform mlplatform_tests
 	$(UV) run --frozen ruff check --fix mlplatform mlplatform_tests
 
-test: lint
+test: lint $(DAGSTER_HOME)/dagster.yaml
+	$(UV) run --frozen dg check defs
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 # The pipeline as a Dagster run against the bare computation (100k, 1M, 10M rows); BENCH_ARGS to

@@ -9,13 +9,22 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# name -> (module, one-line help). Add a command by adding a line here.
+# name -> (module, one-line help). Add a command by adding an entry here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "exporter": ("mlplatform.monitoring.exporter", "serve Prometheus metrics of the instance"),
     "report": ("mlplatform.monitoring.report", "the protocol's success criteria from run history"),
-    "diagram": ("mlplatform.diagram", "draw the asset graph and its checks to PNG and SVG"),
-    "gates": ("mlplatform.protocol", "evaluate the protocol's three gates on the live system"),
-    "evidence": ("mlplatform.evidence", "write the protocol's evidence package to a folder"),
+    "diagram": (
+        "mlplatform.reporting.diagram",
+        "draw the asset graph and its checks to PNG and SVG",
+    ),
+    "acceptance": (
+        "mlplatform.reporting.acceptance",
+        "the protocol's acceptance checklists from the live system",
+    ),
+    "evidence": (
+        "mlplatform.reporting.evidence",
+        "write the protocol's evidence package to a folder",
+    ),
 }
 
 

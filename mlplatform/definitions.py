@@ -30,7 +30,7 @@ from mlplatform.resources.alerts import alert_webhook_from_environment
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
-from mlplatform.resources.mlflow import MlflowTracking
+from mlplatform.resources.mlflow import MlflowResource
 
 ASSETS = [
     raw_transactions,
@@ -64,11 +64,12 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
         ),
         "dataset_contract": DatasetContract(path=settings.contract),
         "alert_webhook": alert_webhook_from_environment(),
-        "mlflow": MlflowTracking(
-            experiment_name=settings.mlflow.experiment_name,
+        "mlflow": MlflowResource(
             tracking_uri=settings.mlflow.tracking_uri,
             registry_uri=settings.mlflow.registry_uri,
             artifact_location=settings.mlflow.artifact_location,
+            experiment_name=settings.mlflow.experiment_name,
+            registered_model_name=settings.mlflow.registered_model_name,
         ),
     }
 

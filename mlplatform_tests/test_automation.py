@@ -12,13 +12,13 @@ from mlplatform.automation.sensors import (
     run_failure_alert,
     run_success_notification,
 )
-from mlplatform.core.generator import GeneratorParams, generate_transactions
 from mlplatform.core.validate import DatasetError
 from mlplatform.definitions import ASSETS
 from mlplatform.resources.alerts import AlertWebhook
 from mlplatform.stages import retry_policy
 from mlplatform.stages.error_policy import rule_for
 from mlplatform_tests.conftest import make_platform
+from mlplatform_tests.packaged import generated_day
 
 
 def test_schedule_runs_the_day_that_just_ended():
@@ -60,7 +60,7 @@ def write_day(folder, day: str, name: str, minutes_ago: float = 10) -> None:
     import os
     import time
 
-    rows = generate_transactions(dt.date.fromisoformat(day), GeneratorParams(rows_per_day=300))
+    rows = generated_day(dt.date.fromisoformat(day), rows_per_day=300)
     rows.to_parquet(folder / name)
     stamp = time.time() - minutes_ago * 60
     os.utime(folder / name, (stamp, stamp))

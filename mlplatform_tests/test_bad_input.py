@@ -3,9 +3,9 @@
 import dagster as dg
 import pandas as pd
 
-from mlplatform.core.generator import generate_transactions
 from mlplatform.definitions import ASSETS
 from mlplatform_tests.conftest import make_platform
+from mlplatform_tests.packaged import generated_day
 
 DAY = "2026-03-02"
 
@@ -38,7 +38,7 @@ def materialize(platform, selection):
 def test_unreadable_file_is_named_and_previous_raw_data_survives(tmp_path):
     source = tmp_path / "landing" / "tx.parquet"
     source.parent.mkdir()
-    generate_transactions(pd.Timestamp(DAY).date()).to_parquet(source)
+    generated_day(pd.Timestamp(DAY).date()).to_parquet(source)
     platform = files_platform(tmp_path, source)
     assert materialize(platform, ["raw_transactions"]).success
     stored = platform.data_dir / "raw_transactions" / f"{DAY}.parquet"
@@ -65,7 +65,7 @@ def test_unreachable_source_is_retried_by_the_ingestion_policy(tmp_path):
 def test_missing_target_column_fails_validation_and_keeps_the_last_good_output(tmp_path):
     source = tmp_path / "landing" / "tx.csv"
     source.parent.mkdir()
-    rows = generate_transactions(pd.Timestamp(DAY).date())
+    rows = generated_day(pd.Timestamp(DAY).date())
     rows.to_csv(source, index=False)
     platform = files_platform(tmp_path, source)
     assert materialize(platform, ["raw_transactions", "validated_transactions",
@@ -90,7 +90,7 @@ def test_missing_target_column_fails_validation_and_keeps_the_last_good_output(t
 def test_empty_partition_is_refused_with_the_partition_named(tmp_path):
     source = tmp_path / "landing" / "tx.csv"
     source.parent.mkdir()
-    generate_transactions(pd.Timestamp("2026-03-05").date()).to_csv(source, index=False)
+    generated_day(pd.Timestamp("2026-03-05").date()).to_csv(source, index=False)
     result = materialize(files_platform(tmp_path, source), ["raw_transactions",
                          "validated_transactions", "quarantined_transactions"])  # fmt: skip
     assert not result.success

@@ -15,8 +15,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from mlplatform.core.generator import generate_transactions
 from mlplatform_tests.conftest import TEST_SETTINGS_DIR, WebhookReceiver, platform_environment
+from mlplatform_tests.packaged import generated_day
 from mlplatform_tests.servers import start_process, stop_process_group
 
 pytestmark = pytest.mark.slow
@@ -199,7 +199,7 @@ def test_new_file_in_the_landing_folder_is_picked_up_and_materialized(daemon):
     day = "2026-03-02"
     # Landed as producers should: written beside, then renamed into place in one step.
     partial = daemon.landing / "tx.csv.partial"
-    generate_transactions(dt.date.fromisoformat(day)).to_csv(partial, index=False)
+    generated_day(dt.date.fromisoformat(day)).to_csv(partial, index=False)
     partial.rename(daemon.landing / "tx.csv")
 
     def pipeline_run():

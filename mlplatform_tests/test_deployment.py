@@ -638,15 +638,18 @@ def test_model_registered_through_the_mlflow_server(deployment):
     assert any(deployment.artifacts.rglob("MLmodel"))
     assert not any(PROJECT.glob("mlruns")) and not any(deployment.root.glob("mlruns"))
     # Loaded by alias through the server, the champion scores the day's features.
-    import mlflow
     import pandas as pd
 
-    from mlplatform.registry import load_sklearn_model, model_input_columns
+    from mlplatform.resources.mlflow import MlflowResource
 
-    mlflow.set_tracking_uri(deployment.mlflow_url)
+    registry = MlflowResource(
+        tracking_uri=deployment.mlflow_url,
+        artifact_location="mlflow-artifacts:/mlplatform",
+        experiment_name="mlplatform",
+    )
     model_uri = f"models:/{model.name}@champion"
-    loaded = load_sklearn_model(model_uri)
+    loaded = registry.load_sklearn_model(model_uri)
     (features_file,) = (deployment.root / "data" / "features").rglob(f"{DAY}*")
     features = pd.read_parquet(features_file)
-    scores = loaded.predict_proba(features[model_input_columns(model_uri)].head(100))[:, 1]
+    scores = loaded.predict_proba(features[registry.model_input_columns(model_uri)].head(100))[:, 1]
     assert len(scores) == 100 and ((scores >= 0) & (scores <= 1)).all()

@@ -6,14 +6,14 @@ import pytest
 
 from mlplatform.cli import main
 from mlplatform.definitions import defs
-from mlplatform.diagram import describe_graph, render
+from mlplatform.reporting.diagram import describe_graph, render
 from mlplatform_tests.servers import require_executable
 
 ASSETS = (
     "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
     "trained_model", "registered_model_version", "batch_scores",
 )  # fmt: skip
-GROUPS = ("ingestion", "validation", "features", "training", "registry", "deployment")
+GROUPS = ("ingestion", "validation", "features", "training", "registration", "deployment")
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from mlplatform.cli import main
-from mlplatform.evidence import read_test_results, redact, write_evidence
+from mlplatform.reporting.evidence import read_test_results, redact, write_evidence
 from mlplatform_tests.servers import require_executable
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
@@ -45,7 +45,7 @@ def test_the_layout_from_a_live_instance(tmp_path):
     for expected in (
         "dags/asset_graph.json", "dags/source_location.json", "config/orchestration.json",
         "config/error_handling.json", "config/monitoring.json", "diagrams/pipeline.png",
-        "diagrams/pipeline.svg", "diagrams/dependencies.svg", "reports/gates.json",
+        "diagrams/pipeline.svg", "diagrams/dependencies.svg", "reports/acceptance.json",
         "reports/orchestration_report.md", "reports/pipeline_test_results.json",
         # Issue 6's monitoring, as far as it exists: it does now.
         "monitoring/dashboard.json", "monitoring/alert_rules.yml", "monitoring/prometheus.yml",
@@ -60,6 +60,7 @@ def test_the_layout_from_a_live_instance(tmp_path):
     location = json.loads((out / "dags/source_location.json").read_text())
     assert location["module"] == "mlplatform.definitions"
     assert location["file"].endswith("mlplatform/definitions.py")
+    assert location["workspace_file"].endswith("workspace.yaml")
     orchestration = json.loads((out / "config/orchestration.json").read_text())
     assert orchestration["max_runtime_seconds"] > 0
 
@@ -67,13 +68,15 @@ def test_the_layout_from_a_live_instance(tmp_path):
         m["name"] for m in json.loads((out / "monitoring/metric_definitions.json").read_text())
     }
     assert "mlplatform_exporter_source_up" in metrics
-    gates = {g["gate"]: g for g in json.loads((out / "reports/gates.json").read_text())}
-    assert gates[1]["status"] == "passed"
+    checklists = {
+        c["checklist"]: c for c in json.loads((out / "reports/acceptance.json").read_text())
+    }
+    assert checklists[1]["status"] == "passed"
     # No run in this instance: execution has no evidence, and says so.
-    assert gates[2]["status"] == "incomplete"
-    assert {i["status"] for i in gates[2]["items"]} == {"missing"}
+    assert checklists[2]["status"] == "incomplete"
+    assert {i["status"] for i in checklists[2]["items"]} == {"missing"}
     report = (out / "reports/orchestration_report.md").read_text()
-    assert "### Gate 2: execution — **incomplete**" in report
+    assert "### Checklist 2: execution — **incomplete**" in report
     assert "training_pipeline: last run | missing | no finished run yet" in report
 
     results = json.loads((out / "reports/pipeline_test_results.json").read_text())

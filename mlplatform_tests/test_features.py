@@ -13,8 +13,8 @@ from mlplatform.core.features import (
     positive_label_flags,
     time_split,
 )
-from mlplatform.core.generator import generate_transactions
 from mlplatform.core.validate import validate
+from mlplatform_tests.packaged import generated_day
 
 
 def history(card_contract) -> pd.DataFrame:
@@ -86,7 +86,7 @@ def test_generic_columns_from_the_contract(table, card_contract):
 
 def test_features_do_not_depend_on_later_rows(card_contract):
     """Appending future rows must not change any feature of earlier rows."""
-    validated = validate(generate_transactions(dt.date(2026, 3, 2)), card_contract).validated
+    validated = validate(generated_day(dt.date(2026, 3, 2)), card_contract).validated
     cut = validated["event_time"].quantile(0.5)
     early = build_features(validated[validated["event_time"] <= cut], card_contract)
     full = build_features(validated, card_contract)
@@ -95,7 +95,7 @@ def test_features_do_not_depend_on_later_rows(card_contract):
 
 
 def test_time_split_has_no_leakage_and_right_sizes(card_contract):
-    validated = validate(generate_transactions(dt.date(2026, 3, 2)), card_contract).validated
+    validated = validate(generated_day(dt.date(2026, 3, 2)), card_contract).validated
     table = build_features(validated, card_contract, validation_fraction=0.2, test_fraction=0.1)
     times = {
         s: table.loc[table[SPLIT_COLUMN] == s, "event_time"]
@@ -122,7 +122,7 @@ def test_single_class_window_is_refused(card_contract):
 
 def test_rows_are_taken_in_time_order(card_contract):
     """Stored days are in time order and used as they are; any other order is sorted first."""
-    validated = validate(generate_transactions(dt.date(2026, 3, 2)), card_contract).validated
+    validated = validate(generated_day(dt.date(2026, 3, 2)), card_contract).validated
     in_order = build_features(validated, card_contract)
     assert in_order["transaction_id"].tolist() == validated["transaction_id"].tolist()
     reversed_rows = build_features(validated.iloc[::-1], card_contract)

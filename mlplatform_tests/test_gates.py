@@ -11,10 +11,10 @@ import pytest
 
 from mlplatform.checks.raw_transactions import raw_transactions_checks
 from mlplatform.checks.validated_transactions import validated_transactions_checks
-from mlplatform.core.generator import generate_transactions
 from mlplatform.definitions import ASSETS, CHECKS
-from mlplatform.registry import CHAMPION
+from mlplatform.resources.mlflow import CHAMPION
 from mlplatform_tests.conftest import Platform, make_platform
+from mlplatform_tests.packaged import generated_day
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +209,7 @@ def test_a_day_that_failed_its_gates_is_left_out_of_later_windows(deployment):
 def test_empty_day_stops_at_the_not_empty_gate(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
-    other_day = generate_transactions(dt.date(2026, 3, 5))
+    other_day = generated_day(dt.date(2026, 3, 5))
     other_day.to_csv(landing / "tx.csv", index=False)
     platform = make_platform(
         tmp_path, MLPLATFORM_SOURCE_KIND="files", MLPLATFORM_SOURCE_PATH=str(landing)

@@ -29,11 +29,11 @@ from mlplatform.definitions import ASSETS, CHECKS
 from mlplatform.monitoring.exporter import (
     MlflowRegistryReader,
     PlatformCollector,
-    build_registry,
+    build_collector_registry,
 )
 from mlplatform.monitoring.instance_reader import InstanceHistory
 from mlplatform.monitoring.report import build_report
-from mlplatform.registry import CHAMPION
+from mlplatform.resources.mlflow import CHAMPION
 from mlplatform_tests.conftest import Platform, make_platform
 
 MONITORING = Path(__file__).resolve().parents[1] / "mlplatform" / "monitoring"
@@ -120,7 +120,7 @@ def _matches(sample_labels: dict, wanted: dict) -> bool:
 
 def scrape(collector: PlatformCollector) -> Scrape:
     started = time.time()
-    text = generate_latest(build_registry(collector)).decode()
+    text = generate_latest(build_collector_registry(collector)).decode()
     ended = time.time()
     samples: dict[str, list] = defaultdict(list)
     declared: set[str] = set()

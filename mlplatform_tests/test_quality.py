@@ -6,20 +6,21 @@ import pytest
 
 from mlplatform.core import quality
 from mlplatform.core.features import build_features, model_columns
-from mlplatform.core.generator import GeneratorParams, generate_transactions
+from mlplatform.core.generator import generate_transactions
 from mlplatform.core.validate import validate
+from mlplatform_tests.packaged import generated_day, generator_params
 
 DAY = pd.Timestamp("2026-03-02").date()
 
 
 @pytest.fixture(scope="module")
 def validated(card_contract) -> pd.DataFrame:
-    return validate(generate_transactions(DAY), card_contract).validated
+    return validate(generated_day(DAY), card_contract).validated
 
 
 @pytest.fixture(scope="module")
 def features(card_contract) -> pd.DataFrame:
-    days = [generate_transactions(DAY - pd.Timedelta(days=i).to_pytimedelta()) for i in (1, 0)]
+    days = [generated_day(DAY - pd.Timedelta(days=i).to_pytimedelta()) for i in (1, 0)]
     return build_features(validate(pd.concat(days), card_contract).validated, card_contract)
 
 
@@ -163,15 +164,15 @@ def test_incidents_are_documented_and_deterministic():
     from mlplatform.core.generator import INCIDENTS
 
     for incident in INCIDENTS:
-        params = GeneratorParams(rows_per_day=2000, incident=incident)
+        params = generator_params(rows_per_day=2000, incident=incident)
         first = generate_transactions(DAY, params)
         pd.testing.assert_frame_equal(first, generate_transactions(DAY, params))
     with pytest.raises(ValueError, match="unknown incident 'flood'"):
-        generate_transactions(DAY, GeneratorParams(incident="flood"))
+        generated_day(DAY, incident="flood")
 
 
 def test_no_target_leakage_on_a_sample_sees_the_same(card_contract):
-    day = generate_transactions(DAY, GeneratorParams(rows_per_day=200_000))
+    day = generated_day(DAY, rows_per_day=200_000)
     features = build_features(validate(day, card_contract).validated, card_contract)
     categorical, numeric = model_columns(features, card_contract)
     columns = [*categorical, *numeric]

@@ -120,3 +120,87 @@ def test_bad_gates_file_names_the_key(tmp_path, text, expected):
         load_quality_gates(environ={"MLPLATFORM_SETTINGS_DIR": str(folder)})
     assert expected in str(raised.value)
     assert str(folder / "quality_gates.yaml") in str(raised.value)
+
+
+def test_a_key_written_twice_is_refused_with_its_line(tmp_path):
+    folder = write_settings(
+        tmp_path / "s", "features:\n  window_days: 3\n  test_fraction: 0.1\n  window_days: 5\n"
+    )
+    with pytest.raises(SettingsError, match=r"platform.yaml: .*'window_days' appears twice"):
+        load_settings(environ={"MLPLATFORM_SETTINGS_DIR": str(folder)}, root=tmp_path)
+
+
+# run config in the Launchpad: derived from the settings models ------------------------------------
+
+
+def training_job():
+    from mlplatform.definitions import defs
+
+    return defs.resolve_job_def("training_pipeline")
+
+
+@pytest.mark.parametrize(
+    ("run_config", "path", "allowed"),
+    [
+        (
+            {"ops": {"trained_model": {"config": {"threshold_metric": "f_1"}}}},
+            "trained_model:config:threshold_metric",
+            ["f1", "precision", "recall", "balanced_accuracy"],
+        ),
+        (
+            {"ops": {"registered_model_version": {"config": {"metric": "auc"}}}},
+            "registered_model_version:config:metric",
+            ["roc_auc", "pr_auc"],
+        ),
+        (
+            {"resources": {"data_source": {"config": {"generator": {"incident": "flod"}}}}},
+            "generator:incident",
+            ["volume_drop", "label_noise"],
+        ),
+    ],
+)
+def test_a_misspelt_choice_is_refused_before_any_step_with_the_allowed_values(
+    run_config, path, allowed
+):
+    import dagster as dg
+
+    with dg.instance_for_test() as instance:
+        with pytest.raises(dg.DagsterInvalidConfigError) as refused:
+            training_job().execute_in_process(
+                run_config=run_config, partition_key="2026-03-02", instance=instance
+            )
+        assert not instance.get_runs(), "the run was refused before it was created"
+    message = str(refused.value)
+    assert path in message and "not in enum type" in message
+    assert all(value in message for value in allowed), message
+
+
+def test_launchpad_defaults_are_the_settings_and_bounds_are_theirs():
+    import dagster as dg
+
+    from mlplatform.assets.features import FeaturesConfig
+    from mlplatform.assets.trained_model import TrainedModelConfig
+    from mlplatform.config.active import SETTINGS
+
+    assert TrainedModelConfig().model_dump() == SETTINGS.training.model_dump()
+    assert set(FeaturesConfig().model_dump()) == {"validation_fraction", "test_fraction"}
+    # A value outside its bounds, or against a rule across fields, fails its step at once and
+    # names the key: retrying cannot fix a setting.
+    for bad, key in (
+        (lambda: TrainedModelConfig(learning_rate=5.0), "learning_rate"),
+        (lambda: FeaturesConfig(validation_fraction=0.5, test_fraction=0.45), "0.9"),
+    ):
+        with pytest.raises(dg.Failure) as failed:
+            bad()
+        assert not failed.value.allow_retries
+        assert key in str(failed.value)
+
+
+def test_a_hyperparameter_is_passed_to_the_model_as_set():
+    """A hyperparameter is one YAML key and one typed field: nothing in core names it."""
+    from mlplatform.core.train import build_pipeline
+    from mlplatform_tests.packaged import hyperparameters
+
+    classifier = build_pipeline(["c"], ["n"], hyperparameters(n_iter_no_change=7))[-1]
+    assert classifier.n_iter_no_change == 7
+    assert classifier.get_params()["class_weight"] == "balanced"

@@ -3,16 +3,16 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from mlplatform.core.generator import generate_transactions
 from mlplatform.core.sources import SourceError, list_source_files, read_source_day
 from mlplatform.core.validate import DatasetError
+from mlplatform_tests.packaged import generated_day
 
 DAY = dt.date(2026, 3, 2)
 
 
 @pytest.fixture
 def two_days() -> pd.DataFrame:
-    return pd.concat([generate_transactions(DAY), generate_transactions(DAY + dt.timedelta(1))])
+    return pd.concat([generated_day(DAY), generated_day(DAY + dt.timedelta(1))])
 
 
 def expected_day(frame: pd.DataFrame) -> pd.DataFrame:

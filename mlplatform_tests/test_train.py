@@ -8,8 +8,9 @@ from mlplatform.config.settings import load_settings
 from mlplatform.core.evaluate import choose_threshold, classification_metrics
 from mlplatform.core.features import build_features, model_columns
 from mlplatform.core.generator import GeneratorParams, generate_transactions
-from mlplatform.core.train import Hyperparameters, train_model
+from mlplatform.core.train import train_model
 from mlplatform.core.validate import validate
+from mlplatform_tests.packaged import hyperparameters, threshold_metric
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,9 @@ def week_of_features(card_contract):
 
 def test_default_generator_trains_a_good_model(week_of_features, card_contract):
     categorical, numeric = model_columns(week_of_features, card_contract)
-    result = train_model(week_of_features, categorical, numeric, Hyperparameters())
+    result = train_model(
+        week_of_features, categorical, numeric, hyperparameters(), threshold_metric()
+    )
     assert result.test_metrics["roc_auc"] >= 0.90
     assert result.test_metrics["accuracy"] >= 0.85
     assert result.test_metrics["pr_auc"] > 5 * result.test_positive_rate
@@ -45,7 +48,13 @@ def test_a_split_with_one_class_is_refused(week_of_features, card_contract):
     no_positives_in_test = week_of_features.copy()
     no_positives_in_test.loc[no_positives_in_test["split"] == "test", "label"] = 0
     with pytest.raises(ValueError, match="test split .* only one class"):
-        train_model(no_positives_in_test, categorical, numeric, Hyperparameters(max_iter=5))
+        train_model(
+            no_positives_in_test,
+            categorical,
+            numeric,
+            hyperparameters(max_iter=5),
+            threshold_metric(),
+        )
 
 
 def test_threshold_search_agrees_with_scoring_every_candidate():

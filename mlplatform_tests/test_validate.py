@@ -3,8 +3,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from mlplatform.core.generator import generate_transactions
 from mlplatform.core.validate import REASON_COLUMN, DatasetError, validate
+from mlplatform_tests.packaged import generated_day
 
 
 def clean_rows(n: int = 6) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def test_a_row_failing_two_rules_lists_both(card_contract):
 
 
 def test_no_row_is_lost_on_generated_data(card_contract):
-    raw = generate_transactions(dt.date(2026, 3, 2))
+    raw = generated_day(dt.date(2026, 3, 2))
     outcome = validate(raw, card_contract)
     assert len(outcome.validated) + len(outcome.quarantined) == len(raw)
     assert len(outcome.quarantined) > 0

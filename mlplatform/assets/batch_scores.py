@@ -7,13 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import preview
-from mlplatform.registry import (
-    CHAMPION,
-    current_champion,
-    load_sklearn_model,
-    model_input_columns,
-)
 from mlplatform.resources.contract import DatasetContract
+from mlplatform.resources.mlflow import CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset, step_name
 
 
@@ -30,17 +25,15 @@ def batch_scores(
     features: pd.DataFrame,
     registered_model_version: dict[str, Any],
     dataset_contract: DatasetContract,
-    mlflow: dg.ResourceParam[Any],
+    mlflow: MlflowResource,
 ) -> dg.Output[pd.DataFrame]:
-    from mlflow.tracking import MlflowClient
-
     from mlplatform.core.days import on_day
     from mlplatform.core.score import score_rows
 
     with carried_out(context, "deployment"):
         contract = dataset_contract.load()
         name = registered_model_version["model_name"]
-        champion = current_champion(MlflowClient(), name)
+        champion = mlflow.current_champion(name)
         if champion is None:
             raise dg.Failure(
                 f"batch_scores: {name} has no '{CHAMPION}' version to score with",
@@ -49,7 +42,7 @@ def batch_scores(
         # Resolve the alias once and load that exact version, so the scores and the version
         # they name cannot disagree if the alias moves meanwhile.
         uri = f"models:/{name}/{champion.version}"
-        model = load_sklearn_model(uri)
+        model = mlflow.load_sklearn_model(uri)
         on_the_day = on_day(features[contract.event_time], context.partition_key)
         if not on_the_day.any():
             raise dg.Failure(
@@ -62,7 +55,7 @@ def batch_scores(
         scores = score_rows(
             model,
             day_rows,
-            model_input_columns(uri),
+            mlflow.model_input_columns(uri),
             threshold,
             id_column=contract.id,
             event_time_column=contract.event_time,

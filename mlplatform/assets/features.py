@@ -5,15 +5,17 @@ import pandas as pd
 
 from mlplatform.assets.common import preview
 from mlplatform.config.active import SETTINGS
+from mlplatform.config.launchpad import launchpad_config
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out, stage_asset
 
 WINDOW_DAYS = SETTINGS.features.window_days
 
 
-class FeaturesConfig(dg.Config):
-    validation_fraction: float = SETTINGS.features.validation_fraction
-    test_fraction: float = SETTINGS.features.test_fraction
+# The split can change per run; the window cannot (it shapes the partition mapping below).
+FeaturesConfig = launchpad_config(
+    "FeaturesConfig", SETTINGS.features, fields=("validation_fraction", "test_fraction")
+)
 
 
 @stage_asset(

@@ -16,17 +16,17 @@ import pandas as pd
 from mlplatform.assets.common import metric_metadata
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
-from mlplatform.config.gates import gates_for
+from mlplatform.config.gates import FloorGate, gates_for
+from mlplatform.config.launchpad import launchpad_config
 from mlplatform.resources.contract import DatasetContract
-from mlplatform.resources.mlflow import failing_on_error
+from mlplatform.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset
 
 gates = GATES.registered_model_version
 
 
-class RegisteredModelVersionConfig(dg.Config):
-    promotion_metric: str = SETTINGS.registry.promotion_metric
-    promotion_tolerance: float = SETTINGS.registry.promotion_tolerance
+# The promotion rule, per run if need be (platform.yaml `promotion`).
+RegisteredModelVersionConfig = launchpad_config("RegisteredModelVersionConfig", SETTINGS.promotion)
 
 
 @stage_asset(
@@ -57,34 +57,24 @@ def registered_model_version(
     trained_model: dict[str, Any],
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
-    mlflow: dg.ResourceParam[Any],
+    mlflow: MlflowResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    from mlflow.tracking import MlflowClient
-
+    from mlplatform.checks.trained_model import champion_scored_in_run
     from mlplatform.core import quality
     from mlplatform.core.promote import decide_promotion
-    from mlplatform.registry import (
-        CHALLENGER,
-        CHAMPION,
-        champion_metric,
-        metrics_on_test_split,
-        model_input_columns,
-        registered_model_name,
-    )
 
     contract = dataset_contract.load()
-    name = registered_model_name(contract.name)
-    client = MlflowClient()
-    with carried_out(context, "registration"), failing_on_error(mlflow):
+    name = mlflow.model_name_for(contract.name)
+    with carried_out(context, "registration"), mlflow.run():
         # A retried attempt finds the version its first attempt registered.
-        existing = client.search_model_versions(
+        existing = mlflow.client.search_model_versions(
             f"name='{name}' and tags.dagster_run_id='{context.run_id}' "
             f"and tags.dagster_partition='{context.partition_key}'"
         )
         version = (
             existing[0]
             if existing
-            else mlflow.register_model(
+            else mlflow.register_version(
                 trained_model["model_uri"],
                 name,
                 tags={
@@ -96,60 +86,50 @@ def registered_model_version(
                 },
             )
         )
-        client.set_registered_model_alias(name, CHALLENGER, version.version)
+        mlflow.set_alias(name, CHALLENGER, version.version)
 
         by_alias = f"models:/{name}@{CHALLENGER}"
-        reproduced, basis = metrics_on_test_split(
+        reproduced, basis = mlflow.metrics_on_test_split(
             by_alias, features, trained_model["decision_threshold"]
         )
-        registry_gates = gates_for(contract.name).registered_model_version
+        contract_gates = gates_for(contract.name)
         reproduction = quality.reproduces(
             trained_model["test_metrics"],
             reproduced or {},
-            registry_gates.reproduces_test_metrics.tolerance,
+            contract_gates.registered_model_version.reproduces_test_metrics.tolerance,
         )
         if reproduced is None:
             reproduction.summary = basis
         signature = quality.signature_matches(
-            model_input_columns(by_alias), trained_model["input_columns"]
+            mlflow.model_input_columns(by_alias), trained_model["input_columns"]
         )
-        verified = reproduction.passed and signature.passed
-        # The model's floors are re-applied here: this asset may run in a later run than the
-        # one whose checks blocked it (a re-execution, a UI click), and must not promote then.
-        model_gates = gates_for(contract.name).trained_model
-        below_floor = [
-            name
-            for name in ("accuracy", "roc_auc", "pr_auc")
-            if getattr(model_gates, name).blocking
-            and not quality.metric_floor(
-                name, trained_model["test_metrics"][name], getattr(model_gates, name).min
-            ).passed
-        ]
 
-        champion, champion_value, basis = champion_metric(
-            client, name, features, config.promotion_metric
-        )
+        # Scored once per run: by this run's trained_model check, on these same features, unless
+        # `champion` moved since or the check did not run here (a registration alone, a re-run).
+        champion = champion_scored_in_run(context.instance, context.run_id, context.partition_key)
+        current = mlflow.current_champion(name)
+        current_version = None if current is None else str(current.version)
+        if champion is None or champion.version != current_version:
+            champion = mlflow.score_champion(name, features)
         decision = decide_promotion(
-            config.promotion_metric,
-            trained_model["test_metrics"][config.promotion_metric],
-            champion_value,
-            config.promotion_tolerance,
+            verified=reproduction.passed and signature.passed,
+            test_metrics=trained_model["test_metrics"],
+            blocking_floors={
+                metric: gate.min
+                for metric, gate in contract_gates.trained_model
+                if isinstance(gate, FloorGate) and gate.blocking
+            },
+            metric=config.metric,
+            champion_value=champion.metric(config.metric),
+            tolerance=config.tolerance,
         )
-        promote = verified and not below_floor and decision.promote
-        reason = (
-            decision.reason
-            if verified and not below_floor
-            else f"below the gate floors for {below_floor}"
-            if below_floor
-            else "failed its registry checks"
-        )
-        if promote:
-            client.set_registered_model_alias(name, CHAMPION, version.version)
+        if decision.promote:
+            mlflow.set_alias(name, CHAMPION, version.version)
         context.log.info(
-            f"{name} v{version.version}: {'promoted to' if promote else 'did not take'} "
-            f"{CHAMPION} ({reason}; {basis})"
+            f"{name} v{version.version}: {'promoted to' if decision.promote else 'did not take'} "
+            f"{CHAMPION} ({decision.reason}; {champion.basis})"
         )
-    aliases = sorted(client.get_model_version(name, version.version).aliases)
+    aliases = sorted(mlflow.client.get_model_version(name, version.version).aliases)
     record = {
         "model_name": name,
         "version": str(version.version),
@@ -158,10 +138,10 @@ def registered_model_version(
         "model_uri": trained_model["model_uri"],
         "decision_threshold": trained_model["decision_threshold"],
         "test_metrics": trained_model["test_metrics"],
-        "promoted": promote,
-        "promotion_reason": reason,
-        "previous_champion_version": None if champion is None else str(champion.version),
-        "previous_champion_metric": champion_value,
+        "promoted": decision.promote,
+        "promotion_reason": decision.reason,
+        "previous_champion_version": champion.version,
+        "previous_champion_metric": decision.champion_value,
     }
     yield dg.Output(
         record,
@@ -169,10 +149,10 @@ def registered_model_version(
             "model_name": name,
             "version": str(version.version),
             "aliases": dg.MetadataValue.json(aliases),
-            "promoted_to_champion": promote,
-            "promotion_reason": f"{reason} ({basis})",
+            "promoted_to_champion": decision.promote,
+            "promotion_reason": f"{decision.reason} ({champion.basis})",
             "mlflow_run_id": trained_model["mlflow_run_id"],
-            "registry_uri": mlflow.get_registry_uri(),
+            "registry_uri": mlflow.effective_registry_uri,
             **metric_metadata("test_", trained_model["test_metrics"]),
         },
     )

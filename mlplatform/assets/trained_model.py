@@ -7,25 +7,13 @@ import pandas as pd
 
 from mlplatform.assets.common import metric_metadata
 from mlplatform.config.active import SETTINGS
+from mlplatform.config.launchpad import launchpad_config
 from mlplatform.resources.contract import DatasetContract
-from mlplatform.resources.mlflow import failing_on_error, run_link
+from mlplatform.resources.mlflow import MlflowResource, run_link
 from mlplatform.stages import carried_out, stage_asset
 
-_defaults = SETTINGS.training
-
-
-class TrainedModelConfig(dg.Config):
-    """Hyperparameters of the HistGradientBoostingClassifier (defaults from the settings file)."""
-
-    max_iter: int = _defaults.max_iter
-    learning_rate: float = _defaults.learning_rate
-    max_leaf_nodes: int = _defaults.max_leaf_nodes
-    min_samples_leaf: int = _defaults.min_samples_leaf
-    l2_regularization: float = _defaults.l2_regularization
-    class_weight: str = _defaults.class_weight
-    early_stopping: bool = _defaults.early_stopping
-    random_state: int = _defaults.random_state
-    threshold_metric: str = _defaults.threshold_metric
+# The Launchpad's config: the training settings' fields, bounds and defaults (platform.yaml).
+TrainedModelConfig = launchpad_config("TrainedModelConfig", SETTINGS.training)
 
 
 # Types a HistGradientBoosting pipeline is made of, beyond skops' defaults: the model is stored in
@@ -63,23 +51,21 @@ def trained_model(
     config: TrainedModelConfig,
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
-    mlflow: dg.ResourceParam[Any],
+    mlflow: MlflowResource,
 ) -> dg.Output[dict[str, Any]]:
-    import mlflow.sklearn
     from mlflow.models import infer_signature
 
     from mlplatform.core.features import model_columns
-    from mlplatform.core.train import Hyperparameters, train_model
-    from mlplatform.version import code_version
+    from mlplatform.core.train import train_model
+    from mlplatform.stages.code_version import code_version
 
     contract = dataset_contract.load()
     categorical, numeric = model_columns(features, contract)
-    hyperparameters = Hyperparameters(**config.model_dump(exclude={"threshold_metric"}))
-    with carried_out(context, "training"), failing_on_error(mlflow):
+    hyperparameters = config.model_dump(exclude={"threshold_metric"})
+    with carried_out(context, "training"), mlflow.run() as run_id:
         result = train_model(
             features, categorical, numeric, hyperparameters, config.threshold_metric
         )
-        run = mlflow.active_run()
         mlflow.set_tags(
             {
                 "dagster_partition": context.partition_key,
@@ -104,7 +90,7 @@ def trained_model(
             }
         )
         example = features.loc[features["split"] == "train", result.input_columns].head(5)
-        model_info = mlflow.sklearn.log_model(
+        model_info = mlflow.log_sklearn_model(
             result.pipeline,
             name="model",
             signature=infer_signature(example, result.pipeline.predict(example)),
@@ -115,7 +101,7 @@ def trained_model(
         )
     record = {
         "partition": context.partition_key,
-        "mlflow_run_id": run.info.run_id,
+        "mlflow_run_id": run_id,
         "model_uri": model_info.model_uri,
         "decision_threshold": result.threshold,
         "input_columns": result.input_columns,
@@ -127,10 +113,8 @@ def trained_model(
     return dg.Output(
         record,
         metadata={
-            "mlflow_run_id": run.info.run_id,
-            "mlflow_run": run_link(
-                mlflow.get_tracking_uri(), run.info.experiment_id, run.info.run_id
-            ),
+            "mlflow_run_id": run_id,
+            "mlflow_run": run_link(mlflow.tracking_uri, mlflow.experiment_id, run_id),
             "model_uri": model_info.model_uri,
             "decision_threshold": dg.MetadataValue.float(result.threshold),
             **metric_metadata("test_", result.test_metrics),

@@ -4,7 +4,6 @@ the drift sensor asks for."""
 import dagster as dg
 
 from mlplatform.config.active import ORCHESTRATION
-from mlplatform.resources.mlflow import end_mlflow_on_run_finished
 from mlplatform.stages import daily_partitions
 
 RUN_TAGS = {
@@ -16,7 +15,6 @@ training_pipeline = dg.define_asset_job(
     name="training_pipeline",
     selection=dg.AssetSelection.all(),
     partitions_def=daily_partitions,
-    hooks={end_mlflow_on_run_finished},
     tags=RUN_TAGS,
     description="Raw data to a registered, champion-gated model and the day's batch scores.",
 )
@@ -25,7 +23,6 @@ retraining = dg.define_asset_job(
     name="retraining",
     selection=dg.AssetSelection.assets("features").downstream(),
     partitions_def=daily_partitions,
-    hooks={end_mlflow_on_run_finished},
     tags=RUN_TAGS,
     description=(
         "Features, training, registration and scores again for one day, on the validated data "

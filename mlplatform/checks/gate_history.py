@@ -1,4 +1,4 @@
-"""What the instance remembers about gate results across runs."""
+"""What the instance remembers about quality gate results across runs."""
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import (
@@ -31,10 +31,16 @@ def completed_evaluations(
     partition: str | None = None,
     limit: int = 100,
 ) -> list:
-    """Finished evaluations of a check, newest first (planned and skipped ones carry no result)."""
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(dg.AssetKey(asset), check),
-        limit=max(limit, 50) if partition else limit,
-        status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES),
+    """Finished evaluations of a check (of one partition, when given), newest first; planned and
+    skipped ones carry no result. The partition is filtered in storage: taking the newest N over
+    all partitions and filtering afterwards misses a day once N newer days were checked."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    return list(
+        instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey(asset), check),
+            limit=limit,
+            status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES),
+            partition_filter=None if partition is None else PartitionKeyFilter(key=partition),
+        )
     )
-    return [r for r in history if partition is None or r.partition == partition][:limit]

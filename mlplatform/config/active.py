@@ -4,13 +4,14 @@ Partition start, the feature window and the defaults shown in the Launchpad are 
 resources and run config can still be changed per run.
 """
 
-from pathlib import Path
-
-from mlplatform.config.gates import load_quality_gates
+from mlplatform.config.gates import gates_for
 from mlplatform.config.orchestration import load_error_handling, load_orchestration
 from mlplatform.config.settings import load_settings
+from mlplatform.core.contract import load_contract
 
 SETTINGS = load_settings()
-GATES = load_quality_gates(contract_name=Path(SETTINGS.contract).stem)
+# The gates are keyed by the contract's `name:`, here (severities, fixed at load) as at run time
+# (thresholds), so both always come from the same file.
+GATES = gates_for(load_contract(SETTINGS.contract).name)
 ORCHESTRATION = load_orchestration()
 ERROR_HANDLING = load_error_handling()

@@ -7,17 +7,16 @@ import functools
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from mlplatform.config.settings import CONTRACTS_DIR, load_settings_file
+from mlplatform.config.loading import StrictModel, load_layered
+from mlplatform.config.settings import CONTRACTS_DIR
 
 GATES_FILE = "quality_gates.yaml"
 Rate = float
 
 
-class Gate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Gate(StrictModel):
     severity: Literal["ERROR", "WARN"]
 
     @property
@@ -87,18 +86,14 @@ class ToleranceGate(Gate):
     tolerance: float = Field(ge=0, le=1)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RawTransactionsGates(_Section):
+class RawTransactionsGates(StrictModel):
     schema_matches_contract: Gate
     not_empty: MinRowsGate
     fresh: FreshnessGate
     volume_in_band: VolumeGate
 
 
-class ValidatedTransactionsGates(_Section):
+class ValidatedTransactionsGates(StrictModel):
     quarantine_rate: MaxRateGate
     null_rate: MaxRateGate
     value_ranges: Gate
@@ -106,13 +101,13 @@ class ValidatedTransactionsGates(_Section):
     label_rate: RateBandGate
 
 
-class FeaturesGates(_Section):
+class FeaturesGates(StrictModel):
     finite_values: Gate
     drift: DriftGate
     no_target_leakage: LeakageGate
 
 
-class TrainedModelGates(_Section):
+class TrainedModelGates(StrictModel):
     accuracy: FloorGate
     roc_auc: FloorGate
     pr_auc: FloorGate
@@ -120,12 +115,12 @@ class TrainedModelGates(_Section):
     not_worse_than_champion: ChampionGate
 
 
-class RegisteredModelVersionGates(_Section):
+class RegisteredModelVersionGates(StrictModel):
     reproduces_test_metrics: ToleranceGate
     signature_matches_features: Gate
 
 
-class QualityGates(_Section):
+class QualityGates(StrictModel):
     raw_transactions: RawTransactionsGates
     validated_transactions: ValidatedTransactionsGates
     features: FeaturesGates
@@ -145,9 +140,7 @@ def load_quality_gates(
         contract_gates = CONTRACTS_DIR / f"{contract_name}.{GATES_FILE}"
         if contract_gates.exists():
             overlays.append(contract_gates)
-    return load_settings_file(  # type: ignore[return-value]
-        GATES_FILE, QualityGates, settings_dir, environ, overlays=overlays
-    )
+    return load_layered(GATES_FILE, QualityGates, settings_dir, environ, overlays=overlays)
 
 
 @functools.cache

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from mlplatform.config.settings import load_settings_file
+from mlplatform.config.loading import StrictModel, load_layered
 
 Stage = Literal[
     "ingestion", "validation", "features", "training", "registration", "deployment", "checks"
 ]  # fmt: skip
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ScheduleSettings(_Strict):
+class ScheduleSettings(StrictModel):
     cron: str
     timezone: str
     running_by_default: bool
@@ -32,21 +28,21 @@ class ScheduleSettings(_Strict):
         return value
 
 
-class RetrySettings(_Strict):
+class RetrySettings(StrictModel):
     max_retries: int = Field(ge=0, le=20)
     delay_seconds: float = Field(ge=0)
     backoff: Literal["exponential", "linear"]
     jitter: Literal["plus_minus", "full", "none"]
 
 
-class SensorSettings(_Strict):
+class SensorSettings(StrictModel):
     new_data_interval_seconds: int = Field(ge=5)
     landing_settle_seconds: float = Field(ge=0)
     drift_interval_seconds: int = Field(ge=5)
     alert_interval_seconds: int = Field(ge=5)
 
 
-class AlertSettings(_Strict):
+class AlertSettings(StrictModel):
     webhook_url_env: str
     ui_url_env: str
     default_ui_url: str
@@ -57,7 +53,7 @@ _CPU = r"^\d+(\.\d+)?m?$"
 _MEMORY = r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti)?$"
 
 
-class StepResources(_Strict):
+class StepResources(StrictModel):
     """What one step of a stage needs (requests) and may use at most (limits)."""
 
     cpu: str = Field(pattern=_CPU)
@@ -66,24 +62,24 @@ class StepResources(_Strict):
     memory_limit: str = Field(pattern=_MEMORY)
 
 
-class StepContainerSettings(_Strict):
+class StepContainerSettings(StrictModel):
     memory_limit: str = Field(pattern=_MEMORY)
     cpus: float = Field(gt=0)
 
 
-class MultiprocessSettings(_Strict):
+class MultiprocessSettings(StrictModel):
     start_method: Literal["spawn", "forkserver"]
     preload_modules: list[str] = Field(default_factory=list)
     max_concurrent: int = Field(ge=1)
 
 
-class ExecutionSettings(_Strict):
+class ExecutionSettings(StrictModel):
     executor: Literal["multiprocess", "in_process", "docker", "k8s"]
     multiprocess: MultiprocessSettings
     step_container: StepContainerSettings
 
 
-class OrchestrationSettings(_Strict):
+class OrchestrationSettings(StrictModel):
     schedule: ScheduleSettings
     max_runtime_seconds: int = Field(gt=0)
     retries: dict[Stage, RetrySettings]
@@ -102,7 +98,7 @@ class OrchestrationSettings(_Strict):
         return value
 
 
-class ErrorRule(_Strict):
+class ErrorRule(StrictModel):
     name: str
     severity: Literal["critical", "high", "low"]
     action: Literal["fail_fast", "retry", "warn"]
@@ -117,7 +113,7 @@ class ErrorRule(_Strict):
         return names
 
 
-class ErrorHandlingSettings(_Strict):
+class ErrorHandlingSettings(StrictModel):
     rules: list[ErrorRule] = Field(min_length=1)
 
 
@@ -130,7 +126,7 @@ ORCHESTRATION_ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
 
 
 def load_orchestration(settings_dir=None, environ=None) -> OrchestrationSettings:
-    return load_settings_file(  # type: ignore[return-value]
+    return load_layered(
         "orchestration.yaml",
         OrchestrationSettings,
         settings_dir,
@@ -140,4 +136,4 @@ def load_orchestration(settings_dir=None, environ=None) -> OrchestrationSettings
 
 
 def load_error_handling(settings_dir=None, environ=None) -> ErrorHandlingSettings:
-    return load_settings_file("error_handling.yaml", ErrorHandlingSettings, settings_dir, environ)  # type: ignore[return-value]
+    return load_layered("error_handling.yaml", ErrorHandlingSettings, settings_dir, environ)

@@ -1,7 +1,6 @@
-"""Typed loading of the platform settings.
-
-Every settings file is validated by pydantic with unknown keys forbidden, so a misspelt key or an
-impossible value fails at load time with the file and the dotted key named.
+"""The platform settings (platform.yaml): one typed field per setting, with its bounds and allowed
+values; the defaults live in the YAML only. The Launchpad's run config is derived from these
+models (`mlplatform.config.launchpad`), so a constraint is never written twice.
 """
 
 from __future__ import annotations
@@ -10,50 +9,62 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-PACKAGE_CONFIG_DIR = Path(__file__).parent
+from mlplatform.config.loading import (
+    PACKAGE_CONFIG_DIR,
+    SETTINGS_DIR_ENV,
+    SettingsError,
+    StrictModel,
+    load_layered,
+)
+
 CONTRACTS_DIR = PACKAGE_CONFIG_DIR / "contracts"
-SETTINGS_DIR_ENV = "MLPLATFORM_SETTINGS_DIR"
+
+__all__ = [
+    "CONTRACTS_DIR",
+    "SETTINGS_DIR_ENV",
+    "PlatformSettings",
+    "SettingsError",
+    "load_settings",
+]
+
+ClassificationMetric = Literal["roc_auc", "pr_auc", "f1", "accuracy", "recall", "precision"]
+SourceKind = Literal["generator", "files"]
+FileFormat = Literal["auto", "csv", "parquet"]
 
 
-class SettingsError(ValueError):
-    """A settings file is missing, unreadable or holds an invalid value."""
-
-
-class _Strict(BaseModel):
-    """Every value comes from the packaged platform.yaml (the one place defaults live), possibly
-    overridden; unknown keys are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PartitionSettings(_Strict):
+class PartitionSettings(StrictModel):
     start_date: dt.date
     timezone: str
 
 
-class GeneratorSettings(_Strict):
-    seed: int
+class GeneratorSettings(StrictModel):
+    """The synthetic generator's dials."""
+
+    seed: int = Field(description="Same seed and date give the same rows.")
     rows_per_day: int = Field(gt=0)
-    customers: int = Field(gt=0)
+    customers: int = Field(gt=0, description="Size of the customer population.")
     fraud_rate: float = Field(gt=0, lt=1)
-    null_rate: float = Field(ge=0, le=1)
-    duplicate_rate: float = Field(ge=0, le=1)
-    out_of_range_rate: float = Field(ge=0, le=1)
+    null_rate: float = Field(ge=0, le=1, description="Missing values injected.")
+    duplicate_rate: float = Field(ge=0, le=1, description="Rows replayed.")
+    out_of_range_rate: float = Field(ge=0, le=1, description="Share of impossible values.")
     incident: Literal[
         "none", "volume_drop", "stale", "schema_break", "bad_rows", "null_spike", "label_shift",
         "label_noise", "leak", "drift",
-    ]  # fmt: skip
+    ] = Field(description="Inject an incident to see the quality gates stop a run.")  # fmt: skip
 
 
-class DataSourceSettings(_Strict):
-    kind: Literal["generator", "files"]
-    path: str | None
-    file_format: Literal["auto", "csv", "parquet"]
+class DataSourceSettings(StrictModel):
+    kind: SourceKind = Field(
+        description="generator: seeded synthetic card transactions; files: CSV/Parquet at `path`."
+    )
+    path: str | None = Field(
+        description="files: a file, folder or glob; local or an fsspec URL (s3://...)."
+    )
+    file_format: FileFormat
     generator: GeneratorSettings
 
     @model_validator(mode="after")
@@ -63,14 +74,14 @@ class DataSourceSettings(_Strict):
         return self
 
 
-class StorageSettings(_Strict):
+class StorageSettings(StrictModel):
     base_dir: str
 
 
-class FeatureSettings(_Strict):
+class FeatureSettings(StrictModel):
     window_days: int = Field(ge=1, le=366)
-    validation_fraction: float = Field(gt=0, lt=1)
-    test_fraction: float = Field(gt=0, lt=1)
+    validation_fraction: float = Field(gt=0, lt=1, description="Share of the window, by time.")
+    test_fraction: float = Field(gt=0, lt=1, description="Share of the window, the newest rows.")
 
     @model_validator(mode="after")
     def _leave_room_to_train(self) -> FeatureSettings:
@@ -82,39 +93,50 @@ class FeatureSettings(_Strict):
         return self
 
 
-class TrainingSettings(_Strict):
+class TrainingSettings(StrictModel):
+    """Hyperparameters of the HistGradientBoostingClassifier (each field is one of its keyword
+    arguments, passed as it is) and the threshold rule."""
+
     max_iter: int = Field(ge=1)
     learning_rate: float = Field(gt=0, le=1)
     max_leaf_nodes: int = Field(ge=2)
     min_samples_leaf: int = Field(ge=1)
     l2_regularization: float = Field(ge=0)
-    class_weight: Literal["balanced", "none"]
+    class_weight: Literal["balanced", "none"] = Field(
+        description="none: every row weighs the same."
+    )
     early_stopping: bool
+    n_iter_no_change: int = Field(ge=1, description="Early stopping's patience, in iterations.")
     random_state: int
-    threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"]
+    threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"] = Field(
+        description="The decision threshold maximises this metric on the validation split."
+    )
 
 
-class RegistrySettings(_Strict):
-    model_name: str | None
-    promotion_metric: Literal["roc_auc", "pr_auc", "f1", "accuracy", "recall", "precision"]
-    promotion_tolerance: float = Field(ge=0, le=1)
+class PromotionSettings(StrictModel):
+    """When a newly registered version takes the `champion` alias."""
+
+    metric: ClassificationMetric = Field(description="Compared on the same (new) test split.")
+    tolerance: float = Field(ge=0, le=1, description="How far below the champion still counts.")
 
 
-class MlflowSettings(_Strict):
+class MlflowSettings(StrictModel):
     tracking_uri: str
     registry_uri: str | None
     artifact_location: str
     experiment_name: str
+    # None: `<contract name>_classifier`.
+    registered_model_name: str | None
 
 
-class PlatformSettings(_Strict):
+class PlatformSettings(StrictModel):
     partitions: PartitionSettings
     contract: str
     data_source: DataSourceSettings
     storage: StorageSettings
     features: FeatureSettings
     training: TrainingSettings
-    registry: RegistrySettings
+    promotion: PromotionSettings
     mlflow: MlflowSettings
 
 
@@ -130,55 +152,6 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MLPLATFORM_MLFLOW_ARTIFACTS": ("mlflow", "artifact_location"),
     "MLPLATFORM_MLFLOW_EXPERIMENT": ("mlflow", "experiment_name"),
 }
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read one YAML mapping, naming the file in any error."""
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise SettingsError(f"{path}: cannot read settings file ({error})") from error
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML ({error})") from error
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SettingsError(
-            f"{path}: expected a mapping at the top level, got {type(data).__name__}"
-        )
-    return data
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def describe_validation_error(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: invalid settings"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = (
-            "unknown key (check its spelling)"
-            if item["type"] == "extra_forbidden"
-            else (item["msg"])
-        )
-        lines.append(f"  {key}: {message}")
-    return "\n".join(lines)
-
-
-def _set_dotted(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None:
-    node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-    node[keys[-1]] = value
 
 
 def _absolute_local(path_or_uri: str, root: Path) -> str:
@@ -206,31 +179,10 @@ def load_settings(
     Relative local paths are anchored at `root` (the working directory by default), so every process
     of one deployment (webserver, daemon, run workers) agrees on where data and models live.
     """
-    environ = dict(os.environ if environ is None else environ)
     root = Path.cwd() if root is None else root
-    defaults_path = PACKAGE_CONFIG_DIR / "platform.yaml"
-    data = read_yaml(defaults_path)
-    sources = [str(defaults_path)]
-
-    user_dir = settings_dir or environ.get(SETTINGS_DIR_ENV)
-    if user_dir:
-        user_path = Path(user_dir) / "platform.yaml"
-        if not Path(user_dir).is_dir():
-            raise SettingsError(f"{SETTINGS_DIR_ENV}={user_dir}: not a folder")
-        if user_path.exists():
-            data = deep_merge(data, read_yaml(user_path))
-            sources.append(str(user_path))
-
-    for variable, keys in ENV_OVERRIDES.items():
-        if environ.get(variable):
-            _set_dotted(data, keys, environ[variable])
-            sources.append(f"${variable}")
-
-    try:
-        settings = PlatformSettings.model_validate(data)
-    except ValidationError as error:
-        raise SettingsError(describe_validation_error(" + ".join(sources), error)) from None
-
+    settings = load_layered(
+        "platform.yaml", PlatformSettings, settings_dir, environ, env_overrides=ENV_OVERRIDES
+    )
     return settings.model_copy(
         update={
             "storage": settings.storage.model_copy(
@@ -247,39 +199,6 @@ def load_settings(
             "contract": str(resolve_contract_path(settings.contract, root)),
         }
     )
-
-
-def load_settings_file(
-    file_name: str,
-    model: type[BaseModel],
-    settings_dir: str | os.PathLike[str] | None = None,
-    environ: dict[str, str] | None = None,
-    overlays: list[Path] | None = None,
-    env_overrides: dict[str, tuple[str, ...]] | None = None,
-) -> BaseModel:
-    """A packaged settings file, then `overlays`, then the same file in the user's settings folder,
-    then `env_overrides` (environment variable -> dotted key), validated by `model`; errors name
-    the files, the variables and the dotted key."""
-    environ = dict(os.environ if environ is None else environ)
-    default_path = PACKAGE_CONFIG_DIR / file_name
-    data = read_yaml(default_path)
-    sources = [str(default_path)]
-    for overlay in overlays or []:
-        data = deep_merge(data, read_yaml(overlay))
-        sources.append(str(overlay))
-    user_dir = settings_dir or environ.get(SETTINGS_DIR_ENV)
-    if user_dir and (Path(user_dir) / file_name).exists():
-        user_path = Path(user_dir) / file_name
-        data = deep_merge(data, read_yaml(user_path))
-        sources.append(str(user_path))
-    for variable, keys in (env_overrides or {}).items():
-        if environ.get(variable):
-            _set_dotted(data, keys, environ[variable])
-            sources.append(f"${variable}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise SettingsError(describe_validation_error(" + ".join(sources), error)) from None
 
 
 def resolve_contract_path(name_or_path: str, root: Path | None = None) -> Path:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlplatform.core.yaml_files import describe_yaml_error, parse_yaml
+
 ColumnType = Literal["string", "category", "float", "integer", "boolean", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ColumnType.__args__  # type: ignore[attr-defined]
 
@@ -24,6 +26,9 @@ class ColumnSpec(BaseModel):
     min: float | None = None
     max: float | None = None
     categories: list[Any] | None = None
+    # The categories are listed in their order (grades A1..G5, employment-length bands): the model
+    # gets each value's position in the list, so "B" lies between "A" and "C".
+    ordered: bool = False
     # Whether the column feeds the model as-is (ids and entity keys usually do not).
     feature: bool = True
     description: str | None = None
@@ -40,6 +45,8 @@ class ColumnSpec(BaseModel):
             raise ValueError(f"min ({self.min}) is above max ({self.max})")
         if self.type == "category" and not self.categories:
             raise ValueError("a category column needs its list of categories")
+        if self.ordered and self.type != "category":
+            raise ValueError(f"ordered applies to category columns, not {self.type}")
         return self
 
 
@@ -108,11 +115,13 @@ def parse_contract(data: dict[str, Any], source: str = "<memory>") -> Contract:
 def load_contract(path: str | Path) -> Contract:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_yaml(path.read_text())
     except OSError as error:
         raise ContractError(f"{path}: cannot read dataset contract ({error})") from error
     except yaml.YAMLError as error:
-        raise ContractError(f"{path}: dataset contract is not valid YAML ({error})") from error
+        raise ContractError(
+            f"{path}: dataset contract is not valid YAML ({describe_yaml_error(error)})"
+        ) from error
     if not isinstance(data, dict):
         raise ContractError(f"{path}: dataset contract must be a mapping")
     return parse_contract(data, source=str(path))

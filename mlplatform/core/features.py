@@ -96,6 +96,15 @@ def positive_label_flags(target: pd.Series, positive_label: object) -> pd.Series
     return pd.Series(np.isin(codes, positive_codes).astype("int8"), index=target.index)
 
 
+def ordered_positions(values: pd.Series, order: list[object]) -> pd.Series:
+    """Each value's position in `order` (compared as text, like the positive label); missing
+    values stay missing. Only the distinct values are looked up, not every row."""
+    position = {str(category): float(i) for i, category in enumerate(order)}
+    codes, distinct = pd.factorize(values)
+    lookup = np.array([position.get(str(value), np.nan) for value in distinct] + [np.nan])
+    return pd.Series(lookup[codes], index=values.index, dtype="float64")
+
+
 def build_features(
     validated: pd.DataFrame,
     contract: Contract,
@@ -130,7 +139,9 @@ def build_features(
     for name in contract.feature_columns:
         spec = contract.columns[name]
         values = frame[name]
-        if spec.type in ("string", "category"):
+        if spec.ordered:
+            columns[name] = ordered_positions(values, spec.categories or [])
+        elif spec.type in ("string", "category"):
             columns[name] = (
                 values.astype(object).where(values.notna(), MISSING_CATEGORY).astype(str)
             )

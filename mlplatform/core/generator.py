@@ -35,15 +35,17 @@ CHANNELS = np.array(["pos", "online", "atm"])
 
 @dataclass(frozen=True)
 class GeneratorParams:
-    seed: int = 42
-    rows_per_day: int = 50000
-    customers: int = 20000
-    fraud_rate: float = 0.01
-    null_rate: float = 0.004
-    duplicate_rate: float = 0.002
-    out_of_range_rate: float = 0.001
+    """The generator's dials; their bounds and defaults are the settings' (platform.yaml)."""
+
+    seed: int
+    rows_per_day: int
+    customers: int
+    fraud_rate: float
+    null_rate: float
+    duplicate_rate: float
+    out_of_range_rate: float
     # A deliberate incident, to see the quality gates stop a run (see INCIDENTS).
-    incident: str = "none"
+    incident: str
 
 
 def _rng(seed: int, *parts: object) -> np.random.Generator:
@@ -89,9 +91,7 @@ def _calibrate_intercept(score: np.ndarray, target_rate: float) -> float:
     return (low + high) / 2
 
 
-def generate_transactions(
-    day: dt.date, params: GeneratorParams = GeneratorParams()
-) -> pd.DataFrame:
+def generate_transactions(day: dt.date, params: GeneratorParams) -> pd.DataFrame:
     """All transactions whose event time falls on `day` (UTC), deterministic in (seed, day)."""
     customers = _customers(params)
     rng = _rng(params.seed, "day", day.isoformat())

@@ -3,6 +3,7 @@ fitted on the training split, with the decision threshold chosen on the validati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,17 +14,14 @@ from mlplatform.core.evaluate import choose_threshold, classification_metrics
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN
 from mlplatform.core.validate import DatasetError
 
+# Keyword arguments of the HistGradientBoostingClassifier, as the settings give them (their types,
+# bounds and defaults live there): a new hyperparameter needs no change here. Run config has no
+# null choice, so the value "none" stands for scikit-learn's None.
+Hyperparameters = Mapping[str, Any]
 
-@dataclass(frozen=True)
-class Hyperparameters:
-    max_iter: int = 300
-    learning_rate: float = 0.08
-    max_leaf_nodes: int = 31
-    min_samples_leaf: int = 40
-    l2_regularization: float = 1.0
-    class_weight: str = "balanced"
-    early_stopping: bool = True
-    random_state: int = 7
+
+def estimator_arguments(params: Hyperparameters) -> dict[str, Any]:
+    return {name: None if value == "none" else value for name, value in params.items()}
 
 
 @dataclass
@@ -65,18 +63,10 @@ def build_pipeline(categorical: list[str], numeric: list[str], params: Hyperpara
         verbose_feature_names_out=False,
     )
     classifier = HistGradientBoostingClassifier(
-        max_iter=params.max_iter,
-        learning_rate=params.learning_rate,
-        max_leaf_nodes=params.max_leaf_nodes,
-        min_samples_leaf=params.min_samples_leaf,
-        l2_regularization=params.l2_regularization,
-        class_weight=None if params.class_weight == "none" else params.class_weight,
-        early_stopping=params.early_stopping,
+        **estimator_arguments(params),
         # Early stopping watches a slice of the training split, never the validation split.
         validation_fraction=0.1,
-        n_iter_no_change=20,
         categorical_features=[True] * len(categorical) + [False] * len(numeric),
-        random_state=params.random_state,
     )
     return Pipeline([("encode", encoder), ("classify", classifier)])
 
@@ -92,8 +82,8 @@ def train_model(
     features: pd.DataFrame,
     categorical: list[str],
     numeric: list[str],
-    params: Hyperparameters = Hyperparameters(),
-    threshold_metric: str = "f1",
+    params: Hyperparameters,
+    threshold_metric: str,
 ) -> TrainingResult:
     columns = [*categorical, *numeric]
     sizes = features[SPLIT_COLUMN].value_counts().to_dict()

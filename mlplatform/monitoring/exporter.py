@@ -338,7 +338,7 @@ def _prefixed(values: dict, prefix: str) -> dict[str, float]:
 
 
 class PlatformCollector(Collector):
-    """Reads the instance (and the registry) on every scrape."""
+    """Reads the instance (and the MLflow registry) on every scrape."""
 
     def __init__(
         self,
@@ -395,10 +395,11 @@ class PlatformCollector(Collector):
         yield took
 
 
-def build_registry(collector: PlatformCollector) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry
+def build_collector_registry(collector: PlatformCollector) -> CollectorRegistry:
+    """Prometheus' set of collectors to serve: here only the platform's."""
+    metrics = CollectorRegistry(auto_describe=False)
+    metrics.register(collector)
+    return metrics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -463,11 +464,13 @@ def run(args: argparse.Namespace) -> int:
     if args.once:
         from prometheus_client import generate_latest
 
-        sys.stdout.write(generate_latest(build_registry(collector)).decode())
+        sys.stdout.write(generate_latest(build_collector_registry(collector)).decode())
         instance.dispose()
         return 0
     try:
-        server, _thread = start_http_server(args.port, args.host, build_registry(collector))
+        server, _thread = start_http_server(
+            args.port, args.host, build_collector_registry(collector)
+        )
     except OSError as error:
         where = f"{args.host}:{args.port}"
         print(f"mlplatform exporter: cannot listen on {where}: {error}", file=sys.stderr)

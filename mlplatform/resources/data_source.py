@@ -4,12 +4,13 @@ time."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import Field
 
 from mlplatform.config.active import SETTINGS
+from mlplatform.config.launchpad import launchpad_config
+from mlplatform.config.settings import FileFormat, SourceKind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,48 +18,24 @@ if TYPE_CHECKING:
     from mlplatform.core.contract import Contract
 
 
-_defaults = SETTINGS.data_source.generator
-
-
-class GeneratorConfig(dg.Config):
-    """The synthetic generator's dials; defaults from the settings file, so a run can change one
-    (say `incident`) in the Launchpad without restating the others."""
-
-    seed: int = Field(_defaults.seed, description="Same seed and date give the same rows.")
-    rows_per_day: int = Field(_defaults.rows_per_day, gt=0)
-    customers: int = Field(
-        _defaults.customers, gt=0, description="Size of the customer population."
-    )
-    fraud_rate: float = Field(_defaults.fraud_rate, gt=0, lt=1)
-    null_rate: float = Field(
-        _defaults.null_rate, ge=0, le=1, description="Missing values injected."
-    )
-    duplicate_rate: float = Field(
-        _defaults.duplicate_rate, ge=0, le=1, description="Rows replayed."
-    )
-    out_of_range_rate: float = Field(
-        _defaults.out_of_range_rate, ge=0, le=1, description="Share of impossible values."
-    )
-    incident: str = Field(
-        _defaults.incident,
-        description="Inject an incident (volume_drop, stale, schema_break, bad_rows, null_spike, "
-        "label_shift, label_noise, leak, drift) to see the quality gates stop a run.",
-    )
+# The generator's dials, typed and bounded by the settings model, their defaults from the settings
+# file: a run can change one (say `incident`) in the Launchpad without restating the others.
+GeneratorConfig = launchpad_config("GeneratorConfig", SETTINGS.data_source.generator)
+_source = SETTINGS.data_source
 
 
 class DataSource(dg.ConfigurableResource):
     """Raw transactions for one day: from the synthetic generator or from CSV/Parquet files."""
 
-    kind: Literal["generator", "files"] = "generator"
-    path: str | None = Field(
-        None, description="files: a file, folder or glob; local or an fsspec URL (s3://...)"
-    )
-    file_format: Literal["auto", "csv", "parquet"] = "auto"
+    # Defaults are the settings in effect (the Launchpad shows them), types are the settings'.
+    kind: SourceKind = _source.kind
+    path: str | None = _source.path
+    file_format: FileFormat = _source.file_format
     generator: GeneratorConfig | None = None
 
     def describe(self) -> str:
         if self.kind == "generator":
-            return f"synthetic generator (seed {self.generator.seed if self.generator else 42})"
+            return f"synthetic generator (seed {(self.generator or GeneratorConfig()).seed})"
         return f"files at {self.path}"
 
     def read_day(self, day: dt.date, contract: Contract) -> pd.DataFrame:
@@ -71,8 +48,8 @@ class DataSource(dg.ConfigurableResource):
                     f"'{contract.name}' ({contract.source}); set data_source.kind=files",
                     allow_retries=False,
                 )
-            params = GeneratorParams(**self.generator.model_dump()) if self.generator else None
-            return generate_transactions(day, params or GeneratorParams())
+            dials = self.generator or GeneratorConfig()
+            return generate_transactions(day, GeneratorParams(**dials.model_dump()))
         if not self.path:
             raise dg.Failure(
                 "data_source.path is required when kind is 'files'", allow_retries=False

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import dagster as dg
-from dagster._core.storage.upath_io_manager import UPathIOManager
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +52,7 @@ def write_atomically(path: UPath, write: Callable[[BinaryIO], None]) -> None:
             handle.write(buffer.getbuffer())
 
 
-class _PartitionedFileIOManager(UPathIOManager):
+class _PartitionedFileIOManager(dg.UPathIOManager):
     def __init__(self, base_dir: str, storage_options: dict[str, Any] | None = None):
         from upath import UPath
 

@@ -1,118 +1,335 @@
-"""MLflow tracking through dagster-mlflow, typed, with what it leaves open closed.
+"""MLflow as this platform uses it: one resource that owns the MLflow client, for tracking and for
+the Model Registry.
 
-dagster-mlflow's resource resumes one MLflow run per Dagster run (found by its `dagster_run_id`
-tag) in every step. Its `end_mlflow_on_run_finished` hook ends that run, but only when the last step
-of the job succeeds: assets materialized ad hoc (no hook) or runs stopped by a failed check would
-leave it RUNNING. So this resource also ends the MLflow run when each step releases it, and
-`failing_on_error` marks it FAILED when the step's MLflow work raises. A later step of the same
-Dagster run simply resumes it.
+Tracking: every Dagster run has one MLflow run, tagged with the Dagster run id (`dagster_run_id`,
+as dagster-mlflow tags it). A step opens it with `with mlflow.run():` (the first step starts it, a
+later step of the same Dagster run finds it by that tag and resumes it); the block ends it FINISHED,
+or FAILED when it raises, and a step that releases the resource ends whatever it left open. So no
+MLflow run stays RUNNING after its step, whichever executor ran it, job or ad-hoc materialization.
+
+Registry: one registered model per dataset contract, with aliases `challenger` (the newest
+registered) and `champion` (the one that scores).
+
+MLflow is imported when a method needs it, not when the code location loads (about a second).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterator
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-
-# Public in spirit (the documented base of ConfigurableResource) but not re-exported at top level.
-from dagster._config.pythonic_config import ConfigurableResourceFactory
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
-    from dagster_mlflow.resources import MlFlow
+    import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.model import ModelInfo
+    from mlflow.tracking import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
 
 
-def ensure_experiment(name: str, artifact_location: str) -> str:
-    """The experiment's id, creating it with an explicit artifact location (MLflow would otherwise
-    put artifacts under ./mlruns of whatever the working directory happens to be)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+@dataclass(frozen=True)
+class ChampionScore:
+    """The champion's metrics on a features table's test split, and how they were obtained."""
 
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return mlflow.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:
-        # Another process created it in the meantime.
-        return mlflow.get_experiment_by_name(name).experiment_id  # type: ignore[union-attr]
+    version: str | None  # None: there is no champion
+    metrics: dict[str, float] | None  # None: not scored (`basis` says why)
+    basis: str
+
+    def metric(self, name: str) -> float | None:
+        return None if self.metrics is None else self.metrics[name]
+
+    def as_record(self) -> dict[str, Any]:
+        return {"version": self.version, "test_metrics": self.metrics, "basis": self.basis}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ChampionScore:
+        return cls(record["version"], record["test_metrics"], record["basis"])
 
 
-class MlflowTracking(ConfigurableResourceFactory["MlFlow"]):
-    """dagster-mlflow's `mlflow_tracking`: the MLflow API, with the active run being the one that
-    belongs to this Dagster run."""
+class MlflowResource(dg.ConfigurableResource):
+    """The MLflow tracking server and Model Registry of this platform, through its own client."""
 
-    experiment_name: str = Field(description="MLflow experiment for training runs.")
     tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///..., http://...).")
     registry_uri: str | None = Field(
         None, description="Model registry URI; the tracking URI if unset."
     )
     artifact_location: str = Field(description="Where a new experiment stores its artifacts.")
+    experiment_name: str = Field(description="MLflow experiment for training runs.")
+    registered_model_name: str | None = Field(
+        None, description="Registered model name; `<contract>_classifier` if unset."
+    )
     extra_tags: dict[str, str] = Field(
         default_factory=dict, description="Tags on every MLflow run."
     )
 
-    def create_resource(self, context: dg.InitResourceContext) -> MlFlow:
-        import mlflow
-        from dagster_mlflow.resources import MlFlow
+    _client: Any = PrivateAttr(default=None)
+    _experiment_id: str | None = PrivateAttr(default=None)
+    _dagster_run_id: str | None = PrivateAttr(default=None)
+    _run_name: str = PrivateAttr(default="adhoc")
+    _log: Any = PrivateAttr(default=None)
+    _open_run_id: str | None = PrivateAttr(default=None)
 
+    # Lifecycle -----------------------------------------------------------------------------------
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        import mlflow
+
+        # MLflow's fluent API (log_model, register_model) reads the process-wide URIs: set them
+        # to this resource's own. Setting one also exports it (MLFLOW_TRACKING_URI...) to this
+        # process's environment, where the settings read it: the registry URI only when it is
+        # configured (unset, MLflow's registry is the tracking URI).
         mlflow.set_tracking_uri(self.tracking_uri)
         if self.registry_uri:
             mlflow.set_registry_uri(self.registry_uri)
-        ensure_experiment(self.experiment_name, self.artifact_location)
-        view = SimpleNamespace(
-            log=context.log,
-            dagster_run=context.dagster_run or SimpleNamespace(job_name="adhoc"),
-            run_id=context.run_id,
-            resource_config={
-                "experiment_name": self.experiment_name,
-                "mlflow_tracking_uri": self.tracking_uri,
-                "parent_run_id": None,
-                "mlflow_run_id": None,
-                "env": {},
-                "env_to_tag": None,
-                "extra_tags": dict(self.extra_tags),
-            },
-        )
-        return MlFlow(view)
+        self._client = None
+        self._experiment_id = None
+        self._open_run_id = None
+        self._dagster_run_id = context.run_id
+        self._run_name = context.dagster_run.job_name if context.dagster_run else "adhoc"
+        self._log = context.log
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # Whatever the step left open (a block it never left, say) ends with the step.
+        if self._open_run_id is not None:
+            self._end_run("FINISHED")
+
+    @property
+    def effective_registry_uri(self) -> str:
+        return self.registry_uri or self.tracking_uri
+
+    @property
+    def client(self) -> MlflowClient:
+        """An MlflowClient on this resource's tracking and registry URIs."""
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.effective_registry_uri
+            )
+        return self._client
+
+    # Tracking ------------------------------------------------------------------------------------
+
+    @property
+    def experiment_id(self) -> str:
+        """The experiment's id, creating it with an explicit artifact location (MLflow would
+        otherwise put artifacts under ./mlruns of whatever the working directory happens to be)."""
+        if self._experiment_id is None:
+            from mlflow.exceptions import MlflowException
+
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is not None:
+                self._experiment_id = experiment.experiment_id
+            else:
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment_name, artifact_location=self.artifact_location
+                    )
+                except MlflowException:
+                    # Another process created it in the meantime.
+                    experiment = self.client.get_experiment_by_name(self.experiment_name)
+                    if experiment is None:
+                        raise
+                    self._experiment_id = experiment.experiment_id
+        return self._experiment_id
 
     @contextlib.contextmanager
-    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[MlFlow]:
+    def run(self) -> Iterator[str]:
+        """This Dagster run's MLflow run, active for MLflow's fluent API inside the block (its id
+        is yielded): resumed when an earlier step started it, started otherwise. Ended FINISHED
+        after the block, FAILED if the block raises."""
         import mlflow
 
+        if self._open_run_id is not None:  # already open in this step: the outer block ends it
+            yield self._open_run_id
+            return
+        if self._dagster_run_id is None:
+            raise RuntimeError("an MLflow run belongs to a Dagster run: open it inside a step")
+        existing = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.dagster_run_id = '{self._dagster_run_id}'",
+            max_results=1,
+        )
+        if existing:
+            run = mlflow.start_run(run_id=existing[0].info.run_id)
+        else:
+            run = mlflow.start_run(
+                experiment_id=self.experiment_id,
+                run_name=self._run_name,
+                tags={"dagster_run_id": self._dagster_run_id, **self.extra_tags},
+            )
+            if self._log is not None:
+                self._log.info(
+                    f"Started MLflow run {run.info.run_id} in experiment {self.experiment_name}"
+                )
+        self._open_run_id = run.info.run_id
         try:
-            yield self.create_resource(context)
-        finally:
-            if mlflow.active_run() is not None:
-                mlflow.end_run()
+            yield self._open_run_id
+        except BaseException:
+            self._end_run("FAILED")
+            raise
+        self._end_run("FINISHED")
 
+    def _end_run(self, status: str) -> None:
+        import mlflow
 
-@contextlib.contextmanager
-def failing_on_error(tracking: Any) -> Iterator[None]:
-    """Mark this Dagster run's MLflow run FAILED if the block raises."""
-    try:
-        yield
-    except BaseException:
-        tracking.end_run(status="FAILED")
-        raise
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == self._open_run_id:
+            mlflow.end_run(status=status)
+        elif self._open_run_id is not None:
+            self.client.set_terminated(self._open_run_id, status=status)
+        self._open_run_id = None
 
+    @property
+    def active_run_id(self) -> str:
+        if self._open_run_id is None:
+            raise RuntimeError("no MLflow run is open: use `with mlflow.run():`")
+        return self._open_run_id
 
-def _end_mlflow_on_run_finished(context: dg.HookContext, event_list: list) -> Any:
-    from dagster_mlflow.hooks import end_mlflow_on_run_finished as upstream
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
 
-    return upstream.hook_fn(context, event_list)
+        self.client.log_batch(self.active_run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
 
-# dagster-mlflow's hook of the same name, imported when it runs rather than when the code location
-# loads (importing dagster_mlflow pulls in all of MLflow, about a second on every process start).
-end_mlflow_on_run_finished = dg.HookDefinition(
-    name="end_mlflow_on_run_finished",
-    hook_fn=_end_mlflow_on_run_finished,
-    required_resource_keys={"mlflow"},
-)
+        self.client.log_batch(
+            self.active_run_id, params=[Param(k, str(v)) for k, v in params.items()]
+        )
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.active_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        )
+
+    def log_sklearn_model(self, model: Any, **arguments: Any) -> ModelInfo:
+        """`mlflow.sklearn.log_model` into the open run."""
+        import mlflow.sklearn
+
+        if mlflow.active_run() is None or self._open_run_id is None:
+            raise RuntimeError("no MLflow run is open: use `with mlflow.run():`")
+        return mlflow.sklearn.log_model(model, **arguments)
+
+    # Registry ------------------------------------------------------------------------------------
+
+    def model_name_for(self, contract_name: str) -> str:
+        """The registered model of a dataset contract."""
+        return self.registered_model_name or f"{contract_name}_classifier"
+
+    def current_champion(self, model_name: str) -> ModelVersion | None:
+        """The model version holding `champion`, or None when there is none (or no model yet)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(model_name, CHAMPION)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def register_version(
+        self, model_uri: str, model_name: str, tags: dict[str, str]
+    ) -> ModelVersion:
+        """A new version of `model_name` (created if need be) for a logged model."""
+        import mlflow
+
+        # mlflow.register_model resolves a logged model's `models:/m-...` URI to its source and
+        # run; it reads the process-wide URIs, which setup_for_execution set to this resource's.
+        return mlflow.register_model(model_uri, model_name, tags=tags)
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(model_name, alias, version)
+
+    def _model_version_of(self, model_uri: str) -> ModelVersion:
+        """The version a `models:/<name>/<version>` or `models:/<name>@<alias>` URI names."""
+        reference = model_uri.removeprefix("models:/")
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            return self.client.get_model_version_by_alias(name, alias)
+        name, version = reference.rsplit("/", 1)
+        return self.client.get_model_version(name, version)
+
+    def _download(self, model_uri: str, into: str, path: str = "") -> str:
+        """A registered model's files (or the one at `path` in it), downloaded into `into`.
+        Resolved through this resource's own registry: MLflow's own `models:/` resolution reads
+        the process-wide registry URI whatever it is given."""
+        import mlflow.artifacts
+
+        version = self._model_version_of(model_uri)
+        location = self.client.get_model_version_download_uri(version.name, version.version)
+        return mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location.rstrip('/')}/{path}" if path else location,
+            dst_path=into,
+            tracking_uri=self.tracking_uri,
+        )
+
+    def model_input_columns(self, model_uri: str) -> list[str]:
+        """The input column names recorded in a registered model's signature."""
+        from mlflow.models import Model
+
+        with tempfile.TemporaryDirectory() as folder:
+            model = Model.load(self._download(model_uri, folder, "MLmodel"))
+        if model.signature is None:
+            raise ValueError(f"{model_uri} has no signature; cannot tell its input columns")
+        return list(model.signature.inputs.input_names())
+
+    def load_sklearn_model(self, model_uri: str) -> Any:
+        """Load a scikit-learn model from this platform's registry.
+
+        MLflow refuses to deserialize models unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true;
+        the models here were all written by `trained_model`, so it defaults to true for this
+        platform (an operator who sets it to false keeps that choice).
+        """
+        import mlflow.sklearn
+
+        os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+        with tempfile.TemporaryDirectory() as folder:
+            return mlflow.sklearn.load_model(self._download(model_uri, folder))
+
+    def metrics_on_test_split(
+        self, model_uri: str, features: pd.DataFrame, threshold: float
+    ) -> tuple[dict[str, float] | None, str]:
+        """The model's metrics on this features table's test split, or None with the reason it
+        cannot score it (its inputs are not all among the features)."""
+        from mlplatform.core.evaluate import classification_metrics
+        from mlplatform.core.train import split_xy
+
+        columns = self.model_input_columns(model_uri)
+        missing = [c for c in columns if c not in features.columns]
+        if missing:
+            return None, f"{model_uri} needs columns the features lack: {missing}"
+        model = self.load_sklearn_model(model_uri)
+        x_test, y_test = split_xy(features, "test", columns)
+        scores = model.predict_proba(x_test)[:, 1]
+        return classification_metrics(y_test, scores, threshold), model_uri
+
+    def score_champion(self, model_name: str, features: pd.DataFrame) -> ChampionScore:
+        """The champion's metrics on this features table's test split (at its own threshold)."""
+        champion = self.current_champion(model_name)
+        if champion is None:
+            return ChampionScore(None, None, "no champion yet")
+        threshold = float(champion.tags.get("decision_threshold", 0.5))
+        metrics, basis = self.metrics_on_test_split(
+            f"models:/{model_name}/{champion.version}", features, threshold
+        )
+        version = str(champion.version)
+        if metrics is None:
+            return ChampionScore(version, None, basis)
+        return ChampionScore(version, metrics, f"champion v{version} on the new test split")
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> dg.MetadataValue:

@@ -33,10 +33,10 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         from mlplatform.core import quality
         from mlplatform.core.contract import load_contract
         from mlplatform.core.features import build_features, model_columns
-        from mlplatform.core.generator import GeneratorParams, generate_transactions
         from mlplatform.core.score import score_rows
         from mlplatform.core.train import train_model
         from mlplatform.core.validate import validate
+        from mlplatform_tests.packaged import generated_day, hyperparameters, threshold_metric
 
     contract = load_contract(resolve_contract_path("card_transactions"))
     gates = gates_for(contract.name)
@@ -46,7 +46,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         failed.extend(name for name, outcome in outcomes.items() if not outcome.passed)
 
     with timed("raw_transactions"):
-        raw = generate_transactions(day, GeneratorParams(seed=seed, rows_per_day=rows))
+        raw = generated_day(day, seed=seed, rows_per_day=rows)
     raw_rows = len(raw)
     with timed("raw_transactions_checks"):
         day_end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
@@ -70,7 +70,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         gated(quality.features_gates(table, contract, gates.features, day.isoformat()))
     categorical, numeric = model_columns(table, contract)
     with timed("trained_model"):
-        result = train_model(table, categorical, numeric)
+        result = train_model(table, categorical, numeric, hyperparameters(), threshold_metric())
     with timed("trained_model_checks"):
         gated(quality.trained_model_gates(result.test_metrics, None, gates.trained_model))
     with timed("batch_scores"):

@@ -1,6 +1,7 @@
-"""The protocol's gates, evaluated from the live system: gate 1 on the platform's own Definitions
-(a new asset without a description, owner, retry policy or declared needs fails CI with its name),
-gate 2 on real runs in a temporary instance, gate 3 on monitoring files present or not."""
+"""The protocol's acceptance checklists, evaluated from the live system: checklist 1 on the
+platform's own Definitions (a new asset without a description, owner, retry policy or declared
+needs fails CI with its name), checklist 2 on real runs in a temporary instance, checklist 3 on
+monitoring files present or not."""
 
 import json
 from pathlib import Path
@@ -9,15 +10,15 @@ import dagster as dg
 import pytest
 
 from mlplatform.definitions import defs
-from mlplatform.protocol import (
-    gate_one,
-    gate_three,
-    gate_two,
+from mlplatform.reporting.acceptance import (
+    checklist_one,
+    checklist_three,
+    checklist_two,
     pipeline_definition_findings,
     step_needs,
 )
 
-# What gate one asks of an asset besides a description: for assets meant to fail on one thing.
+# What checklist one asks of an asset besides a description: for assets meant to fail on one thing.
 WELL_FORMED = {
     "owners": ["team:ml-platform"],
     "retry_policy": dg.RetryPolicy(max_retries=1),
@@ -30,9 +31,9 @@ WELL_FORMED = {
 }
 
 
-def test_every_asset_passes_gate_one():
+def test_every_asset_passes_checklist_one():
     assert [str(f) for f in pipeline_definition_findings(defs)] == []
-    assert gate_one(defs).status == "passed"
+    assert checklist_one(defs).status == "passed"
 
 
 def test_a_careless_asset_is_named():
@@ -50,9 +51,9 @@ def test_a_careless_asset_is_named():
         "careless: no kinds (what its step runs on)",
     } <= findings
     assert not any(f.startswith("raw_transactions") for f in findings)
-    gate = gate_one(extended)
-    assert gate.status == "failed"
-    failed = {item.name: item.detail for item in gate.items if item.status == "failed"}
+    checklist = checklist_one(extended)
+    assert checklist.status == "failed"
+    failed = {item.name: item.detail for item in checklist.items if item.status == "failed"}
     assert "careless: no retry policy" in failed["every asset has a retry policy"]
     assert "every asset has a description" in failed
     assert "no cycles" not in failed
@@ -86,9 +87,9 @@ def test_resource_needs_must_be_provided():
     (finding,) = pipeline_definition_findings(extended)
     assert finding.asset == "(definitions)" and finding.problem.startswith("do not load")
     assert "'feature_store' required by op 'needy' was not provided" in finding.problem
-    gate = gate_one(extended)
-    assert gate.status == "failed"
-    assert [i.name for i in gate.items if i.status == "failed"] == [
+    checklist = checklist_one(extended)
+    assert checklist.status == "failed"
+    assert [i.name for i in checklist.items if i.status == "failed"] == [
         "the definitions load (every resource and IO manager provided)"
     ]
 
@@ -107,7 +108,7 @@ def test_step_needs_name_resources_pool_and_compute():
     assert "data_source" in needs["raw_transactions"].resources
 
 
-# Gate 2: real runs of tiny jobs in a temporary instance.
+# Checklist 2: real runs of tiny jobs in a temporary instance.
 
 
 @dg.op
@@ -146,11 +147,11 @@ def never_run_job():
     succeeds()
 
 
-def item_statuses(gate) -> dict[str, str]:
-    return {item.name: item.status for item in gate.items}
+def item_statuses(checklist) -> dict[str, str]:
+    return {item.name: item.status for item in checklist.items}
 
 
-def test_gate_two_reads_the_last_run_of_every_job():
+def test_checklist_two_reads_the_last_run_of_every_job():
     small = dg.Definitions(jobs=[good_job, bad_job, over_budget_job, never_run_job])
     with dg.instance_for_test() as instance:
         # An earlier failure of good_job does not count: only its last run does.
@@ -158,9 +159,9 @@ def test_gate_two_reads_the_last_run_of_every_job():
         assert good_job.execute_in_process(instance=instance).success
         assert not bad_job.execute_in_process(instance=instance, raise_on_error=False).success
         over_budget_job.execute_in_process(instance=instance)
-        gate = gate_two(instance, small, max_runtime_seconds=3600)
+        checklist = checklist_two(instance, small, max_runtime_seconds=3600)
 
-    statuses = item_statuses(gate)
+    statuses = item_statuses(checklist)
     assert statuses["good_job: last run succeeded"] == "passed"
     assert statuses["good_job: all steps done"] == "passed"
     assert statuses["good_job: within the time budget"] == "passed"
@@ -169,21 +170,21 @@ def test_gate_two_reads_the_last_run_of_every_job():
     assert statuses["over_budget_job: last run succeeded"] == "passed"
     assert statuses["over_budget_job: within the time budget"] == "failed"
     assert statuses["never_run_job: last run"] == "missing"
-    assert gate.status == "failed"
-    details = {item.name: item.detail for item in gate.items}
+    assert checklist.status == "failed"
+    details = {item.name: item.detail for item in checklist.items}
     assert "not done: fails" in details["bad_job: all steps done"]
     assert details["good_job: all steps done"] == "2/2 steps succeeded"
 
 
-def test_gate_two_passes_only_with_evidence():
+def test_checklist_two_passes_only_with_evidence():
     small = dg.Definitions(jobs=[good_job])
     with dg.instance_for_test() as instance:
-        assert gate_two(instance, small, max_runtime_seconds=3600).status == "incomplete"
+        assert checklist_two(instance, small, max_runtime_seconds=3600).status == "incomplete"
         good_job.execute_in_process(instance=instance)
-        assert gate_two(instance, small, max_runtime_seconds=3600).status == "passed"
+        assert checklist_two(instance, small, max_runtime_seconds=3600).status == "passed"
 
 
-# Gate 3: monitoring files present, absent or broken.
+# Checklist 3: monitoring files present, absent or broken.
 
 
 def write_monitoring(folder: Path, dashboard: str) -> None:
@@ -198,13 +199,13 @@ def write_monitoring(folder: Path, dashboard: str) -> None:
     (folder / "grafana" / "dashboard.json").write_text(dashboard)
 
 
-def test_gate_three_with_every_monitoring_part(tmp_path):
+def test_checklist_three_with_every_monitoring_part(tmp_path):
     write_monitoring(tmp_path, json.dumps({"title": "runs", "panels": [{"type": "timeseries"}]}))
     with dg.instance_for_test() as instance:
-        gate = gate_three(
+        checklist = checklist_three(
             instance, defs, tmp_path, environ={"MLPLATFORM_ALERT_WEBHOOK_URL": "http://x"}
         )
-    assert item_statuses(gate) == {
+    assert item_statuses(checklist) == {
         "metrics: exporter": "passed",
         "metrics: Prometheus scrape config": "passed",
         "logging: structured (JSON) logs": "passed",
@@ -216,13 +217,13 @@ def test_gate_three_with_every_monitoring_part(tmp_path):
         "history: runs kept": "passed",
         "history: run-history report": "passed",
     }
-    assert gate.status == "passed"
+    assert checklist.status == "passed"
 
 
-def test_gate_three_reports_absent_files_as_missing(tmp_path):
+def test_checklist_three_reports_absent_files_as_missing(tmp_path):
     with dg.instance_for_test() as instance:
-        gate = gate_three(instance, defs, tmp_path / "nothing_here", environ={})
-    statuses = item_statuses(gate)
+        checklist = checklist_three(instance, defs, tmp_path / "nothing_here", environ={})
+    statuses = item_statuses(checklist)
     for name in (
         "metrics: Prometheus scrape config",
         "alerts: alert rules",
@@ -231,39 +232,41 @@ def test_gate_three_reports_absent_files_as_missing(tmp_path):
     ):
         assert statuses[name] == "missing", name
     assert "failed" not in statuses.values()
-    assert gate.status == "incomplete"
+    assert checklist.status == "incomplete"
 
 
-def test_gate_three_fails_a_broken_dashboard(tmp_path):
+def test_checklist_three_fails_a_broken_dashboard(tmp_path):
     write_monitoring(tmp_path, "{not json")
     with dg.instance_for_test() as instance:
-        gate = gate_three(instance, defs, tmp_path, environ={})
-    assert item_statuses(gate)["dashboard: Grafana dashboard"] == "failed"
-    assert gate.status == "failed"
+        checklist = checklist_three(instance, defs, tmp_path, environ={})
+    assert item_statuses(checklist)["dashboard: Grafana dashboard"] == "failed"
+    assert checklist.status == "failed"
 
 
 @pytest.mark.parametrize("status", ["passed", "failed", "incomplete"])
-def test_gate_markdown_names_its_status(status):
-    from mlplatform.protocol import GateResult, Item
+def test_checklist_markdown_names_its_status(status):
+    from mlplatform.reporting.acceptance import ChecklistResult, Item
 
     items = {
         "passed": [Item("a", "passed")],
         "failed": [Item("a", "passed"), Item("b", "failed", "x|y")],
         "incomplete": [Item("a", "passed"), Item("b", "missing")],
     }[status]
-    gate = GateResult(2, "execution", items)
-    assert gate.status == status
-    assert f"— **{status}**" in gate.to_markdown()
-    assert "x\\|y" in gate.to_markdown() or status != "failed"
+    checklist = ChecklistResult(2, "execution", items)
+    assert checklist.status == status
+    assert f"— **{status}**" in checklist.to_markdown()
+    assert "x\\|y" in checklist.to_markdown() or status != "failed"
 
 
-def test_mlplatform_gates_command(tmp_path, monkeypatch, capsys):
+def test_mlplatform_acceptance_command(tmp_path, monkeypatch, capsys):
     from mlplatform.cli import main
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    assert main(["gates"]) == 2
+    assert main(["acceptance"]) == 2
     assert "DAGSTER_HOME" in capsys.readouterr().err
-    # A fresh instance: nothing failed, execution has no evidence yet (exit 0, gate incomplete).
-    assert main(["gates", "--json", "--dagster-home", str(tmp_path)]) == 0
-    gates = json.loads(capsys.readouterr().out)
-    assert [(g["gate"], g["status"]) for g in gates][:2] == [(1, "passed"), (2, "incomplete")]
+    # A fresh instance: nothing failed, execution has no evidence yet (exit 0, checklist 2
+    # incomplete).
+    assert main(["acceptance", "--json", "--dagster-home", str(tmp_path)]) == 0
+    checklists = json.loads(capsys.readouterr().out)
+    statuses = [(c["checklist"], c["status"]) for c in checklists]
+    assert statuses[:2] == [(1, "passed"), (2, "incomplete")]

@@ -11,8 +11,9 @@ OUT_DIR/
   diagrams/            pipeline and dependency diagrams (PNG, SVG, DOT), drawn from the Definitions
   monitoring/          Grafana dashboard, Prometheus scrape config and alert rules, and the metric
                        definitions as the exporter serves them now
-  reports/             orchestration_report.md (gate results and run history), gates.json,
-                       pipeline_test_results.json (from the last pytest run's JUnit XML)
+  reports/             orchestration_report.md (acceptance checklists and run history),
+                       acceptance.json, pipeline_test_results.json (from the last pytest run's
+                       JUnit XML)
 ```
 
 Nothing is made up: a part that cannot be produced is listed as missing with the reason.
@@ -32,8 +33,9 @@ from typing import Any
 import dagster as dg
 
 from mlplatform.cli import add_instance_argument, open_instance_for
+from mlplatform.monitoring.report import build_report
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_TEST_RESULTS = Path("test-artifacts/junit.xml")
 # A password inside a URL (postgresql+psycopg2://user:secret@host/db) never leaves the machine.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
@@ -166,62 +168,42 @@ def read_test_results(junit_path: Path) -> dict[str, Any]:
 
 
 def metric_definitions(instance: dg.DagsterInstance) -> tuple[str, list[dict[str, str]]]:
-    """One scrape of the exporter's collector against this instance (the registry is left out:
-    its metrics appear once a model is registered), and the families it served."""
+    """One scrape of the exporter's collector against this instance (the MLflow registry is left
+    out: its metrics appear once a model is registered), and the families it served."""
     from prometheus_client import generate_latest
 
-    from mlplatform.monitoring.exporter import PlatformCollector, build_registry
+    from mlplatform.monitoring.exporter import PlatformCollector, build_collector_registry
     from mlplatform.monitoring.instance_reader import InstanceHistory
 
-    registry = build_registry(PlatformCollector(InstanceHistory(instance)))
+    metrics = build_collector_registry(PlatformCollector(InstanceHistory(instance)))
     families = [
         {"name": family.name, "type": family.type, "help": family.documentation}
-        for family in registry.collect()
+        for family in metrics.collect()
     ]
-    return generate_latest(registry).decode(), families
+    return generate_latest(metrics).decode(), families
 
 
 def run_history_markdown(instance: dg.DagsterInstance) -> str:
-    try:
-        from mlplatform.monitoring.report import build_report
-    except ImportError:
-        build_report = None
-    if build_report is not None:
-        # One heading level down: it is a section of the orchestration report.
-        markdown = build_report(instance).to_markdown()
-        return re.sub(r"^#", "##", markdown, flags=re.MULTILINE)
-    # Without the monitoring package: the recent runs, as the instance has them.
-    records = instance.get_run_records(limit=30)
-    lines = ["| run | job | partition | status | seconds |", "| --- | --- | --- | --- | --- |"]
-    for record in records:
-        run = record.dagster_run
-        seconds = (
-            f"{record.end_time - record.start_time:.0f}"
-            if record.end_time and record.start_time
-            else ""
-        )
-        lines.append(
-            f"| {run.run_id[:8]} | {run.job_name} | {run.tags.get('dagster/partition', '')} "
-            f"| {run.status.value} | {seconds} |"
-        )
-    return "\n".join(lines)
+    # One heading level down: it is a section of the orchestration report.
+    markdown = build_report(instance).to_markdown()
+    return re.sub(r"^#", "##", markdown, flags=re.MULTILINE)
 
 
-def orchestration_report(gates: list, history: str, instance_dir: str, now: str) -> str:
-    summary = ", ".join(f"gate {g.number} {g.status}" for g in gates)
+def orchestration_report(checklists: list, history: str, instance_dir: str, now: str) -> str:
+    summary = ", ".join(f"checklist {c.number} {c.status}" for c in checklists)
     return "\n".join(
         [
             "# Orchestration report",
             "",
             f"Generated {now} from the Dagster instance in `{instance_dir}`: {summary}.",
             "",
-            "A gate is *passed* when every item passed, *failed* when one failed, and "
+            "A checklist is *passed* when every item passed, *failed* when one failed, and "
             "*incomplete* when an item has no evidence yet (a job that never ran, a file "
             "not written): incomplete is not passed.",
             "",
-            "## Gates",
+            "## Acceptance checklists",
             "",
-            *(g.to_markdown() + "\n" for g in gates),
+            *(c.to_markdown() + "\n" for c in checklists),
             "## Run history",
             "",
             history,
@@ -236,8 +218,8 @@ def write_evidence(
     defs: dg.Definitions | None = None,
     junit_path: Path = DEFAULT_TEST_RESULTS,
 ) -> list[Part]:
-    from mlplatform import diagram, protocol
     from mlplatform.config.active import ERROR_HANDLING, ORCHESTRATION, SETTINGS
+    from mlplatform.reporting import acceptance, diagram
 
     if defs is None:
         from mlplatform.definitions import defs
@@ -247,7 +229,7 @@ def write_evidence(
 
     # dags/
     described = diagram.describe_graph(defs)
-    described["step_needs"] = [asdict(n) for n in protocol.step_needs(defs)]
+    described["step_needs"] = [asdict(n) for n in acceptance.step_needs(defs)]
     package.write_json("dags/asset_graph.json", described, "assets, checks, jobs, triggers")
     package.attempt(
         "dags/source_location.json",
@@ -258,13 +240,13 @@ def write_evidence(
     package.write_json("config/orchestration.json", ORCHESTRATION.model_dump(mode="json"))
     package.write_json("config/error_handling.json", ERROR_HANDLING.model_dump(mode="json"))
     package.write_json("config/platform.json", redact(SETTINGS.model_dump(mode="json")))
-    monitoring_dir = protocol.MONITORING_DIR
+    monitoring_dir = acceptance.MONITORING_DIR
     package.write_json(
         "config/monitoring.json",
         {
-            "prometheus_scrape_config": str(monitoring_dir / protocol.SCRAPE_CONFIG),
-            "alert_rules": str(monitoring_dir / protocol.ALERT_RULES),
-            "dashboard": str(monitoring_dir / protocol.DASHBOARD),
+            "prometheus_scrape_config": str(monitoring_dir / acceptance.SCRAPE_CONFIG),
+            "alert_rules": str(monitoring_dir / acceptance.ALERT_RULES),
+            "dashboard": str(monitoring_dir / acceptance.DASHBOARD),
             "loggers": sorted(defs.loggers or {}),
             "sensors": sorted(s.name for s in defs.sensors or []),
             "alerts": ORCHESTRATION.alerts.model_dump(mode="json"),
@@ -293,9 +275,9 @@ def write_evidence(
     package.attempt("diagrams/", draw)
 
     # monitoring/
-    package.copy("monitoring/dashboard.json", monitoring_dir / protocol.DASHBOARD)
-    package.copy("monitoring/prometheus.yml", monitoring_dir / protocol.SCRAPE_CONFIG)
-    package.copy("monitoring/alert_rules.yml", monitoring_dir / protocol.ALERT_RULES)
+    package.copy("monitoring/dashboard.json", monitoring_dir / acceptance.DASHBOARD)
+    package.copy("monitoring/prometheus.yml", monitoring_dir / acceptance.SCRAPE_CONFIG)
+    package.copy("monitoring/alert_rules.yml", monitoring_dir / acceptance.ALERT_RULES)
 
     def metrics() -> None:
         scrape, families = metric_definitions(instance)
@@ -305,8 +287,8 @@ def write_evidence(
     package.attempt("monitoring/metric_definitions.json", metrics)
 
     # reports/
-    gates = protocol.evaluate_gates(instance, defs)
-    package.write_json("reports/gates.json", [g.to_dict() for g in gates])
+    checklists = acceptance.evaluate_checklists(instance, defs)
+    package.write_json("reports/acceptance.json", [c.to_dict() for c in checklists])
     try:
         history = run_history_markdown(instance)
     except Exception as error:
@@ -314,7 +296,7 @@ def write_evidence(
         package.missing("reports/orchestration_report.md#run-history", history)
     package.write_text(
         "reports/orchestration_report.md",
-        orchestration_report(gates, history, str(instance.root_directory), now),
+        orchestration_report(checklists, history, str(instance.root_directory), now),
     )
     if junit_path.exists():
         package.attempt(
@@ -332,11 +314,11 @@ def write_evidence(
     package.write_json(
         "manifest.json", {"generated": now, "parts": [asdict(p) for p in package.parts]}
     )
-    package.write_text("README.md", _index(package.parts, gates, now))
+    package.write_text("README.md", _index(package.parts, checklists, now))
     return package.parts
 
 
-def _index(parts: list[Part], gates: list, now: str) -> str:
+def _index(parts: list[Part], checklists: list, now: str) -> str:
     present = [p for p in parts if p.status == "present"]
     missing = [p for p in parts if p.status == "missing"]
     lines = [
@@ -344,7 +326,9 @@ def _index(parts: list[Part], gates: list, now: str) -> str:
         "",
         f"Generated {now} by `mlplatform evidence` from the live system.",
         "",
-        "Gates: " + ", ".join(f"{g.number} ({g.title}) **{g.status}**" for g in gates) + "; "
+        "Acceptance checklists: "
+        + ", ".join(f"{c.number} ({c.title}) **{c.status}**" for c in checklists)
+        + "; "
         "details in `reports/orchestration_report.md`.",
         "",
         "## Present",

@@ -1,18 +1,20 @@
-"""The protocol's three gate checklists, evaluated from the live system, never asserted by hand.
+"""The protocol's three acceptance checklists, evaluated from the live system, never asserted by
+hand. (Not the quality gates: those are asset checks on the data and the model.)
 
-- Gate 1, pipeline definition, from the `Definitions`: every asset has a description, an owner, a
-  retry policy, inputs that exist and an output that is stored, and declares its resource needs
-  (the Dagster resources it uses, all provided, and the compute its step requests: the
+- Checklist 1, pipeline definition, from the `Definitions`: every asset has a description, an
+  owner, a retry policy, inputs that exist and an output that is stored, and declares its resource
+  needs (the Dagster resources it uses, all provided, and the compute its step requests: the
   `dagster-k8s/config` op tag, and its kinds); no cycles.
-- Gate 2, execution, from the Dagster instance: the last finished run of every job succeeded, ran
-  every step of its plan, and stayed within the time budget (`max_runtime_seconds`).
-- Gate 3, monitoring, from the settings and files in effect: metrics (exporter and scrape config),
-  structured logging and kept step logs, alert rules and alert delivery, a dashboard, run history.
+- Checklist 2, execution, from the Dagster instance: the last finished run of every job succeeded,
+  ran every step of its plan, and stayed within the time budget (`max_runtime_seconds`).
+- Checklist 3, monitoring, from the settings and files in effect: metrics (exporter and scrape
+  config), structured logging and kept step logs, alert rules and alert delivery, a dashboard, run
+  history.
 
 Every checklist item is `passed`, `failed` or `missing` (no evidence either way, e.g. a job that
 never ran or a file not written yet): missing is reported as missing, never as passed.
 
-`mlplatform gates` prints the three gates (exit 1 when one failed).
+`mlplatform acceptance` prints the three checklists (exit 1 when one failed).
 """
 
 import argparse
@@ -28,7 +30,8 @@ import dagster as dg
 from mlplatform.cli import add_instance_argument, open_instance_for
 
 Status = Literal["passed", "failed", "missing"]
-PACKAGE_DIR = Path(__file__).parent
+# The mlplatform package, one folder up.
+PACKAGE_DIR = Path(__file__).parents[1]
 MONITORING_DIR = PACKAGE_DIR / "monitoring"
 # Where issue 6's monitoring configuration lives, relative to MONITORING_DIR.
 SCRAPE_CONFIG = Path("prometheus/prometheus.yml")
@@ -42,7 +45,7 @@ COMPUTE_TAG = "dagster-k8s/config"
 class Finding:
     asset: str
     problem: str
-    # The gate 1 checklist item the problem breaks (see GATE_ONE_ITEMS).
+    # The checklist 1 item the problem breaks (see CHECKLIST_ONE_ITEMS).
     item: str = "definition"
 
     def __str__(self) -> str:
@@ -57,7 +60,7 @@ class Item:
 
 
 @dataclass(frozen=True)
-class GateResult:
+class ChecklistResult:
     number: int
     title: str
     items: list[Item] = field(default_factory=list)
@@ -73,7 +76,7 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "gate": self.number,
+            "checklist": self.number,
             "title": self.title,
             "status": self.status,
             "items": [asdict(item) for item in self.items],
@@ -81,7 +84,7 @@ class GateResult:
 
     def to_markdown(self) -> str:
         lines = [
-            f"### Gate {self.number}: {self.title} — **{self.status}**",
+            f"### Checklist {self.number}: {self.title} — **{self.status}**",
             "",
             "| item | status | detail |",
             "| --- | --- | --- |",
@@ -93,7 +96,7 @@ class GateResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Gate 1: pipeline definition
+# Checklist 1: pipeline definition
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def step_needs(defs: dg.Definitions) -> list[StepNeeds]:
     return sorted(needs, key=lambda n: n.asset)
 
 
-GATE_ONE_ITEMS = {
+CHECKLIST_ONE_ITEMS = {
     "loads": "the definitions load (every resource and IO manager provided)",
     "description": "every asset has a description",
     "owner": "every asset has an owner",
@@ -215,11 +218,11 @@ def pipeline_definition_findings(defs: dg.Definitions) -> list[Finding]:
     return findings
 
 
-def gate_one(defs: dg.Definitions) -> GateResult:
+def checklist_one(defs: dg.Definitions) -> ChecklistResult:
     findings = pipeline_definition_findings(defs)
     count = 0 if any(f.item == "loads" for f in findings) else len(step_needs(defs))
     items = []
-    for item, title in GATE_ONE_ITEMS.items():
+    for item, title in CHECKLIST_ONE_ITEMS.items():
         broken = [str(f) for f in findings if f.item == item]
         items.append(
             Item(title, "failed", "; ".join(broken))
@@ -228,11 +231,11 @@ def gate_one(defs: dg.Definitions) -> GateResult:
                 title, "passed", f"{count} assets" if item not in ("acyclic", "loads") else ""
             )
         )
-    return GateResult(1, "pipeline definition", items)
+    return ChecklistResult(1, "pipeline definition", items)
 
 
 # ---------------------------------------------------------------------------------------------
-# Gate 2: execution
+# Checklist 2: execution
 
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 # Runs launched from the UI's "Materialize" (not through a named job) belong to this job.
@@ -286,9 +289,9 @@ def last_finished_run(
     )
 
 
-def gate_two(
+def checklist_two(
     instance: dg.DagsterInstance, defs: dg.Definitions, max_runtime_seconds: float
-) -> GateResult:
+) -> ChecklistResult:
     jobs = sorted(job.name for job in defs.jobs or [])
     if instance.get_run_records(dg.RunsFilter(job_name=AD_HOC_JOB), limit=1):
         jobs.append(AD_HOC_JOB)
@@ -324,11 +327,11 @@ def gate_two(
                     f"{last.seconds:.0f} s of {last.budget_seconds:.0f} s",
                 )
             )
-    return GateResult(2, "execution", items)
+    return ChecklistResult(2, "execution", items)
 
 
 # ---------------------------------------------------------------------------------------------
-# Gate 3: monitoring
+# Checklist 3: monitoring
 
 
 def _file_item(name: str, path: Path, describe) -> Item:
@@ -376,12 +379,12 @@ def _command_item(name: str, command: str, what: str) -> Item:
     return Item(name, "missing", f"no `mlplatform {command}` command ({what})")
 
 
-def gate_three(
+def checklist_three(
     instance: dg.DagsterInstance,
     defs: dg.Definitions,
     monitoring_dir: Path = MONITORING_DIR,
     environ: Mapping[str, str] | None = None,
-) -> GateResult:
+) -> ChecklistResult:
     from mlplatform.config.active import ORCHESTRATION
 
     environ = os.environ if environ is None else environ
@@ -431,20 +434,20 @@ def gate_three(
         ),
         _command_item("history: run-history report", "report", "success rate, run times"),
     ]
-    return GateResult(3, "monitoring", items)
+    return ChecklistResult(3, "monitoring", items)
 
 
-def evaluate_gates(
+def evaluate_checklists(
     instance: dg.DagsterInstance, defs: dg.Definitions | None = None
-) -> list[GateResult]:
+) -> list[ChecklistResult]:
     from mlplatform.config.active import ORCHESTRATION
 
     if defs is None:
         from mlplatform.definitions import defs
     return [
-        gate_one(defs),
-        gate_two(instance, defs, ORCHESTRATION.max_runtime_seconds),
-        gate_three(instance, defs),
+        checklist_one(defs),
+        checklist_two(instance, defs, ORCHESTRATION.max_runtime_seconds),
+        checklist_three(instance, defs),
     ]
 
 
@@ -454,13 +457,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    instance = open_instance_for("gates", args)
+    instance = open_instance_for("acceptance", args)
     if instance is None:
         return 2
     with instance:
-        gates = evaluate_gates(instance)
+        checklists = evaluate_checklists(instance)
     if args.json:
-        print(json.dumps([g.to_dict() for g in gates], indent=2))
+        print(json.dumps([c.to_dict() for c in checklists], indent=2))
     else:
-        print("\n\n".join(g.to_markdown() for g in gates))
-    return 1 if any(g.status == "failed" for g in gates) else 0
+        print("\n\n".join(c.to_markdown() for c in checklists))
+    return 1 if any(c.status == "failed" for c in checklists) else 0

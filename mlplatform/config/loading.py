@@ -1,0 +1,123 @@
+"""How every settings file is read: the packaged file, then overlays, then the same file in the
+user's settings folder, then environment variables, validated by one strict pydantic model.
+
+A misspelt key, a key named twice or an impossible value fails at load with the files and the
+dotted key named."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mlplatform.core.yaml_files import describe_yaml_error, parse_yaml
+
+PACKAGE_CONFIG_DIR = Path(__file__).parent
+SETTINGS_DIR_ENV = "MLPLATFORM_SETTINGS_DIR"
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class SettingsError(ValueError):
+    """A settings file is missing, unreadable or holds an invalid value."""
+
+
+class StrictModel(BaseModel):
+    """A settings section: every value comes from a settings file (the packaged YAML is the one
+    place defaults live), unknown keys are refused, and nothing changes it once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping, naming the file in any error."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SettingsError(f"{path}: cannot read settings file ({error})") from error
+    try:
+        data = parse_yaml(text)
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML ({describe_yaml_error(error)})") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(
+            f"{path}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def describe_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid settings"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = (
+            "unknown key (check its spelling)"
+            if item["type"] == "extra_forbidden"
+            else (item["msg"])
+        )
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def _set_dotted(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
+def user_settings_dir(
+    settings_dir: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Path | None:
+    """The user's settings folder (argument, else $MLPLATFORM_SETTINGS_DIR), which must exist."""
+    user_dir = settings_dir or environ.get(SETTINGS_DIR_ENV)
+    if not user_dir:
+        return None
+    if not Path(user_dir).is_dir():
+        raise SettingsError(f"{SETTINGS_DIR_ENV}={user_dir}: not a folder")
+    return Path(user_dir)
+
+
+def load_layered(
+    file_name: str,
+    model: type[Model],
+    settings_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overlays: Sequence[Path] = (),
+    env_overrides: Mapping[str, tuple[str, ...]] | None = None,
+) -> Model:
+    """The packaged `file_name`, then `overlays`, then `file_name` in the user's settings folder,
+    then `env_overrides` (environment variable -> dotted key), validated by `model`."""
+    environ = os.environ if environ is None else environ
+    default_path = PACKAGE_CONFIG_DIR / file_name
+    data = read_yaml(default_path)
+    sources = [str(default_path)]
+    user_dir = user_settings_dir(settings_dir, environ)
+    user_path = user_dir / file_name if user_dir else None
+    for path in [*overlays, *([user_path] if user_path and user_path.exists() else [])]:
+        data = deep_merge(data, read_yaml(path))
+        sources.append(str(path))
+    for variable, keys in (env_overrides or {}).items():
+        if environ.get(variable):
+            _set_dotted(data, keys, environ[variable])
+            sources.append(f"${variable}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(" + ".join(sources), error)) from None

@@ -1,0 +1,1 @@
+"""Acceptance checklists, pipeline diagram and evidence package, read from the live system."""

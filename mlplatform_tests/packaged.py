@@ -12,7 +12,6 @@ import pandas as pd
 
 from mlplatform.config.settings import PlatformSettings, load_settings
 from mlplatform.core.generator import GeneratorParams, generate_transactions
-from mlplatform.core.train import Hyperparameters
 
 
 @cache
@@ -30,8 +29,13 @@ def generated_day(day: dt.date, **changes: Any) -> pd.DataFrame:
     return generate_transactions(day, generator_params(**changes))
 
 
-def hyperparameters(**changes: Any) -> Hyperparameters:
-    return {**packaged_settings().training.model_dump(exclude={"threshold_metric"}), **changes}
+def search_plan(**changes: Any):
+    """The packaged search (families, folds, budget...), with `changes` to its settings."""
+    return packaged_settings().training.model_copy(update=changes).search_plan()
+
+
+def bootstrap_resamples() -> int:
+    return packaged_settings().training.bootstrap_resamples
 
 
 def threshold_metric() -> str:

@@ -117,7 +117,8 @@ def test_every_gate_passes_on_a_normal_day_with_value_and_threshold(deployment):
     assert deployment.registry()[1] is not None
 
 
-WEAK_MODEL = {"ops": {"trained_model": {"config": {"max_iter": 1, "max_leaf_nodes": 2}}}}
+# A model trained on the oldest 11% of the window: clearly worse than the champion.
+WEAK_MODEL = {"ops": {"features": {"config": {"validation_fraction": 0.04, "test_fraction": 0.85}}}}
 
 
 def threshold_for(metric: str) -> dict:
@@ -136,7 +137,6 @@ def threshold_for(metric: str) -> dict:
         ("label_noise", None, "trained_model:pr_auc"),
         # Flagging everyone maximises recall: the threshold drops and accuracy collapses.
         ("none", threshold_for("recall"), "trained_model:accuracy"),
-        ("none", WEAK_MODEL, "trained_model:not_worse_than_champion"),
     ],
 )
 def test_blocking_gate_stops_the_run_and_leaves_the_registry(
@@ -165,15 +165,21 @@ def test_blocking_gate_stops_the_run_and_leaves_the_registry(
         ("null_spike", None, "validated_transactions:null_rate"),
         ("drift", None, "features:drift"),
         ("none", threshold_for("precision"), "trained_model:recall"),
+        # Worse than the champion: registered as challenger, the champion stays and scores.
+        ("none", WEAK_MODEL, "trained_model:not_worse_than_champion"),
     ],
 )
 def test_warning_gate_reports_and_lets_the_run_go_on(deployment, incident, run_config, gate):
+    champion_before = deployment.registry()[1]
     result = deployment.run(
         INCIDENT_DAY, run_config=run_config, MLPLATFORM_GENERATOR_INCIDENT=incident
     )
     assert gate in failed(result)
     assert evaluations(result)[gate].severity == dg.AssetCheckSeverity.WARN
     assert "batch_scores" in materialized(result)
+    if gate == "trained_model:not_worse_than_champion":
+        assert deployment.registry()[1] == champion_before
+        assert "may be worse" in evaluations(result)[gate].description
 
 
 def test_a_model_that_failed_its_gates_never_takes_champion_later(deployment):

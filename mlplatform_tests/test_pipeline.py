@@ -102,21 +102,26 @@ def test_no_mlflow_run_is_left_running(trained_platform):
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
+# A model trained on the oldest 11% of the window (the rest validates and tests it): clearly worse
+# than the champion, which trained on 70%.
+WEAK_MODEL = {"ops": {"features": {"config": {"validation_fraction": 0.04, "test_fraction": 0.85}}}}
+
+
 def test_worse_model_does_not_take_champion_and_scores_use_the_champion(trained_platform):
     platform, _ = trained_platform
     client = platform.mlflow_client()
     name = "card_transactions_classifier"
     before = str(client.get_model_version_by_alias(name, "champion").version)
-    weak = {"ops": {"trained_model": {"config": {"max_iter": 1, "max_leaf_nodes": 2}}}}
     result = dg.materialize(
         ASSETS,
-        selection=["trained_model", "registered_model_version", "batch_scores"],
+        selection=["features", "trained_model", "registered_model_version", "batch_scores"],
         partition_key="2026-03-02",
         resources=platform.resources,
-        run_config=weak,
+        run_config=WEAK_MODEL,
     )
     assert result.success
     registered = metadata_of(result, "registered_model_version")
+    assert registered["promotion_reason"].startswith("champion kept")
     assert registered["promoted_to_champion"] is False
     assert registered["aliases"] == ["challenger"]
     assert str(client.get_model_version_by_alias(name, "champion").version) == before

@@ -1,81 +1,121 @@
-import pytest
+"""The promotion rule on its own: floors judged on intervals, registry checks, and non-inferiority
+against the champion on the same rows."""
 
+import numpy as np
+
+from mlplatform.core import quality
 from mlplatform.core.promote import decide_promotion
-
-# The trained-model gates' blocking floors as quality_gates.yaml ships them (recall only warns).
-FLOORS = {"accuracy": 0.85, "roc_auc": 0.85, "pr_auc": 0.30}
-GOOD = {"accuracy": 0.97, "roc_auc": 0.93, "pr_auc": 0.62, "recall": 0.70}
+from mlplatform.core.uncertainty import Interval, paired_difference
 
 
-def decide(metric, challenger, champion, tolerance=0.0, *, verified=True, floors=None, **metrics):
-    """The decision on the comparison alone unless floors are given."""
-    return decide_promotion(
-        verified=verified,
-        test_metrics={**GOOD, metric: challenger, **metrics},
-        blocking_floors=floors or {},
-        metric=metric,
-        champion_value=champion,
-        tolerance=tolerance,
+def interval(value: float, low: float, high: float, positives: int = 200) -> Interval:
+    return Interval(value, low, high, positives, 10_000, "test")
+
+
+def floors(**values: Interval) -> dict[str, quality.GateOutcome]:
+    return {name: quality.metric_floor(name, i, 0.85, 30) for name, i in values.items()}
+
+
+GOOD_FLOORS = floors(roc_auc=interval(0.95, 0.93, 0.97), accuracy=interval(0.97, 0.96, 0.98))
+NOT_WORSE = quality.non_inferior("roc_auc", interval(0.002, -0.006, 0.010), 0.02, 30)
+
+
+def test_no_champion_yet_promotes():
+    no_champion = quality.non_inferior("roc_auc", None, 0.02, 30)
+    decision = decide_promotion(
+        verified=True, blocking_floors=GOOD_FLOORS, comparison=no_champion, has_champion=False
     )
-
-
-def test_first_model_is_promoted():
-    decision = decide("pr_auc", 0.3, None)
     assert decision.promote and decision.reason == "no champion yet"
 
 
-def test_better_or_equal_challenger_is_promoted():
-    assert decide("pr_auc", 0.7, 0.6).promote
-    assert decide("pr_auc", 0.6, 0.6).promote
-    assert decide("pr_auc", 0.7, 0.6).reason == "challenger pr_auc 0.7000 >= champion 0.6000"
+def test_not_worse_than_the_champion_promotes_with_the_interval_in_the_reason():
+    decision = decide_promotion(
+        verified=True, blocking_floors=GOOD_FLOORS, comparison=NOT_WORSE, has_champion=True
+    )
+    assert decision.promote
+    assert "[-0.0060, +0.0100]" in decision.reason
 
 
-def test_worse_challenger_is_not_promoted():
-    decision = decide("pr_auc", 0.59, 0.6)
-    assert not decision.promote
-    assert "0.5900 < champion 0.6000" in decision.reason
+def test_possibly_worse_than_the_champion_keeps_the_champion():
+    worse = quality.non_inferior("roc_auc", interval(-0.01, -0.03, 0.01), 0.02, 30)
+    assert not worse.passed and not worse.inconclusive
+    decision = decide_promotion(
+        verified=True, blocking_floors=GOOD_FLOORS, comparison=worse, has_champion=True
+    )
+    assert not decision.promote and decision.reason.startswith("champion kept")
 
 
-def test_tolerance_lets_a_slightly_worse_challenger_through():
-    assert decide("roc_auc", 0.595, 0.6, tolerance=0.01).promote
-    assert not decide("roc_auc", 0.58, 0.6, tolerance=0.01).promote
-    assert decide("roc_auc", 0.595, 0.6, tolerance=0.01).reason.endswith(" - tolerance 0.01")
-
-
-def test_every_floor_met_leaves_the_comparison_to_decide():
-    decision = decide("pr_auc", 0.62, 0.5, floors=FLOORS)
-    assert decision.promote and decision.below_floors == ()
-    # A floor is met at exactly its minimum, as the gate judges it.
-    assert decide("pr_auc", 0.30, None, floors=FLOORS).promote
-
-
-@pytest.mark.parametrize("champion", [None, 0.1])
-def test_below_a_blocking_floor_is_never_promoted(champion):
-    # Better than the champion, or no champion at all: the floor still wins.
-    decision = decide("pr_auc", 0.62, champion, floors=FLOORS, accuracy=0.80)
-    assert not decision.promote
-    assert decision.reason == "below the gate floors for ['accuracy']"
-    assert decision.below_floors == ("accuracy",)
-
-
-def test_every_floor_missed_is_named_in_the_gates_order():
-    decision = decide("pr_auc", 0.2, None, floors=FLOORS, accuracy=0.5, roc_auc=0.6)
-    assert decision.reason == "below the gate floors for ['accuracy', 'roc_auc', 'pr_auc']"
-
-
-def test_a_floor_that_only_warns_is_not_applied():
-    # recall is a WARN gate: not among the blocking floors, so a low recall does not block.
-    assert decide("pr_auc", 0.62, 0.5, floors=FLOORS, recall=0.1).promote
-
-
-@pytest.mark.parametrize("champion", [None, 0.1])
-def test_failed_registry_checks_are_never_promoted(champion):
-    decision = decide("pr_auc", 0.62, champion, verified=False, floors=FLOORS)
-    assert not decision.promote
-    assert decision.reason == "failed its registry checks"
-
-
-def test_a_missed_floor_is_the_reason_before_failed_registry_checks():
-    decision = decide("pr_auc", 0.62, None, verified=False, floors=FLOORS, roc_auc=0.5)
+def test_confidently_below_a_blocking_floor_is_not_promoted():
+    below = floors(roc_auc=interval(0.80, 0.78, 0.82))
+    decision = decide_promotion(
+        verified=True, blocking_floors=below, comparison=NOT_WORSE, has_champion=True
+    )
     assert not decision.promote
     assert decision.reason == "below the gate floors for ['roc_auc']"
+    assert decision.below_floors == ("roc_auc",)
+
+
+def test_a_point_below_the_floor_inside_its_interval_does_not_block():
+    straddling = floors(roc_auc=interval(0.84, 0.80, 0.88))
+    assert straddling["roc_auc"].passed
+    assert decide_promotion(
+        verified=True, blocking_floors=straddling, comparison=NOT_WORSE, has_champion=True
+    ).promote
+
+
+def test_a_floor_too_thin_to_judge_warns_and_does_not_hold_back():
+    thin = floors(roc_auc=interval(0.60, 0.40, 0.80, positives=5))
+    assert thin["roc_auc"].inconclusive and "cannot judge" in thin["roc_auc"].summary
+    assert decide_promotion(
+        verified=True, blocking_floors=thin, comparison=NOT_WORSE, has_champion=False
+    ).promote
+
+
+def test_a_comparison_too_thin_to_judge_keeps_the_champion():
+    thin = quality.non_inferior("roc_auc", interval(0.05, -0.2, 0.3, positives=4), 0.02, 30)
+    assert thin.inconclusive
+    decision = decide_promotion(
+        verified=True, blocking_floors=GOOD_FLOORS, comparison=thin, has_champion=True
+    )
+    assert not decision.promote and "cannot judge" in decision.reason
+
+
+def test_failed_registry_checks_are_not_promoted():
+    decision = decide_promotion(
+        verified=False, blocking_floors=GOOD_FLOORS, comparison=NOT_WORSE, has_champion=True
+    )
+    assert not decision.promote and decision.reason == "failed its registry checks"
+
+
+def test_a_floor_is_reported_before_the_registry_checks():
+    below = floors(accuracy=interval(0.5, 0.45, 0.55))
+    decision = decide_promotion(
+        verified=False, blocking_floors=below, comparison=NOT_WORSE, has_champion=True
+    )
+    assert decision.reason == "below the gate floors for ['accuracy']"
+
+
+def test_a_challenger_better_by_noise_alone_does_not_displace_the_champion():
+    """Two models of the same quality: the challenger's scores are the champion's plus noise, and
+    on this sample it happens to score higher. Its lead is within noise, the paired interval
+    reaches below -margin: the champion stays."""
+    rng = np.random.default_rng(3)
+    labels = (rng.random(3000) < 0.02).astype(int)
+    signal = labels * 1.5 + rng.normal(0, 1, len(labels))
+    champion = signal + rng.normal(0, 0.8, len(labels))
+    lucky = None
+    for seed in range(40):
+        challenger = signal + np.random.default_rng(seed).normal(0, 0.8, len(labels))
+        difference = paired_difference(
+            labels, challenger, champion, "roc_auc", threshold_challenger=0.5,
+            threshold_champion=0.5, seed=1, resamples=100,
+        )  # fmt: skip
+        if difference.value > 0:
+            lucky = difference
+            break
+    assert lucky is not None and lucky.value > 0
+    comparison = quality.non_inferior("roc_auc", lucky, 0.01, 30)
+    assert not comparison.passed
+    assert not decide_promotion(
+        verified=True, blocking_floors=GOOD_FLOORS, comparison=comparison, has_champion=True
+    ).promote

@@ -7,6 +7,7 @@ import pytest
 from mlplatform.core import quality
 from mlplatform.core.features import build_features, model_columns
 from mlplatform.core.generator import generate_transactions
+from mlplatform.core.uncertainty import Interval
 from mlplatform.core.validate import validate
 from mlplatform_tests.packaged import generated_day, generator_params
 
@@ -135,15 +136,42 @@ def test_no_target_leakage(features, card_contract):
     assert list(outcome.details["leaking_features"]) == ["distance_from_home_km"]
 
 
-def test_metric_floor():
-    assert quality.metric_floor("accuracy", 0.9, 0.85).passed
-    assert not quality.metric_floor("accuracy", 0.8, 0.85).passed
+def interval(value: float, low: float, high: float, positives: int = 200) -> Interval:
+    return Interval(value, low, high, positives, 10_000, "test")
 
 
-def test_not_worse_than_champion():
-    assert quality.not_worse_than("pr_auc", 0.5, None, 0.05).passed
-    assert quality.not_worse_than("pr_auc", 0.58, 0.6, 0.05).passed
-    assert not quality.not_worse_than("pr_auc", 0.5, 0.6, 0.05).passed
+def test_metric_floor_judges_the_interval():
+    assert quality.metric_floor("accuracy", interval(0.9, 0.88, 0.92), 0.85, 30).passed
+    below = quality.metric_floor("accuracy", interval(0.8, 0.78, 0.82), 0.85, 30)
+    assert not below.passed and not below.inconclusive
+    assert "confidently below" in below.summary
+    # The point is below the floor, the interval is not: not a block.
+    assert quality.metric_floor("accuracy", interval(0.84, 0.80, 0.88), 0.85, 30).passed
+    thin = quality.metric_floor("accuracy", interval(0.5, 0.2, 0.8, positives=3), 0.85, 30)
+    assert thin.inconclusive and not thin.passed
+    assert thin.details["positives"] == 3
+
+
+def test_not_worse_than_champion_is_non_inferiority():
+    assert quality.non_inferior("pr_auc", None, 0.05, 30).passed
+    assert quality.non_inferior("pr_auc", interval(-0.02, -0.04, 0.0), 0.05, 30).passed
+    assert not quality.non_inferior("pr_auc", interval(-0.02, -0.07, 0.03), 0.05, 30).passed
+    assert quality.non_inferior(
+        "pr_auc", interval(0, -0.3, 0.3, positives=5), 0.05, 30
+    ).inconclusive
+
+
+def test_a_clean_many_level_column_does_not_look_like_a_leak(card_contract):
+    """A category with many levels, each seen a few times, predicts its own rows' labels when its
+    rates are fit on them; judged on rows it was not fit on, it predicts nothing."""
+    day = validate(generated_day(DAY, rows_per_day=3000), card_contract).validated
+    features = build_features(day, card_contract)
+    noise = np.random.default_rng(0).integers(0, 1500, len(features)).astype(str)
+    features = features.assign(device_id=noise)
+    outcome = quality.no_target_leakage(
+        features, ["device_id"], 0.98, features["event_time"].notna()
+    )
+    assert outcome.details["single_feature_auc"]["device_id"] < 0.65
 
 
 def test_reproduction():

@@ -148,8 +148,8 @@ def training_job():
             ["f1", "precision", "recall", "balanced_accuracy"],
         ),
         (
-            {"ops": {"registered_model_version": {"config": {"metric": "auc"}}}},
-            "registered_model_version:config:metric",
+            {"ops": {"trained_model": {"config": {"selection_metric": "auc"}}}},
+            "trained_model:config:selection_metric",
             ["roc_auc", "pr_auc"],
         ),
         (
@@ -182,12 +182,14 @@ def test_launchpad_defaults_are_the_settings_and_bounds_are_theirs():
     from mlplatform.assets.trained_model import TrainedModelConfig
     from mlplatform.config.active import SETTINGS
 
-    assert TrainedModelConfig().model_dump() == SETTINGS.training.model_dump()
+    shown = TrainedModelConfig().model_dump()
+    assert shown == SETTINGS.training.model_dump(include=set(shown))
     assert set(FeaturesConfig().model_dump()) == {"validation_fraction", "test_fraction"}
     # A value outside its bounds, or against a rule across fields, fails its step at once and
     # names the key: retrying cannot fix a setting.
     for bad, key in (
-        (lambda: TrainedModelConfig(learning_rate=5.0), "learning_rate"),
+        (lambda: TrainedModelConfig(folds=0), "folds"),
+        (lambda: TrainedModelConfig(time_budget_seconds=-1), "time_budget_seconds"),
         (lambda: FeaturesConfig(validation_fraction=0.5, test_fraction=0.45), "0.9"),
     ):
         with pytest.raises(dg.Failure) as failed:
@@ -197,10 +199,28 @@ def test_launchpad_defaults_are_the_settings_and_bounds_are_theirs():
 
 
 def test_a_hyperparameter_is_passed_to_the_model_as_set():
-    """A hyperparameter is one YAML key and one typed field: nothing in core names it."""
-    from mlplatform.core.train import build_pipeline
-    from mlplatform_tests.packaged import hyperparameters
+    """A family's hyperparameter is one YAML key and one typed field: nothing in core names it."""
+    from mlplatform.core.models import build_model
+    from mlplatform_tests.packaged import search_plan
 
-    classifier = build_pipeline(["c"], ["n"], hyperparameters(n_iter_no_change=7))[-1]
+    fixed = dict(search_plan().families["hist_gradient_boosting"].fixed)
+    classifier = build_model(
+        "hist_gradient_boosting", ["c"], ["n"], {**fixed, "n_iter_no_change": 7}, seed=1
+    )[-1]
     assert classifier.n_iter_no_change == 7
     assert classifier.get_params()["class_weight"] == "balanced"
+
+
+def test_a_search_range_must_suit_its_hyperparameter(tmp_path):
+    folder = write_settings(
+        tmp_path / "s",
+        "training:\n  lightgbm:\n    search:\n      num_leaves: {low: 1, high: 64, log: true}\n",
+    )
+    with pytest.raises(SettingsError, match="greater than or equal to 2"):
+        load_settings(environ={"MLPLATFORM_SETTINGS_DIR": str(folder)}, root=tmp_path)
+    folder = write_settings(
+        tmp_path / "t",
+        "training:\n  lightgbm:\n    search:\n      depth: {low: 1, high: 6, log: false}\n",
+    )
+    with pytest.raises(SettingsError, match="depth: not a hyperparameter"):
+        load_settings(environ={"MLPLATFORM_SETTINGS_DIR": str(folder)}, root=tmp_path)

@@ -10,7 +10,7 @@ from mlplatform.core.features import build_features, model_columns
 from mlplatform.core.generator import GeneratorParams, generate_transactions
 from mlplatform.core.train import train_model
 from mlplatform.core.validate import validate
-from mlplatform_tests.packaged import hyperparameters, threshold_metric
+from mlplatform_tests.packaged import bootstrap_resamples, search_plan, threshold_metric
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,9 @@ def week_of_features(card_contract):
 def test_default_generator_trains_a_good_model(week_of_features, card_contract):
     categorical, numeric = model_columns(week_of_features, card_contract)
     result = train_model(
-        week_of_features, categorical, numeric, hyperparameters(), threshold_metric()
-    )
+        week_of_features, categorical, numeric, search_plan(), threshold_metric(),
+        bootstrap_resamples(),
+    )  # fmt: skip
     assert result.test_metrics["roc_auc"] >= 0.90
     assert result.test_metrics["accuracy"] >= 0.85
     assert result.test_metrics["pr_auc"] > 5 * result.test_positive_rate
@@ -49,12 +50,9 @@ def test_a_split_with_one_class_is_refused(week_of_features, card_contract):
     no_positives_in_test.loc[no_positives_in_test["split"] == "test", "label"] = 0
     with pytest.raises(ValueError, match="test split .* only one class"):
         train_model(
-            no_positives_in_test,
-            categorical,
-            numeric,
-            hyperparameters(max_iter=5),
-            threshold_metric(),
-        )
+            no_positives_in_test, categorical, numeric, search_plan(trials_per_family=1),
+            threshold_metric(), bootstrap_resamples(),
+        )  # fmt: skip
 
 
 def test_threshold_search_agrees_with_scoring_every_candidate():

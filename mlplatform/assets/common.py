@@ -48,7 +48,10 @@ def column_schema(contract: Contract) -> dg.TableSchema:
 
 
 def metric_metadata(prefix: str, metrics: dict[str, float]) -> dict[str, Any]:
+    """Numbers with stable names, which the UI plots over partitions (counts stay integers)."""
     return {
-        f"{prefix}{name}": dg.MetadataValue.float(round(value, 6))
+        f"{prefix}{name}": dg.MetadataValue.int(value)
+        if isinstance(value, int)
+        else dg.MetadataValue.float(round(float(value), 6))
         for name, value in metrics.items()
     }

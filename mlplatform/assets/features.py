@@ -14,7 +14,10 @@ WINDOW_DAYS = SETTINGS.features.window_days
 
 # The split can change per run; the window cannot (it shapes the partition mapping below).
 FeaturesConfig = launchpad_config(
-    "FeaturesConfig", SETTINGS.features, fields=("validation_fraction", "test_fraction")
+    "FeaturesConfig",
+    SETTINGS.features,
+    fields=("validation_fraction", "test_fraction"),
+    rules=("_leave_room_to_train",),
 )
 
 

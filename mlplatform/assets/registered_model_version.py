@@ -2,7 +2,8 @@
 
 The new version gets the `challenger` alias, is reloaded from the registry by that alias and
 checked (it must reproduce its test metrics, and its signature must be exactly the feature
-columns), and only then, if it is at least as good as the current champion on the new test split,
+columns), and only then, if it was shown not worse than the current champion on the same test rows
+(non-inferiority, the `not_worse_than_champion` gate) and is not confidently below a blocking floor,
 takes `champion`. The two checks are this asset's own (blocking) checks, so a version that fails
 them never holds `champion`.
 """
@@ -16,17 +17,12 @@ import pandas as pd
 from mlplatform.assets.common import metric_metadata
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
-from mlplatform.config.gates import FloorGate, gates_for
-from mlplatform.config.launchpad import launchpad_config
+from mlplatform.config.gates import gates_for
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset
 
 gates = GATES.registered_model_version
-
-
-# The promotion rule, per run if need be (platform.yaml `promotion`).
-RegisteredModelVersionConfig = launchpad_config("RegisteredModelVersionConfig", SETTINGS.promotion)
 
 
 @stage_asset(
@@ -37,8 +33,8 @@ RegisteredModelVersionConfig = launchpad_config("RegisteredModelVersionConfig", 
     io_manager_key="json_io_manager",
     description=(
         "The trained model as a new version in the MLflow Model Registry, aliased `challenger`; "
-        "promoted to `champion` only when it reloads correctly and is at least as good as the "
-        "current champion."
+        "promoted to `champion` only when it reloads correctly, meets its floors and is not worse "
+        "than the current champion on the same test rows (with 95% confidence)."
     ),
     check_specs=gate_specs(
         "registered_model_version",
@@ -53,14 +49,15 @@ RegisteredModelVersionConfig = launchpad_config("RegisteredModelVersionConfig", 
 )
 def registered_model_version(
     context: dg.AssetExecutionContext,
-    config: RegisteredModelVersionConfig,
     trained_model: dict[str, Any],
     features: pd.DataFrame,
     dataset_contract: DatasetContract,
     mlflow: MlflowResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    from mlplatform.checks.trained_model import champion_scored_in_run
+    from mlplatform.checks.trained_model import judged_model_gates
     from mlplatform.core import quality
+    from mlplatform.core.evaluate import classification_metrics
+    from mlplatform.core.features import test_labels
     from mlplatform.core.promote import decide_promotion
 
     contract = dataset_contract.load()
@@ -89,8 +86,13 @@ def registered_model_version(
         mlflow.set_alias(name, CHALLENGER, version.version)
 
         by_alias = f"models:/{name}@{CHALLENGER}"
-        reproduced, basis = mlflow.metrics_on_test_split(
-            by_alias, features, trained_model["decision_threshold"]
+        scores, basis = mlflow.test_scores(by_alias, features)
+        reproduced = (
+            None
+            if scores is None
+            else classification_metrics(
+                test_labels(features), scores, trained_model["decision_threshold"]
+            )
         )
         contract_gates = gates_for(contract.name)
         reproduction = quality.reproduces(
@@ -104,30 +106,48 @@ def registered_model_version(
             mlflow.model_input_columns(by_alias), trained_model["input_columns"]
         )
 
-        # Scored once per run: by this run's trained_model check, on these same features, unless
-        # `champion` moved since or the check did not run here (a registration alone, a re-run).
-        champion = champion_scored_in_run(context.instance, context.run_id, context.partition_key)
+        # The champion was scored on these test rows once, by training; again only if
+        # `champion` moved since (another day's registration promoted meanwhile).
         current = mlflow.current_champion(name)
         current_version = None if current is None else str(current.version)
-        if champion is None or champion.version != current_version:
-            champion = mlflow.score_champion(name, features)
+        comparison = trained_model["champion_comparison"]
+        if comparison["champion_version"] != current_version:
+            rule = contract_gates.trained_model.not_worse_than_champion
+            comparison = mlflow.compare_with_champion(
+                name, features, scores, trained_model["decision_threshold"], rule.metric,
+                seed=SETTINGS.training.random_state,
+                resamples=SETTINGS.training.bootstrap_resamples,
+            )  # fmt: skip
+        judged = judged_model_gates({**trained_model, "champion_comparison": comparison},
+                                    contract_gates.trained_model)  # fmt: skip
         decision = decide_promotion(
             verified=reproduction.passed and signature.passed,
-            test_metrics=trained_model["test_metrics"],
             blocking_floors={
-                metric: gate.min
-                for metric, gate in contract_gates.trained_model
-                if isinstance(gate, FloorGate) and gate.blocking
+                metric: judged[metric]
+                for metric in quality.FLOOR_METRICS
+                if getattr(contract_gates.trained_model, metric).blocking
             },
-            metric=config.metric,
-            champion_value=champion.metric(config.metric),
-            tolerance=config.tolerance,
+            comparison=judged["not_worse_than_champion"],
+            has_champion=current_version is not None,
         )
         if decision.promote:
             mlflow.set_alias(name, CHAMPION, version.version)
+        mlflow.tag_version(
+            name,
+            version.version,
+            {
+                "promoted": str(decision.promote).lower(),
+                "promotion_reason": decision.reason,
+                "compared_with_champion": str(comparison["champion_version"]),
+                **{
+                    f"test_{metric}_interval": "[{low:.4f}, {high:.4f}]".format(**values)
+                    for metric, values in trained_model["test_intervals"].items()
+                },
+            },
+        )
         context.log.info(
             f"{name} v{version.version}: {'promoted to' if decision.promote else 'did not take'} "
-            f"{CHAMPION} ({decision.reason}; {champion.basis})"
+            f"{CHAMPION} ({decision.reason}; {comparison['basis']})"
         )
     aliases = sorted(mlflow.client.get_model_version(name, version.version).aliases)
     record = {
@@ -140,8 +160,8 @@ def registered_model_version(
         "test_metrics": trained_model["test_metrics"],
         "promoted": decision.promote,
         "promotion_reason": decision.reason,
-        "previous_champion_version": champion.version,
-        "previous_champion_metric": decision.champion_value,
+        "previous_champion_version": current_version,
+        "champion_comparison": comparison,
     }
     yield dg.Output(
         record,
@@ -150,7 +170,7 @@ def registered_model_version(
             "version": str(version.version),
             "aliases": dg.MetadataValue.json(aliases),
             "promoted_to_champion": decision.promote,
-            "promotion_reason": f"{decision.reason} ({champion.basis})",
+            "promotion_reason": f"{decision.reason} ({comparison['basis']})",
             "mlflow_run_id": trained_model["mlflow_run_id"],
             "registry_uri": mlflow.effective_registry_uri,
             **metric_metadata("test_", trained_model["test_metrics"]),

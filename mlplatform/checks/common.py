@@ -58,16 +58,20 @@ def _metadata_value(value: Any) -> Any:
 
 
 def gate_result(asset: str, name: str, gate: Gate, outcome: GateOutcome) -> dg.AssetCheckResult:
+    """The check's result; an outcome too thin to judge is a warning whatever the gate's severity
+    (a blocking gate blocks only on ERROR)."""
+    blocks = gate.blocking and not outcome.inconclusive
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=name,
         passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR if gate.blocking else dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if blocks else dg.AssetCheckSeverity.WARN,
         description=outcome.summary,
         metadata={
             "observed": _metadata_value(outcome.observed),
             "threshold": _metadata_value(outcome.threshold),
             "summary": outcome.summary,
+            "inconclusive": outcome.inconclusive,
             **{key: _metadata_value(value) for key, value in outcome.details.items()},
         },
     )

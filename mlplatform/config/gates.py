@@ -74,12 +74,22 @@ class LeakageGate(Gate):
 
 
 class FloorGate(Gate):
+    """A test metric's floor, judged on its 95% interval: it fails only when the whole interval
+    lies below `min`; with fewer than `min_positives` positives in the test split it cannot judge,
+    and says so as a warning."""
+
     min: Rate = Field(ge=0, le=1)
+    min_positives: int = Field(ge=1)
 
 
 class ChampionGate(Gate):
+    """Non-inferiority: the challenger passes when, on the same test rows, it is worse than the
+    champion by less than `margin` with 95% confidence (the paired interval of the difference lies
+    above -margin). Registration moves `champion` only to a challenger that passed."""
+
     metric: Literal["roc_auc", "pr_auc", "f1", "accuracy", "recall", "precision"]
-    tolerance: Rate = Field(ge=0, le=1)
+    margin: Rate = Field(ge=0, le=1)
+    min_positives: int = Field(ge=1)
 
 
 class ToleranceGate(Gate):

@@ -32,13 +32,18 @@ class LaunchpadConfig(dg.Config):
 
 
 def launchpad_config(
-    name: str, section: StrictModel, fields: Iterable[str] | None = None
+    name: str,
+    section: StrictModel,
+    fields: Iterable[str] | None = None,
+    rules: Iterable[str] | None = None,
 ) -> type[LaunchpadConfig]:
     """A `dg.Config` class with `section`'s fields (or those named), their types, bounds and
-    descriptions, and the loaded values as defaults. The section's rules across fields come too
-    (they may only read the fields kept)."""
+    descriptions, and the loaded values as defaults. The section's rules across fields come too:
+    all of them with all its fields, else those named in `rules` (they read only kept fields)."""
     model = type(section)
     kept = list(model.model_fields) if fields is None else list(fields)
+    validators = model.__pydantic_decorators__.model_validators
+    chosen = list(validators) if fields is None else list(rules or ())
     declared = {
         field: (
             model.model_fields[field].annotation,
@@ -46,14 +51,14 @@ def launchpad_config(
         )
         for field in kept
     }
-    rules = {
-        rule_name: model_validator(mode=rule.info.mode)(rule.func)  # type: ignore[call-overload]
-        for rule_name, rule in model.__pydantic_decorators__.model_validators.items()
+    copied = {
+        rule: model_validator(mode=validators[rule].info.mode)(validators[rule].func)  # type: ignore[call-overload]
+        for rule in chosen
     }
     return create_model(  # type: ignore[call-overload,no-any-return]
         name,
         __base__=LaunchpadConfig,
         __doc__=model.__doc__,
-        __validators__=rules,
+        __validators__=copied,
         **declared,
     )

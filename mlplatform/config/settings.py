@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,6 +20,9 @@ from mlplatform.config.loading import (
     StrictModel,
     load_layered,
 )
+
+if TYPE_CHECKING:
+    from mlplatform.core.selection import SearchPlan
 
 CONTRACTS_DIR = PACKAGE_CONFIG_DIR / "contracts"
 
@@ -93,31 +96,157 @@ class FeatureSettings(StrictModel):
         return self
 
 
-class TrainingSettings(StrictModel):
-    """Hyperparameters of the HistGradientBoostingClassifier (each field is one of its keyword
-    arguments, passed as it is) and the threshold rule."""
+class SearchRange(StrictModel):
+    """A searched hyperparameter's range; integers when the hyperparameter is an integer."""
+
+    low: float
+    high: float
+    log: bool = Field(description="Searched on a log scale (rates, regularization strengths).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale range needs low > 0")
+        return self
+
+
+ClassWeight = Literal["balanced", "none"]
+
+
+class LogisticRegressionParams(StrictModel):
+    """Keyword arguments of scikit-learn's LogisticRegression (L2)."""
+
+    C: float = Field(gt=0, description="Inverse regularization strength.")
+    class_weight: ClassWeight
+    max_iter: int = Field(ge=10)
+
+
+class HistGradientBoostingParams(StrictModel):
+    """Keyword arguments of scikit-learn's HistGradientBoostingClassifier."""
 
     max_iter: int = Field(ge=1)
     learning_rate: float = Field(gt=0, le=1)
     max_leaf_nodes: int = Field(ge=2)
     min_samples_leaf: int = Field(ge=1)
     l2_regularization: float = Field(ge=0)
-    class_weight: Literal["balanced", "none"] = Field(
-        description="none: every row weighs the same."
-    )
+    class_weight: ClassWeight
     early_stopping: bool
     n_iter_no_change: int = Field(ge=1, description="Early stopping's patience, in iterations.")
-    random_state: int
+
+
+class LightGBMParams(StrictModel):
+    """Keyword arguments of LightGBM's LGBMClassifier."""
+
+    n_estimators: int = Field(ge=1)
+    learning_rate: float = Field(gt=0, le=1)
+    num_leaves: int = Field(ge=2)
+    min_child_samples: int = Field(ge=1)
+    reg_lambda: float = Field(ge=0)
+    colsample_bytree: float = Field(gt=0, le=1)
+    class_weight: ClassWeight
+
+
+class _Family(StrictModel):
+    """A model family: its hyperparameters as fixed (the first candidate) and those searched."""
+
+    search: dict[str, SearchRange]
+
+    @model_validator(mode="after")
+    def _searchable(self) -> _Family:
+        params = self.fixed  # type: ignore[attr-defined]
+        fields = type(params).model_fields
+        for name, span in self.search.items():
+            if name not in fields:
+                raise ValueError(f"search.{name}: not a hyperparameter of this family")
+            for end in (span.low, span.high):
+                value = int(end) if fields[name].annotation is int else end
+                # The range's ends must be values the hyperparameter accepts.
+                type(params).model_validate({**params.model_dump(), name: value})
+            fixed = getattr(params, name)
+            if not span.low <= fixed <= span.high:
+                raise ValueError(
+                    f"search.{name}: the fixed value {fixed} (the first candidate) lies outside "
+                    f"[{span.low}, {span.high}]"
+                )
+        return self
+
+
+class LogisticRegressionFamily(_Family):
+    fixed: LogisticRegressionParams
+
+
+class HistGradientBoostingFamily(_Family):
+    fixed: HistGradientBoostingParams
+
+
+class LightGBMFamily(_Family):
+    fixed: LightGBMParams
+
+
+Family = Literal["logistic_regression", "hist_gradient_boosting", "lightgbm"]
+
+
+class TrainingSettings(StrictModel):
+    """Which model families are tried, how the winner is chosen, and the threshold rule."""
+
+    families: list[Family] = Field(min_length=1, description="Candidate model families.")
+    selection_metric: Literal["roc_auc", "pr_auc"] = Field(
+        description="Mean over the time-ordered folds; the best candidate is refit."
+    )
+    folds: int = Field(ge=1, le=10, description="Expanding-window folds in the training split.")
+    trials_per_family: int = Field(ge=1, le=500)
+    time_budget_seconds: float = Field(gt=0, description="For the whole search.")
+    max_search_negatives: int = Field(
+        ge=100,
+        description="The search sample keeps every positive and at most this many negatives.",
+    )
     threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"] = Field(
         description="The decision threshold maximises this metric on the validation split."
     )
+    random_state: int
+    bootstrap_resamples: int = Field(
+        ge=50, le=10_000, description="Resamples behind each test metric's 95% interval."
+    )
+    logistic_regression: LogisticRegressionFamily
+    hist_gradient_boosting: HistGradientBoostingFamily
+    lightgbm: LightGBMFamily
 
+    @model_validator(mode="after")
+    def _distinct_families(self) -> TrainingSettings:
+        if len(set(self.families)) != len(self.families):
+            raise ValueError(f"families: listed twice in {self.families}")
+        return self
 
-class PromotionSettings(StrictModel):
-    """When a newly registered version takes the `champion` alias."""
+    def search_plan(self) -> SearchPlan:
+        """The search as the core runs it."""
+        from mlplatform.core.selection import Dimension, FamilySpace, SearchPlan
 
-    metric: ClassificationMetric = Field(description="Compared on the same (new) test split.")
-    tolerance: float = Field(ge=0, le=1, description="How far below the champion still counts.")
+        def space(family: _Family) -> FamilySpace:
+            fields = type(family.fixed).model_fields  # type: ignore[attr-defined]
+            return FamilySpace(
+                fixed=family.fixed.model_dump(),  # type: ignore[attr-defined]
+                search={
+                    name: Dimension(
+                        low=span.low,
+                        high=span.high,
+                        log=span.log,
+                        integer=fields[name].annotation is int,
+                    )
+                    for name, span in family.search.items()
+                },
+            )
+
+        return SearchPlan(
+            families={name: space(getattr(self, name)) for name in self.families},
+            metric=self.selection_metric,
+            folds=self.folds,
+            trials_per_family=self.trials_per_family,
+            time_budget_seconds=self.time_budget_seconds,
+            max_negatives=self.max_search_negatives,
+            seed=self.random_state,
+        )
 
 
 class MlflowSettings(StrictModel):
@@ -136,7 +265,6 @@ class PlatformSettings(StrictModel):
     storage: StorageSettings
     features: FeatureSettings
     training: TrainingSettings
-    promotion: PromotionSettings
     mlflow: MlflowSettings
 
 

@@ -186,6 +186,11 @@ def time_split(
     return pd.Series(pd.Categorical(split, categories=list(SPLITS)), index=event_time.index)
 
 
+def test_labels(features: pd.DataFrame) -> np.ndarray:
+    """The labels of the test split, in row order."""
+    return features.loc[features[SPLIT_COLUMN] == "test", LABEL_COLUMN].to_numpy()
+
+
 def model_columns(features: pd.DataFrame, contract: Contract) -> tuple[list[str], list[str]]:
     """(categorical, numeric) columns that the model takes as input."""
     reserved = {contract.id, contract.event_time, LABEL_COLUMN, SPLIT_COLUMN}

@@ -12,6 +12,7 @@ import pandas as pd
 
 from mlplatform.core.contract import Contract
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, positive_label_flags
+from mlplatform.core.uncertainty import Interval
 
 
 @dataclass
@@ -21,6 +22,9 @@ class GateOutcome:
     threshold: Any
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
+    # Too little evidence to judge (a test split with a handful of positives): reported as a
+    # warning, never as a block, whatever the gate's severity.
+    inconclusive: bool = False
 
 
 # raw_transactions ---------------------------------------------------------------------------------
@@ -264,22 +268,55 @@ def drift(
     )
 
 
-def single_feature_auc(values: pd.Series, labels: np.ndarray) -> float:
-    """How well one feature alone ranks the target (0.5 = not at all, 1 = perfectly)."""
+def single_feature_auc(
+    values: pd.Series, labels: np.ndarray, fitted_on: np.ndarray | None = None
+) -> float:
+    """How well one feature alone ranks the target (0.5 = not at all, 1 = perfectly).
+
+    A categorical feature is scored by its categories' positive rates, which are fitted: on the
+    rows `fitted_on` (a boolean mask; the rest are scored), never on the rows it is judged on,
+    whose own labels would otherwise make a many-level column look predictive. A numeric feature
+    is fitted on nothing: its values are the ranking."""
     from sklearn.metrics import roc_auc_score
 
+    judged = np.ones(len(values), dtype=bool) if fitted_on is None else ~fitted_on
     if values.dtype == object:
-        rates = pd.Series(labels, index=values.index).groupby(values).transform("mean")
-        score = rates.to_numpy(dtype="float64")
+        if fitted_on is None:
+            raise ValueError("a categorical feature is judged on rows its rates were not fit on")
+        fit = pd.Series(labels[fitted_on], index=values.index[fitted_on])
+        rates = fit.groupby(values[fitted_on].to_numpy()).mean()
+        prior = float(labels[fitted_on].mean()) if fitted_on.any() else 0.5
+        score = values[judged].map(rates).fillna(prior).to_numpy(dtype="float64")
     else:
-        score = values.to_numpy(dtype="float64")
+        score = values[judged].to_numpy(dtype="float64")
         score = np.where(
             np.isnan(score), np.nanmedian(score) if np.isfinite(score).any() else 0, score
         )
-    if len(np.unique(labels)) < 2:
+    judged_labels = labels[judged]
+    if len(np.unique(judged_labels)) < 2:
         return 0.5
-    auc = float(roc_auc_score(labels, score))
+    auc = float(roc_auc_score(judged_labels, score))
     return max(auc, 1 - auc)
+
+
+def _older_and_newer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    half = len(rows) // 2
+    return rows[:half], rows[half:]
+
+
+def _fit_and_judged(
+    train_rows: np.ndarray, day_rows: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows a categorical encoding is fit on, rows it is judged on), never overlapping: the
+    training sample's older half against its newer half, and the training rows outside the day
+    against the day (the day's older half against its newer half when the window is that day)."""
+    pairs = [_older_and_newer(train_rows)]
+    if len(day_rows):
+        before_the_day = np.setdiff1d(train_rows, day_rows, assume_unique=True)
+        pairs.append(
+            (before_the_day, day_rows) if len(before_the_day) else _older_and_newer(day_rows)
+        )
+    return pairs
 
 
 def no_target_leakage(
@@ -290,7 +327,8 @@ def no_target_leakage(
     sample_rows: int | None = None,
 ) -> GateOutcome:
     """The ROC-AUC of each feature on its own, on the training split and on the partition's day
-    (a leak that starts today shows there first); a feature reaching `max_auc` fails.
+    (a leak that starts today shows there first), always on rows the feature's encoding was not
+    fit on; a feature reaching `max_auc` fails.
 
     Each of the two is judged on at most `sample_rows` rows, drawn with a fixed seed: a leak puts
     a feature's AUC near 1, which half a million rows measure to about a thousandth, while every
@@ -308,17 +346,18 @@ def no_target_leakage(
             else rows
             for name, rows in samples.items()
         }
+    judgements = [
+        pair for pair in _fit_and_judged(samples["train"], samples["day"]) if len(pair[1])
+    ]
     aucs: dict[str, float] = {}
     for column in columns:
         values = features[column]
-        aucs[column] = round(
-            max(
-                single_feature_auc(values.iloc[rows], labels[rows])
-                for rows in samples.values()
-                if len(rows)
-            ),
-            4,
-        )
+        judged = []
+        for fit_rows, judged_rows in judgements:
+            rows = np.concatenate([fit_rows, judged_rows])
+            fitted_on = np.r_[np.ones(len(fit_rows), bool), np.zeros(len(judged_rows), bool)]
+            judged.append(single_feature_auc(values.iloc[rows], labels[rows], fitted_on))
+        aucs[column] = round(max(judged, default=0.5), 4)
     leaking = {c: a for c, a in aucs.items() if a >= max_auc}
     best = max(aucs.values(), default=0.5)
     return GateOutcome(
@@ -341,26 +380,64 @@ def no_target_leakage(
 # models -------------------------------------------------------------------------------------------
 
 
-def metric_floor(metric: str, value: float, floor: float) -> GateOutcome:
+def metric_floor(metric: str, interval: Interval, floor: float, min_positives: int) -> GateOutcome:
+    """Fails only when the whole 95% interval lies below `floor`; too few positives to judge:
+    inconclusive."""
+    details = {"interval": [round(interval.low, 6), round(interval.high, 6)],
+               "positives": interval.positives, "rows": interval.rows}  # fmt: skip
+    if interval.positives < min_positives:
+        return GateOutcome(
+            False,
+            round(interval.value, 6),
+            floor,
+            f"cannot judge: {interval.describe(metric)}; at least {min_positives} positives "
+            f"are needed against the floor {floor}",
+            details,
+            inconclusive=True,
+        )
+    below = interval.high < floor
     return GateOutcome(
-        value >= floor, round(value, 6), floor, f"{metric} {value:.4f} (floor {floor})"
+        not below,
+        round(interval.value, 6),
+        floor,
+        f"{interval.describe(metric)}: "
+        + ("confidently below" if below else "not confidently below")
+        + f" the floor {floor}",
+        details,
     )
 
 
-def not_worse_than(
-    metric: str, challenger: float, champion: float | None, tolerance: float
+def non_inferior(
+    metric: str, difference: Interval | None, margin: float, min_positives: int
 ) -> GateOutcome:
-    if champion is None:
-        return GateOutcome(True, round(challenger, 6), None, "no champion to compare with")
+    """The challenger minus the champion on the same rows: passes when the interval's lower end
+    lies above -margin (worse by less than `margin` with 95% confidence). No champion: passes."""
+    if difference is None:
+        return GateOutcome(True, None, -margin, "no champion to compare with")
+    details = {"difference_interval": [round(difference.low, 6), round(difference.high, 6)],
+               "positives": difference.positives, "margin": margin}  # fmt: skip
+    shown = (
+        f"challenger - champion {metric} {difference.value:+.4f} "
+        f"[{difference.low:+.4f}, {difference.high:+.4f}] on {difference.positives} positives"
+    )
+    if difference.positives < min_positives:
+        return GateOutcome(
+            False,
+            round(difference.value, 6),
+            -margin,
+            f"cannot judge: {shown}; at least {min_positives} positives are needed",
+            details,
+            inconclusive=True,
+        )
+    passed = difference.low > -margin
     return GateOutcome(
-        passed=challenger >= champion - tolerance,
-        observed=round(challenger, 6),
-        threshold=round(champion - tolerance, 6),
-        summary=(
-            f"{metric} {challenger:.4f} vs champion {champion:.4f} "
-            f"(may be at most {tolerance} worse)"
-        ),
-        details={"champion_value": round(champion, 6)},
+        passed,
+        round(difference.value, 6),
+        -margin,
+        f"{shown}: "
+        + ("not worse" if passed else "may be worse")
+        + f" than the champion by {margin} or more",
+        details,
     )
 
 
@@ -461,17 +538,22 @@ def features_gates(
     }
 
 
+FLOOR_METRICS = ("accuracy", "roc_auc", "pr_auc", "recall")
+
+
 def trained_model_gates(
-    test_metrics: dict[str, float], champion_value: float | None, gates: Any
+    test_intervals: dict[str, Interval], champion_difference: Interval | None, gates: Any
 ) -> dict[str, GateOutcome]:
-    """The metric floors on the test split, then the comparison with the champion's value of the
-    rule's metric on the same split (None when there is no champion)."""
+    """The metric floors on the test split's intervals, then non-inferiority against the champion
+    on the same rows (`champion_difference` None: there is no champion to compare with)."""
     outcomes = {
-        name: metric_floor(name, test_metrics[name], getattr(gates, name).min)
-        for name in ("accuracy", "roc_auc", "pr_auc", "recall")
+        name: metric_floor(
+            name, test_intervals[name], getattr(gates, name).min, getattr(gates, name).min_positives
+        )
+        for name in FLOOR_METRICS
     }
     rule = gates.not_worse_than_champion
-    outcomes["not_worse_than_champion"] = not_worse_than(
-        rule.metric, test_metrics[rule.metric], champion_value, rule.tolerance
+    outcomes["not_worse_than_champion"] = non_inferior(
+        rule.metric, champion_difference, rule.margin, rule.min_positives
     )
     return outcomes

@@ -1,9 +1,11 @@
-"""Model training: a scikit-learn Pipeline (category encoding + HistGradientBoostingClassifier),
-fitted on the training split, with the decision threshold chosen on the validation split."""
+"""Training: the model chosen among the candidate families by time-ordered folds inside the
+training split (`selection`), refit on the whole training split, its decision threshold chosen on
+the validation split, then evaluated once on the untouched test split, every test metric with its
+95% interval and the positives it rests on."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,24 +14,23 @@ import pandas as pd
 
 from mlplatform.core.evaluate import choose_threshold, classification_metrics
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN
+from mlplatform.core.models import build_model, fit_model
+from mlplatform.core.selection import SearchPlan, Selection, select_model
+from mlplatform.core.uncertainty import Interval, metric_intervals
 from mlplatform.core.validate import DatasetError
-
-# Keyword arguments of the HistGradientBoostingClassifier, as the settings give them (their types,
-# bounds and defaults live there): a new hyperparameter needs no change here. Run config has no
-# null choice, so the value "none" stands for scikit-learn's None.
-Hyperparameters = Mapping[str, Any]
-
-
-def estimator_arguments(params: Hyperparameters) -> dict[str, Any]:
-    return {name: None if value == "none" else value for name, value in params.items()}
 
 
 @dataclass
 class TrainingResult:
     pipeline: Any
+    family: str
+    params: dict[str, Any]
     threshold: float
     validation_metrics: dict[str, float]
     test_metrics: dict[str, float]
+    test_intervals: dict[str, Interval]
+    test_scores: np.ndarray
+    selection: Selection
     categorical_columns: list[str]
     numeric_columns: list[str]
     split_sizes: dict[str, int]
@@ -40,37 +41,6 @@ class TrainingResult:
         return [*self.categorical_columns, *self.numeric_columns]
 
 
-def build_pipeline(categorical: list[str], numeric: list[str], params: Hyperparameters):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
-
-    encoder = ColumnTransformer(
-        [
-            (
-                "categories",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value",
-                    unknown_value=np.nan,
-                    encoded_missing_value=np.nan,
-                    dtype=np.float64,
-                ),
-                categorical,
-            ),
-            ("numbers", "passthrough", numeric),
-        ],
-        verbose_feature_names_out=False,
-    )
-    classifier = HistGradientBoostingClassifier(
-        **estimator_arguments(params),
-        # Early stopping watches a slice of the training split, never the validation split.
-        validation_fraction=0.1,
-        categorical_features=[True] * len(categorical) + [False] * len(numeric),
-    )
-    return Pipeline([("encode", encoder), ("classify", classifier)])
-
-
 def split_xy(
     features: pd.DataFrame, split: str, columns: list[str]
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -78,16 +48,7 @@ def split_xy(
     return features.loc[rows, columns], features.loc[rows, LABEL_COLUMN].to_numpy()
 
 
-def train_model(
-    features: pd.DataFrame,
-    categorical: list[str],
-    numeric: list[str],
-    params: Hyperparameters,
-    threshold_metric: str,
-) -> TrainingResult:
-    columns = [*categorical, *numeric]
-    sizes = features[SPLIT_COLUMN].value_counts().to_dict()
-    x_train, y_train = split_xy(features, "train", columns)
+def _require_both_classes(features: pd.DataFrame) -> None:
     for split in ("train", "validation", "test"):
         labels = features.loc[features[SPLIT_COLUMN] == split, LABEL_COLUMN]
         if labels.nunique() < 2:
@@ -95,26 +56,52 @@ def train_model(
                 f"the {split} split has {len(labels)} rows and only one class; "
                 "widen the feature window or add data"
             )
-    pipeline = build_pipeline(categorical, numeric, params)
-    encoder, classifier = (step for _, step in pipeline.steps)
-    # Fitted step by step so that the training columns are let go once encoded: Pipeline.fit
-    # would hold them beside their float copy for the whole fit.
-    encoded = encoder.fit_transform(x_train)
-    del x_train
-    classifier.fit(encoded, y_train)
-    del encoded, y_train
+
+
+def train_model(
+    features: pd.DataFrame,
+    categorical: list[str],
+    numeric: list[str],
+    plan: SearchPlan,
+    threshold_metric: str,
+    bootstrap_resamples: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> TrainingResult:
+    """Select, refit, threshold and evaluate. `features` is in time order (as `build_features`
+    leaves it), so the training split's rows are too."""
+    columns = [*categorical, *numeric]
+    sizes = features[SPLIT_COLUMN].value_counts().to_dict()
+    _require_both_classes(features)
+    x_train, y_train = split_xy(features, "train", columns)
+    selection = select_model(x_train, y_train, categorical, numeric, plan, log)
+    winner = selection.winner
+    log(
+        f"selected {winner.family} ({plan.metric} {winner.score:.4f} over "
+        f"{len(winner.fold_scores)} folds); refitting on {len(y_train)} training rows"
+    )
+    pipeline = build_model(winner.family, categorical, numeric, winner.params, plan.seed)
+    fit_model(pipeline, x_train, y_train)
+    del x_train, y_train
 
     x_validation, y_validation = split_xy(features, "validation", columns)
     validation_scores = pipeline.predict_proba(x_validation)[:, 1]
     threshold = choose_threshold(y_validation, validation_scores, metric=threshold_metric)
     validation_metrics = classification_metrics(y_validation, validation_scores, threshold)
     x_test, y_test = split_xy(features, "test", columns)
-    test_metrics = classification_metrics(y_test, pipeline.predict_proba(x_test)[:, 1], threshold)
+    test_scores = pipeline.predict_proba(x_test)[:, 1]
+    intervals = metric_intervals(
+        y_test, test_scores, threshold, seed=plan.seed, resamples=bootstrap_resamples
+    )
     return TrainingResult(
         pipeline=pipeline,
+        family=winner.family,
+        params=dict(winner.params),
         threshold=threshold,
         validation_metrics=validation_metrics,
-        test_metrics=test_metrics,
+        test_metrics=classification_metrics(y_test, test_scores, threshold),
+        test_intervals=intervals,
+        test_scores=test_scores,
+        selection=selection,
         categorical_columns=categorical,
         numeric_columns=numeric,
         split_sizes={str(k): int(v) for k, v in sizes.items()},

@@ -19,7 +19,6 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -33,25 +32,6 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-
-
-@dataclass(frozen=True)
-class ChampionScore:
-    """The champion's metrics on a features table's test split, and how they were obtained."""
-
-    version: str | None  # None: there is no champion
-    metrics: dict[str, float] | None  # None: not scored (`basis` says why)
-    basis: str
-
-    def metric(self, name: str) -> float | None:
-        return None if self.metrics is None else self.metrics[name]
-
-    def as_record(self) -> dict[str, Any]:
-        return {"version": self.version, "test_metrics": self.metrics, "basis": self.basis}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> ChampionScore:
-        return cls(record["version"], record["test_metrics"], record["basis"])
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -254,6 +234,10 @@ class MlflowResource(dg.ConfigurableResource):
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(model_name, alias, version)
 
+    def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name, version, key, value)
+
     def _model_version_of(self, model_uri: str) -> ModelVersion:
         """The version a `models:/<name>/<version>` or `models:/<name>@<alias>` URI names."""
         reference = model_uri.removeprefix("models:/")
@@ -288,17 +272,28 @@ class MlflowResource(dg.ConfigurableResource):
         return list(model.signature.inputs.input_names())
 
     def load_sklearn_model(self, model_uri: str) -> Any:
-        """Load a scikit-learn model from this platform's registry.
+        """Load a scikit-learn model from this platform's registry, in the skops format only and
+        trusting only the types this code's model families are made of (`SKOPS_TRUSTED_TYPES`),
+        never the list written in the model's own files: a version whose files ask for pickle or
+        hold any other type is refused, so a crafted model cannot run code where it is loaded."""
+        from mlflow.models import Model
 
-        MLflow refuses to deserialize models unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true;
-        the models here were all written by `trained_model`, so it defaults to true for this
-        platform (an operator who sets it to false keeps that choice).
-        """
-        import mlflow.sklearn
-
-        os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
         with tempfile.TemporaryDirectory() as folder:
-            return mlflow.sklearn.load_model(self._download(model_uri, folder))
+            local = self._download(model_uri, folder)
+            flavor = Model.load(os.path.join(local, "MLmodel")).flavors.get("sklearn", {})
+            return load_trusted_skops(model_uri, local, flavor)
+
+    def test_scores(self, model_uri: str, features: pd.DataFrame) -> tuple[Any | None, str]:
+        """The model's scores on this features table's test split (None, with the reason, when its
+        inputs are not all among the features)."""
+        from mlplatform.core.train import split_xy
+
+        columns = self.model_input_columns(model_uri)
+        missing = [c for c in columns if c not in features.columns]
+        if missing:
+            return None, f"{model_uri} needs columns the features lack: {missing}"
+        x_test, _ = split_xy(features, "test", columns)
+        return self.load_sklearn_model(model_uri).predict_proba(x_test)[:, 1], model_uri
 
     def metrics_on_test_split(
         self, model_uri: str, features: pd.DataFrame, threshold: float
@@ -306,30 +301,93 @@ class MlflowResource(dg.ConfigurableResource):
         """The model's metrics on this features table's test split, or None with the reason it
         cannot score it (its inputs are not all among the features)."""
         from mlplatform.core.evaluate import classification_metrics
-        from mlplatform.core.train import split_xy
+        from mlplatform.core.features import test_labels
 
-        columns = self.model_input_columns(model_uri)
-        missing = [c for c in columns if c not in features.columns]
-        if missing:
-            return None, f"{model_uri} needs columns the features lack: {missing}"
-        model = self.load_sklearn_model(model_uri)
-        x_test, y_test = split_xy(features, "test", columns)
-        scores = model.predict_proba(x_test)[:, 1]
-        return classification_metrics(y_test, scores, threshold), model_uri
+        scores, basis = self.test_scores(model_uri, features)
+        if scores is None:
+            return None, basis
+        return classification_metrics(test_labels(features), scores, threshold), basis
 
-    def score_champion(self, model_name: str, features: pd.DataFrame) -> ChampionScore:
-        """The champion's metrics on this features table's test split (at its own threshold)."""
+    def compare_with_champion(
+        self,
+        model_name: str,
+        features: pd.DataFrame,
+        challenger_scores: Any,
+        challenger_threshold: float,
+        metric: str,
+        *,
+        seed: int,
+        resamples: int,
+    ) -> dict[str, Any]:
+        """The champion scored on the same test rows as the challenger, and the paired difference
+        challenger - champion on `metric` with its 95% interval (None without a champion, or when
+        the champion cannot score these features: `basis` says which)."""
+        from mlplatform.core.evaluate import classification_metrics
+        from mlplatform.core.features import test_labels
+        from mlplatform.core.uncertainty import metric_interval, paired_difference
+
         champion = self.current_champion(model_name)
         if champion is None:
-            return ChampionScore(None, None, "no champion yet")
-        threshold = float(champion.tags.get("decision_threshold", 0.5))
-        metrics, basis = self.metrics_on_test_split(
-            f"models:/{model_name}/{champion.version}", features, threshold
-        )
+            return {"champion_version": None, "basis": "no champion yet", "difference": None}
         version = str(champion.version)
-        if metrics is None:
-            return ChampionScore(version, None, basis)
-        return ChampionScore(version, metrics, f"champion v{version} on the new test split")
+        threshold = float(champion.tags.get("decision_threshold", 0.5))
+        scores, basis = self.test_scores(f"models:/{model_name}/{version}", features)
+        if scores is None:
+            return {"champion_version": version, "basis": basis, "difference": None}
+        labels = test_labels(features)
+        difference = paired_difference(
+            labels, challenger_scores, scores, metric,
+            threshold_challenger=challenger_threshold, threshold_champion=threshold,
+            seed=seed, resamples=resamples,
+        )  # fmt: skip
+        return {
+            "champion_version": version,
+            "basis": f"champion v{version} on the new test split",
+            "metric": metric,
+            "difference": difference.to_dict(),
+            "champion_interval": metric_interval(
+                labels, scores, threshold, metric, seed=seed, resamples=resamples
+            ).to_dict(),
+            "champion_metrics": classification_metrics(labels, scores, threshold),
+        }
+
+    def log_table(self, rows: list[dict[str, Any]], artifact_file: str) -> None:
+        """A table (one dict per row) as a JSON artifact of the open run, shown by MLflow's UI."""
+        import pandas as pd
+
+        frame = pd.DataFrame([{k: _plain(v) for k, v in row.items()} for row in rows])
+        self.client.log_table(self.active_run_id, frame, artifact_file)
+
+
+def _plain(value: Any) -> Any:
+    """Nested values as text: MLflow's tables hold scalars."""
+    import json
+
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+
+
+class UntrustedModelError(ValueError):
+    """A registered model asks for pickle, or holds a type this code does not trust."""
+
+
+def load_trusted_skops(model_uri: str, local: str, flavor: dict[str, Any]) -> Any:
+    import skops.io
+
+    from mlplatform.core.models import SKOPS_TRUSTED_TYPES
+
+    serialization = flavor.get("serialization_format")
+    if serialization != "skops":
+        raise UntrustedModelError(
+            f"{model_uri}: stored as '{serialization}'; only the skops format is loaded "
+            "(pickle can run code on load)"
+        )
+    path = os.path.join(local, flavor.get("pickled_model", "model.skops"))
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+    if untrusted:
+        raise UntrustedModelError(
+            f"{model_uri}: holds types this platform does not trust: {untrusted}"
+        )
+    return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> dg.MetadataValue:

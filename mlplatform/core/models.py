@@ -1,0 +1,156 @@
+"""The model families a dataset's training settings choose from, each one scikit-learn pipeline
+(encoding + classifier), so every family is fitted, logged and loaded the same way.
+
+- `logistic_regression`: median-imputed, standardized numbers with a missing-value flag; one-hot
+  categories whose rare levels are grouped; L2-regularized LogisticRegression.
+- `hist_gradient_boosting`: scikit-learn's HistGradientBoostingClassifier with native categories.
+- `lightgbm`: LightGBM's LGBMClassifier on the same encoding (categories as LightGBM categoricals).
+
+Hyperparameters arrive as the settings give them (their types, bounds and defaults live there), as
+keyword arguments of the family's classifier: a new one needs no change here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+FAMILIES = ("logistic_regression", "hist_gradient_boosting", "lightgbm")
+
+# Run config has no null choice: the value "none" stands for scikit-learn's None.
+NONE = "none"
+
+# What the families' fitted pipelines are made of beyond skops' own trusted types: a registered
+# model is loaded trusting these and nothing else (never the list stored beside the model).
+SKOPS_TRUSTED_TYPES = (
+    "collections.OrderedDict",
+    "functools.partial",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+)
+
+# A level seen on fewer training rows than this is grouped with the other rare levels before
+# one-hot encoding (a column per level seen twice would fit noise).
+RARE_LEVEL_ROWS = 20
+
+
+def estimator_arguments(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: None if value == NONE else value for name, value in params.items()}
+
+
+def _ordinal_categories(categorical: list[str], numeric: list[str]):
+    """Categories as integer codes (unknown and missing: NaN), numbers passed through."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OrdinalEncoder
+
+    return ColumnTransformer(
+        [
+            (
+                "categories",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                    dtype=np.float64,
+                ),
+                categorical,
+            ),
+            ("numbers", "passthrough", numeric),
+        ],
+        verbose_feature_names_out=False,
+    )
+
+
+def _one_hot_and_scaled(categorical: list[str], numeric: list[str]):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    return ColumnTransformer(
+        [
+            (
+                "categories",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    min_frequency=RARE_LEVEL_ROWS,
+                    sparse_output=False,
+                    dtype=np.float64,
+                ),
+                categorical,
+            ),
+            (
+                "numbers",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+
+
+def build_model(
+    family: str,
+    categorical: list[str],
+    numeric: list[str],
+    params: Mapping[str, Any],
+    seed: int,
+):
+    """An unfitted pipeline (`encode`, then `classify`) of `family` with `params`."""
+    from sklearn.pipeline import Pipeline
+
+    arguments = estimator_arguments(params)
+    if family == "logistic_regression":
+        from sklearn.linear_model import LogisticRegression
+
+        encoder = _one_hot_and_scaled(categorical, numeric)
+        classifier = LogisticRegression(**arguments, random_state=seed)
+    elif family == "hist_gradient_boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        encoder = _ordinal_categories(categorical, numeric)
+        classifier = HistGradientBoostingClassifier(
+            **arguments,
+            # Early stopping watches a slice of the rows it is fitted on, never validation rows.
+            validation_fraction=0.1,
+            categorical_features=[True] * len(categorical) + [False] * len(numeric),
+            random_state=seed,
+        )
+    elif family == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        encoder = _ordinal_categories(categorical, numeric)
+        classifier = LGBMClassifier(
+            **arguments,
+            random_state=seed,
+            # One thread: a step shares two cores with others, and results stay reproducible.
+            n_jobs=1,
+            verbose=-1,
+        )
+    else:
+        raise ValueError(f"unknown model family '{family}' (known: {', '.join(FAMILIES)})")
+    return Pipeline([("encode", encoder), ("classify", classifier)])
+
+
+def fit_model(pipeline, x, y, sample_weight: np.ndarray | None = None):
+    """Fit encoder then classifier, letting go of the raw columns once encoded (Pipeline.fit
+    would hold them beside their float copy for the whole fit)."""
+    encoder, classifier = (step for _, step in pipeline.steps)
+    encoded = encoder.fit_transform(x)
+    del x
+    arguments: dict[str, Any] = {"sample_weight": sample_weight}
+    if type(classifier).__name__ == "LGBMClassifier":
+        # LightGBM takes its categorical columns at fit time: the encoder's first block.
+        arguments["categorical_feature"] = list(range(len(encoder.transformers[0][2])))
+    classifier.fit(encoded, y, **arguments)
+    return pipeline

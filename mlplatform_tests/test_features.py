@@ -137,3 +137,48 @@ def test_positive_label_is_matched_as_text():
     assert flags.tolist() == [1, 0, 1, 0, 0, 0]
     assert flags.index.tolist() == [10, 11, 12, 13, 14, 15]
     assert positive_label_flags(target, "yes").tolist() == [0, 0, 0, 0, 0, 1]
+
+
+def test_ordered_categories_reach_the_model_in_their_declared_order():
+    from mlplatform.core.contract import parse_contract
+    from mlplatform.core.features import build_features, model_columns
+
+    contract = parse_contract(
+        {
+            "name": "loans",
+            "id": "loan_id",
+            "event_time": "applied_at",
+            "target": "bad",
+            "columns": {
+                "loan_id": {"type": "string", "nullable": False, "feature": False},
+                "applied_at": {"type": "datetime", "nullable": False},
+                "bad": {"type": "integer", "nullable": False},
+                "grade": {"type": "category", "categories": ["A", "B", "C", "D"], "ordered": True},
+                "purpose": {"type": "category", "categories": ["car", "home"]},
+            },
+        }
+    )
+    rows = pd.DataFrame(
+        {
+            "loan_id": [f"l{i}" for i in range(8)],
+            "applied_at": pd.date_range("2026-03-01", periods=8, freq="h", tz="UTC"),
+            "bad": [0, 1, 0, 1, 0, 0, 1, 0],
+            "grade": pd.Categorical(["D", "B", None, "A", "C", "A", "D", "B"]),
+            "purpose": ["car", "home"] * 4,
+        }
+    )
+    features = build_features(rows, contract, validation_fraction=0.25, test_fraction=0.25)
+    assert features["grade"].tolist()[:2] == [3.0, 1.0] and np.isnan(features["grade"][2])
+    categorical, numeric = model_columns(features, contract)
+    assert "grade" in numeric and categorical == ["purpose"]
+
+
+def test_only_a_category_column_can_be_ordered():
+    from mlplatform.core.contract import ContractError, parse_contract
+
+    with pytest.raises(ContractError, match="ordered applies to category columns"):
+        parse_contract(
+            {"name": "x", "id": "i", "event_time": "t", "target": "y",
+             "columns": {"i": {"type": "string"}, "t": {"type": "datetime"},
+                         "y": {"type": "integer"}, "n": {"type": "float", "ordered": True}}}
+        )  # fmt: skip

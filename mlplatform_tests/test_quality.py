@@ -216,3 +216,20 @@ def test_no_target_leakage_on_a_sample_sees_the_same(card_contract):
     # The same sample every time: the gate's verdict is reproducible.
     again = quality.no_target_leakage(leaking, columns, 0.98, today, sample_rows=50_000)
     assert again.details == sampled.details
+
+
+def test_a_blocking_gate_only_warns_when_the_split_is_too_small_to_judge():
+    import dagster as dg
+
+    from mlplatform.checks.common import gate_result
+    from mlplatform.config.active import GATES
+
+    floor = GATES.trained_model.roc_auc
+    assert floor.blocking
+    tiny = quality.metric_floor("roc_auc", interval(0.55, 0.2, 0.9, positives=4), floor.min, 30)
+    warned = gate_result("trained_model", "roc_auc", floor, tiny)
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert warned.metadata["inconclusive"].value is True
+    bad = quality.metric_floor("roc_auc", interval(0.6, 0.55, 0.65), floor.min, 30)
+    blocked = gate_result("trained_model", "roc_auc", floor, bad)
+    assert not blocked.passed and blocked.severity == dg.AssetCheckSeverity.ERROR

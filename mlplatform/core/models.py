@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+# Simplest first: among candidates whose scores are within noise, selection takes the earliest.
 FAMILIES = ("logistic_regression", "hist_gradient_boosting", "lightgbm")
 
 # Run config has no null choice: the value "none" stands for scikit-learn's None.

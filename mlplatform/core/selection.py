@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlplatform.core.models import build_model, fit_model
+from mlplatform.core.models import FAMILIES, build_model, fit_model
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,18 @@ def _suggest(trial: Any, name: str, dimension: Dimension) -> Any:
     return trial.suggest_float(name, dimension.low, dimension.high, log=dimension.log)
 
 
+def one_standard_error_winner(best_by_family: Mapping[str, Trial]) -> Trial:
+    """The simplest family (in `FAMILIES` order) whose mean fold score is within one standard
+    error of the best one's: a lead smaller than the folds' own spread is noise, and the simpler
+    model is the safer bet on rows not seen yet (the one-standard-error rule)."""
+    best = max(best_by_family.values(), key=lambda t: t.score)
+    spread = float(np.std(best.fold_scores, ddof=1)) if len(best.fold_scores) > 1 else 0.0
+    margin = spread / np.sqrt(len(best.fold_scores))
+    rank = {family: i for i, family in enumerate(FAMILIES)}
+    close = [t for t in best_by_family.values() if t.score >= best.score - margin]
+    return min(close, key=lambda t: (rank.get(t.family, len(rank)), -t.score))
+
+
 def select_model(
     x: pd.DataFrame,
     y: np.ndarray,
@@ -180,8 +192,9 @@ def select_model(
     plan: SearchPlan,
     log: Callable[[str], None] = lambda message: None,
 ) -> Selection:
-    """Search every family of `plan` on the time-ordered training rows `x`, `y`; the winner is
-    the trial with the best mean fold score."""
+    """Search every family of `plan` on the time-ordered training rows `x`, `y`; each family's
+    best trial is its candidate, and the winner is chosen among them by the one-standard-error
+    rule."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -214,7 +227,11 @@ def select_model(
             trials.append(Trial(family, params, scores, time.monotonic() - began))
             return float(np.mean(scores))
 
-        sampler = optuna.samplers.TPESampler(seed=plan.seed + position)
+        # TPE models the space after its random start-up trials: a third of the trials (Optuna's
+        # default of 10 would leave a short search all random).
+        sampler = optuna.samplers.TPESampler(
+            seed=plan.seed + position, n_startup_trials=max(2, plan.trials_per_family // 3)
+        )
         study = optuna.create_study(direction="maximize", sampler=sampler)
         # The first trial is the family as the settings fix it.
         study.enqueue_trial({n: space.fixed[n] for n in space.search}, skip_if_exists=True)
@@ -235,7 +252,7 @@ def select_model(
     for trial in scored:
         if trial.family not in best_by_family or trial.score > best_by_family[trial.family].score:
             best_by_family[trial.family] = trial
-    winner = max(best_by_family.values(), key=lambda t: t.score)
+    winner = one_standard_error_winner(best_by_family)
     return Selection(
         winner=winner,
         trials=trials,

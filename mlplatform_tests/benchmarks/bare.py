@@ -36,7 +36,12 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         from mlplatform.core.score import score_rows
         from mlplatform.core.train import train_model
         from mlplatform.core.validate import validate
-        from mlplatform_tests.packaged import generated_day, hyperparameters, threshold_metric
+        from mlplatform_tests.packaged import (
+            bootstrap_resamples,
+            generated_day,
+            search_plan,
+            threshold_metric,
+        )
 
     contract = load_contract(resolve_contract_path("card_transactions"))
     gates = gates_for(contract.name)
@@ -70,9 +75,11 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         gated(quality.features_gates(table, contract, gates.features, day.isoformat()))
     categorical, numeric = model_columns(table, contract)
     with timed("trained_model"):
-        result = train_model(table, categorical, numeric, hyperparameters(), threshold_metric())
+        result = train_model(
+            table, categorical, numeric, search_plan(), threshold_metric(), bootstrap_resamples()
+        )
     with timed("trained_model_checks"):
-        gated(quality.trained_model_gates(result.test_metrics, None, gates.trained_model))
+        gated(quality.trained_model_gates(result.test_intervals, None, gates.trained_model))
     with timed("batch_scores"):
         day_rows = table[table[contract.event_time].dt.date == day]
         scores = score_rows(

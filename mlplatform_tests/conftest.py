@@ -17,7 +17,8 @@ os.environ.setdefault("MLPLATFORM_SETTINGS_DIR", str(TEST_SETTINGS_DIR))
 from mlplatform.config.settings import PlatformSettings, load_settings  # noqa: E402
 
 warnings.filterwarnings("ignore", category=Warning, module="dagster")
-os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+# The platform never needs pickle: its models load as skops with trusted types from the code.
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

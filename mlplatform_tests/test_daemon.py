@@ -123,7 +123,7 @@ def daemon(tmp_path_factory) -> Iterator[Daemon]:
         "MLPLATFORM_ALERT_WEBHOOK_URL": receiver.url,
         "MLPLATFORM_UI_URL": "http://127.0.0.1:3999",
         "MLPLATFORM_FAULT_DIR": str(faults),
-        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
     }
     # Its own process group, SIGINT/SIGTERM reset (a background shell may ignore them).
     process = start_process(

@@ -495,7 +495,7 @@ class Deployment:
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "MLPLATFORM_MLFLOW_ARTIFACTS": "mlflow-artifacts:/mlplatform",
             "MLPLATFORM_DATA_DIR": str(self.root / "data"),
-            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
         }
         instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
         passed = set(instance["run_launcher"]["config"]["env_vars"]) | {"DAGSTER_HOME"}

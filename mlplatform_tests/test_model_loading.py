@@ -1,0 +1,82 @@
+"""A registered model is loaded only as skops, trusting only the types of the platform's own
+model families: a version whose files ask for pickle, or that holds another type, is refused."""
+
+import operator
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlplatform.resources.mlflow import MlflowResource, UntrustedModelError
+
+
+@pytest.fixture
+def registry(tmp_path):
+    import mlflow
+
+    resource = MlflowResource(
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        artifact_location=str(tmp_path / "artifacts"),
+        experiment_name="loading",
+    )
+    mlflow.set_tracking_uri(resource.tracking_uri)
+    experiment = resource.experiment_id
+    yield resource, experiment
+    mlflow.set_tracking_uri(None)
+
+
+def register(resource, experiment, model, name, **log_arguments):
+    import mlflow
+    import mlflow.sklearn
+
+    x = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
+    model.fit(x, np.arange(20) % 2)
+    with mlflow.start_run(experiment_id=experiment):
+        # Requirements given: MLflow infers them otherwise, about 5 s per model.
+        info = mlflow.sklearn.log_model(
+            model, name="model", pip_requirements=["scikit-learn"], **log_arguments
+        )
+    mlflow.register_model(info.model_uri, name)
+    return f"models:/{name}/1", x
+
+
+def test_a_model_of_the_platforms_families_loads(registry):
+    from mlplatform.core.models import SKOPS_TRUSTED_TYPES, build_model
+
+    resource, experiment = registry
+    model = build_model("hist_gradient_boosting", [], ["a", "b"], {"max_iter": 5}, seed=1)
+    uri, x = register(
+        resource, experiment, model, "good", serialization_format="skops",
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+    )  # fmt: skip
+    loaded = resource.load_sklearn_model(uri)
+    assert np.allclose(loaded.predict_proba(x), model.predict_proba(x))
+
+
+def test_a_model_stored_with_pickle_is_refused(registry):
+    from sklearn.linear_model import LogisticRegression
+
+    resource, experiment = registry
+    uri, _ = register(
+        resource, experiment, LogisticRegression(), "pickled", serialization_format="cloudpickle"
+    )
+    with pytest.raises(UntrustedModelError, match="only the skops format is loaded"):
+        resource.load_sklearn_model(uri)
+
+
+def test_a_skops_model_holding_an_untrusted_type_is_refused(registry):
+    """The model's own files may list any type as trusted: the loader ignores that list."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    resource, experiment = registry
+    crafted = FunctionTransformer(operator.neg)  # a function reference: code that runs on load
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(crafted, LogisticRegression())
+    uri, _ = register(
+        resource, experiment, model, "crafted", serialization_format="skops",
+        skops_trusted_types=["_operator.neg"],
+    )  # fmt: skip
+    with pytest.raises(UntrustedModelError, match=r"does not trust: \['_operator.neg'\]"):
+        resource.load_sklearn_model(uri)

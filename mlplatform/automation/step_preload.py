@@ -13,6 +13,7 @@ import dagster._core.storage.event_log.sqlite
 import dagster._core.storage.runs.sqlite
 import dagster._core.storage.schedules.sqlite
 import dagster._utils.test  # imported by Dagster when a step reconstructs its job
+import lightgbm.sklearn  # a LightGBM champion is loaded by registration and scoring
 import mlflow.pyfunc
 import mlflow.sklearn
 import mlflow.store.model_registry.sqlalchemy_store
@@ -21,6 +22,7 @@ import mlflow.tracking
 import pandas
 import pandera.pandas
 import pyarrow.parquet
+import scipy.stats  # intervals in training and registration
 import sklearn.ensemble
 import skops.io
 import sqlalchemy.dialects.sqlite

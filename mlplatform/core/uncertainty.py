@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 RANKING_METRICS = ("roc_auc", "pr_auc")
 THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1", "balanced_accuracy")
@@ -43,12 +42,16 @@ class Interval:
 
 
 def _z(confidence: float) -> float:
+    from scipy import stats  # about 0.8 s to import: only when an interval is computed
+
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
 def _delong(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUCs of each row of `scores` (models x rows) and their covariance (Sun & Xu's fast
     DeLong, midranks from scipy)."""
+    from scipy import stats
+
     positive = labels.astype(bool)
     pos, neg = scores[:, positive], scores[:, ~positive]
     m, n = pos.shape[1], neg.shape[1]

@@ -43,6 +43,7 @@ def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, 
         kind="generator", generator=GeneratorConfig(**{**generator, "rows_per_day": rows})
     )
     outcomes = []
+    (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
         for offset in range(days):
             day = (start + dt.timedelta(days=offset)).isoformat()

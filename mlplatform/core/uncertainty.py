@@ -83,16 +83,20 @@ class _Ranking:
         return cls(order, labels[order].astype(float), ends, int((scores >= threshold).sum()))
 
     def metrics(self, weights: np.ndarray) -> dict[str, float]:
-        """Every metric with rows weighed by `weights` (in this ranking's order)."""
+        """Every metric with rows weighed by `weights` (in this ranking's order). A resample of a
+        tiny split may hold no positive: its metrics are NaN, and left out of the interval."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._metrics(weights)
+
+    def _metrics(self, weights: np.ndarray) -> dict[str, float]:
         true_pos = np.cumsum(weights * self.labels)
         false_pos = np.cumsum(weights * (1.0 - self.labels))
         positives, negatives = true_pos[-1], false_pos[-1]
         tp, fp = true_pos[self.group_ends], false_pos[self.group_ends]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision_curve = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
-            recall_curve = tp / positives
-            tpr = np.r_[0.0, tp / positives]
-            fpr = np.r_[0.0, fp / negatives]
+        precision_curve = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+        recall_curve = tp / positives
+        tpr = np.r_[0.0, tp / positives]
+        fpr = np.r_[0.0, fp / negatives]
         flagged_tp = true_pos[self.flagged - 1] if self.flagged else 0.0
         flagged_fp = false_pos[self.flagged - 1] if self.flagged else 0.0
         missed = positives - flagged_tp

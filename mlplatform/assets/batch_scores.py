@@ -42,7 +42,7 @@ def batch_scores(
         # Resolve the alias once and load that exact version, so the scores and the version
         # they name cannot disagree if the alias moves meanwhile.
         uri = f"models:/{name}/{champion.version}"
-        model = mlflow.load_sklearn_model(uri)
+        model, input_columns = mlflow.load_with_inputs(uri)
         on_the_day = on_day(features[contract.event_time], context.partition_key)
         if not on_the_day.any():
             raise dg.Failure(
@@ -55,7 +55,7 @@ def batch_scores(
         scores = score_rows(
             model,
             day_rows,
-            mlflow.model_input_columns(uri),
+            input_columns,
             threshold,
             id_column=contract.id,
             event_time_column=contract.event_time,

@@ -100,6 +100,7 @@ def trained_model(
     from mlflow.models import infer_signature
 
     from mlplatform.core.features import model_columns
+    from mlplatform.core.models import SKOPS_TRUSTED_TYPES
     from mlplatform.core.train import train_model
     from mlplatform.core.uncertainty import interval_metadata
     from mlplatform.stages.code_version import code_version
@@ -160,7 +161,7 @@ def trained_model(
             pip_requirements=pip_requirements(result.family),
             metadata={"decision_threshold": result.threshold, "model_family": result.family},
             serialization_format="skops",
-            skops_trusted_types=list(_trusted_types()),
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
         )
     record = {
         "partition": context.partition_key,
@@ -210,9 +211,3 @@ def trained_model(
             "input_columns": dg.MetadataValue.json(result.input_columns),
         },
     )
-
-
-def _trusted_types() -> tuple[str, ...]:
-    from mlplatform.core.models import SKOPS_TRUSTED_TYPES
-
-    return SKOPS_TRUSTED_TYPES

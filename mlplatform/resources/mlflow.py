@@ -266,47 +266,43 @@ class MlflowResource(dg.ConfigurableResource):
         from mlflow.models import Model
 
         with tempfile.TemporaryDirectory() as folder:
-            model = Model.load(self._download(model_uri, folder, "MLmodel"))
-        if model.signature is None:
-            raise ValueError(f"{model_uri} has no signature; cannot tell its input columns")
-        return list(model.signature.inputs.input_names())
+            return _input_columns(
+                model_uri, Model.load(self._download(model_uri, folder, "MLmodel"))
+            )
 
     def load_sklearn_model(self, model_uri: str) -> Any:
-        """Load a scikit-learn model from this platform's registry, in the skops format only and
-        trusting only the types this code's model families are made of (`SKOPS_TRUSTED_TYPES`),
-        never the list written in the model's own files: a version whose files ask for pickle or
-        hold any other type is refused, so a crafted model cannot run code where it is loaded."""
+        """A registered scikit-learn model (see `_load`)."""
+        return self._load(model_uri)[0]
+
+    def load_with_inputs(self, model_uri: str) -> tuple[Any, list[str]]:
+        """A registered scikit-learn model and its signature's input columns, from one download."""
+        model, description = self._load(model_uri)
+        return model, _input_columns(model_uri, description)
+
+    def _load(self, model_uri: str) -> tuple[Any, Any]:
+        """The model and its MLmodel description. Loaded in the skops format only and trusting
+        only the types this code's model families are made of (`SKOPS_TRUSTED_TYPES`), never the
+        list written in the model's own files: a version whose files ask for pickle or hold any
+        other type is refused, so a crafted model cannot run code where it is loaded."""
         from mlflow.models import Model
 
         with tempfile.TemporaryDirectory() as folder:
             local = self._download(model_uri, folder)
-            flavor = Model.load(os.path.join(local, "MLmodel")).flavors.get("sklearn", {})
-            return load_trusted_skops(model_uri, local, flavor)
+            description = Model.load(os.path.join(local, "MLmodel"))
+            flavor = description.flavors.get("sklearn", {})
+            return load_trusted_skops(model_uri, local, flavor), description
 
     def test_scores(self, model_uri: str, features: pd.DataFrame) -> tuple[Any | None, str]:
         """The model's scores on this features table's test split (None, with the reason, when its
         inputs are not all among the features)."""
         from mlplatform.core.train import split_xy
 
-        columns = self.model_input_columns(model_uri)
+        model, columns = self.load_with_inputs(model_uri)
         missing = [c for c in columns if c not in features.columns]
         if missing:
             return None, f"{model_uri} needs columns the features lack: {missing}"
         x_test, _ = split_xy(features, "test", columns)
-        return self.load_sklearn_model(model_uri).predict_proba(x_test)[:, 1], model_uri
-
-    def metrics_on_test_split(
-        self, model_uri: str, features: pd.DataFrame, threshold: float
-    ) -> tuple[dict[str, float] | None, str]:
-        """The model's metrics on this features table's test split, or None with the reason it
-        cannot score it (its inputs are not all among the features)."""
-        from mlplatform.core.evaluate import classification_metrics
-        from mlplatform.core.features import test_labels
-
-        scores, basis = self.test_scores(model_uri, features)
-        if scores is None:
-            return None, basis
-        return classification_metrics(test_labels(features), scores, threshold), basis
+        return model.predict_proba(x_test)[:, 1], model_uri
 
     def compare_with_champion(
         self,
@@ -357,6 +353,12 @@ class MlflowResource(dg.ConfigurableResource):
 
         frame = pd.DataFrame([{k: _plain(v) for k, v in row.items()} for row in rows])
         self.client.log_table(self.active_run_id, frame, artifact_file)
+
+
+def _input_columns(model_uri: str, description: Any) -> list[str]:
+    if description.signature is None:
+        raise ValueError(f"{model_uri} has no signature; cannot tell its input columns")
+    return list(description.signature.inputs.input_names())
 
 
 def _plain(value: Any) -> Any:

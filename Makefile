@@ -15,7 +15,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.mlplatform/dagster_home
 # Nothing leaves the machine: no usage telemetry from MLflow (Dagster's is off in dagster.yaml).
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install dev test lint format clean bench quality
+.PHONY: install system-packages dev test lint format clean bench quality
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,6 +28,12 @@ $(DAGSTER_HOME)/dagster.yaml:
 	mkdir -p $(DAGSTER_HOME)
 	ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# The servers and tools the integration tests start (PostgreSQL, Prometheus, Chromium, Graphviz,
+# docker-compose), from Debian's packages, with sudo where not root: a newcomer's `make test` skips
+# nothing. Present ones are left alone, so a second run costs a second.
+system-packages:
+	.ci/install-system-packages
+
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(UV) run --frozen dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
@@ -39,7 +45,7 @@ format: install
 	$(UV) run --frozen ruff format mlplatform mlplatform_tests
 	$(UV) run --frozen ruff check --fix mlplatform mlplatform_tests
 
-test: lint $(DAGSTER_HOME)/dagster.yaml
+test: system-packages lint $(DAGSTER_HOME)/dagster.yaml
 	$(UV) run --frozen dg check defs
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 

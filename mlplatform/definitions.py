@@ -12,6 +12,7 @@ from mlplatform.assets.trained_model import trained_model
 from mlplatform.assets.validated_transactions import validated_transactions
 from mlplatform.automation.execution import job_executor
 from mlplatform.automation.jobs import retraining, training_pipeline
+from mlplatform.automation.recovery import canceled_run_cleanup, failed_run_cleanup
 from mlplatform.automation.schedules import daily_training
 from mlplatform.automation.sensors import (
     drift_retraining,
@@ -79,7 +80,14 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=[training_pipeline, retraining],
     schedules=[daily_training],
-    sensors=[new_data, run_failure_alert, run_success_notification, drift_retraining],
+    sensors=[
+        new_data,
+        run_failure_alert,
+        run_success_notification,
+        drift_retraining,
+        failed_run_cleanup,
+        canceled_run_cleanup,
+    ],
     resources=build_resources(SETTINGS),
     # `json`: log lines as JSON with run id, asset and partition, for runs that ask for it.
     loggers=platform_loggers(),

@@ -124,3 +124,56 @@ def test_loaded_frames_are_writable_like_read_parquet(tmp_path):
     assert result.success
     stored = pd.read_parquet(tmp_path / "doubled" / "2026-03-02.parquet")
     assert stored["value"].tolist() == [1.0, 4.0]
+
+
+def test_temporary_files_of_gone_writers_are_swept_and_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from mlplatform.core.processes import HOST
+    from mlplatform.resources.io_managers import UNVOUCHED_TEMPORARY_SECONDS
+
+    folder = tmp_path / "numbers"
+    folder.mkdir()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # reaped: its pid no longer runs
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+
+        def temporary(pid: int | None, host: str | None, age: float = 0) -> str:
+            writer = f"{pid}-" if pid is not None else ""
+            where = f"@{host}" if host is not None else ""
+            path = folder / f"2026-03-01.parquet.{writer}{uuid.uuid4().hex}{where}.tmp"
+            path.write_bytes(b"partial")
+            os.utime(path, (time.time() - age, time.time() - age))
+            return path.name
+
+        dead_writer = temporary(ended.pid, HOST)
+        live_writer = temporary(live.pid, HOST)
+        elsewhere_recent = temporary(live.pid, "another-host")
+        elsewhere_old = temporary(1, "another-host", age=UNVOUCHED_TEMPORARY_SECONDS + 60)
+        unnamed_old = temporary(None, None, age=UNVOUCHED_TEMPORARY_SECONDS + 60)
+        unnamed_recent = temporary(None, None)
+
+        assert run(tmp_path, ["numbers"], "2026-03-02").success
+        left = {p.name for p in folder.iterdir()}
+        assert "2026-03-02.parquet" in left
+        assert {live_writer, elsewhere_recent, unnamed_recent} <= left
+        assert not {dead_writer, elsewhere_old, unnamed_old} & left
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_writer_pid_taken_over_by_a_newer_process_counts_as_gone():
+    import os
+    import time
+
+    from mlplatform.core.processes import process_is_alive
+
+    assert process_is_alive(os.getpid(), active_at=time.time())
+    # This process did not exist an hour before the test: it cannot be that time's writer.
+    assert not process_is_alive(os.getpid(), active_at=time.time() - 3600 * 24 * 365)

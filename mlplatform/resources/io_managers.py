@@ -3,18 +3,29 @@
 DataFrames are stored as Parquet, small records (model and registry summaries) as JSON. Local writes
 are atomic: the file is written beside its destination and renamed over it, so a crash mid-write
 leaves the previous good version in place. Object stores replace an object in one PUT anyway.
+
+A writer killed mid-write (kill -9, a lost machine) leaves its temporary file behind. Each name says
+who wrote it (`<file>.<pid>-<id>@<host>.tmp`), and every local write first removes the temporary
+files in its folder whose writer is gone: on this host, when that process no longer runs; from
+another host (or unnamed), once untouched for longer than any run may last. A live writer's file is
+never removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import dagster as dg
+
+from mlplatform.core.processes import HOST, process_is_alive
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,11 +40,52 @@ def _local_file(path: UPath) -> str:
     return os.fspath(path.path if hasattr(path, "path") else path)
 
 
+# A temporary file nobody on this host can vouch for is left this long after its last write: past
+# any run's maximum runtime (orchestration.yaml, 2 hours by default), so its writer's run is over.
+UNVOUCHED_TEMPORARY_SECONDS = 6 * 3600
+_TEMPORARY = re.compile(r"\.(?:(?P<pid>\d+)-)?[0-9a-f]{32}(?:@(?P<host>[^/]+))?\.tmp$")
+
+
+def temporary_name(target: str) -> str:
+    """Where a write to `target` goes until it is complete: beside it, naming its writer."""
+    return f"{target}.{os.getpid()}-{uuid.uuid4().hex}@{HOST}.tmp"
+
+
+def sweep_abandoned_temporaries(folder: str, now: float | None = None) -> list[str]:
+    """Remove the temporary files in `folder` whose writer is gone (see the module's docstring);
+    the paths removed."""
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        match = _TEMPORARY.search(name)
+        if match is None:
+            continue
+        path = os.path.join(folder, name)
+        try:
+            modified = os.stat(path).st_mtime
+        except FileNotFoundError:
+            continue  # its writer finished (renamed it) meanwhile
+        pid, host = match.group("pid"), match.group("host")
+        if pid is not None and host == HOST:
+            abandoned = not process_is_alive(int(pid), active_at=modified)
+        else:
+            abandoned = now - modified > UNVOUCHED_TEMPORARY_SECONDS
+        if abandoned:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed.append(path)
+    return removed
+
+
 def write_atomically(path: UPath, write: Callable[[BinaryIO], None]) -> None:
     """Call `write` with a binary handle whose content replaces `path` only once complete."""
     if _is_local(path):
         target = _local_file(path)
-        temporary = f"{target}.{uuid.uuid4().hex}.tmp"
+        temporary = temporary_name(target)
         try:
             with open(temporary, "wb") as handle:
                 write(handle)
@@ -61,6 +113,20 @@ class _PartitionedFileIOManager(dg.UPathIOManager):
     def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
         return base_path / partition.replace("/", "_").lstrip(".")
 
+    def write(
+        self, context: dg.OutputContext, path: UPath, write: Callable[[BinaryIO], None]
+    ) -> None:
+        """`write_atomically`, after removing what killed writers left beside `path`."""
+        if _is_local(path):
+            folder = os.path.dirname(_local_file(path))
+            removed = sweep_abandoned_temporaries(folder)
+            if removed:
+                context.log.warning(
+                    f"Removed {len(removed)} temporary file(s) left by writers that are gone: "
+                    f"{removed}"
+                )
+        write_atomically(path, write)
+
 
 class ParquetFrameIOManager(_PartitionedFileIOManager):
     """DataFrames as Parquet. Inputs mapped to several partitions (a trailing window) load as one
@@ -80,8 +146,8 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
             )
         # Written straight into the temporary file: no in-memory copy of the whole file. zstd:
         # as fast as snappy to write and read here, and files about 40% smaller.
-        write_atomically(
-            path, lambda handle: obj.to_parquet(handle, index=False, compression="zstd")
+        self.write(
+            context, path, lambda handle: obj.to_parquet(handle, index=False, compression="zstd")
         )
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
@@ -130,7 +196,7 @@ class JsonRecordIOManager(_PartitionedFileIOManager):
 
     def dump_to_path(self, context: dg.OutputContext, obj: dict[str, Any], path: UPath) -> None:
         payload = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
-        write_atomically(path, lambda handle: handle.write(payload))
+        self.write(context, path, lambda handle: handle.write(payload))
 
     def load_from_path(self, context: dg.InputContext, path: UPath) -> dict[str, Any]:
         with path.open("rb") as handle:

@@ -6,6 +6,16 @@ as dagster-mlflow tags it). A step opens it with `with mlflow.run():` (the first
 later step of the same Dagster run finds it by that tag and resumes it); the block ends it FINISHED,
 or FAILED when it raises, and a step that releases the resource ends whatever it left open. So no
 MLflow run stays RUNNING after its step, whichever executor ran it, job or ad-hoc materialization.
+A step killed outright (kill -9) ends nothing: the run-status sensors in automation/recovery.py
+mark its MLflow run FAILED once Dagster marks the run failed.
+
+One run per partition: the steps that write to MLflow (training, registration) refuse to start
+while another live run of the same partition and overlapping assets got there first. The run queue
+enforces the same rule (`tag_concurrency_limits` in dagster.yaml) for runs it launches, but
+`dagster asset materialize` and `dagster job execute` bypass the queue; without this, two runs of
+one day both trained and registered two versions from identical data. Dagster's pools limit a
+pool, not a partition, so the check asks the instance itself. A run whose worker the run launcher
+reports dead does not count (run monitoring is about to mark it failed).
 
 Registry: one registered model per dataset contract, with aliases `challenger` (the newest
 registered) and `champion` (the one that scores).
@@ -32,6 +42,7 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PARTITION_TAG = "dagster/partition"
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -56,6 +67,8 @@ class MlflowResource(dg.ConfigurableResource):
     _run_name: str = PrivateAttr(default="adhoc")
     _log: Any = PrivateAttr(default=None)
     _open_run_id: str | None = PrivateAttr(default=None)
+    _instance: Any = PrivateAttr(default=None)
+    _dagster_run: Any = PrivateAttr(default=None)
 
     # Lifecycle -----------------------------------------------------------------------------------
 
@@ -73,6 +86,8 @@ class MlflowResource(dg.ConfigurableResource):
         self._experiment_id = None
         self._open_run_id = None
         self._dagster_run_id = context.run_id
+        self._dagster_run = context.dagster_run
+        self._instance = context.instance
         self._run_name = context.dagster_run.job_name if context.dagster_run else "adhoc"
         self._log = context.log
 
@@ -133,6 +148,7 @@ class MlflowResource(dg.ConfigurableResource):
             return
         if self._dagster_run_id is None:
             raise RuntimeError("an MLflow run belongs to a Dagster run: open it inside a step")
+        self._refuse_if_partition_is_taken()
         existing = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.dagster_run_id = '{self._dagster_run_id}'",
@@ -157,6 +173,38 @@ class MlflowResource(dg.ConfigurableResource):
             self._end_run("FAILED")
             raise
         self._end_run("FINISHED")
+
+    def _refuse_if_partition_is_taken(self) -> None:
+        """Fail fast (no retry) when an earlier live run of this run's partition overlaps its
+        assets: see the module's docstring."""
+        run, instance = self._dagster_run, self._instance
+        if run is None or instance is None:
+            return
+        other = earlier_live_run_of_partition(instance, run)
+        if other is not None:
+            raise dg.Failure(
+                description=(
+                    f"partition {run.tags.get(PARTITION_TAG)} is being materialized by run "
+                    f"{other.run_id} ({other.job_name}, {other.status.value}), which started "
+                    "first: two runs of one partition would both train and register a model. "
+                    "Run it again once that run has ended."
+                ),
+                metadata={"other_run_id": other.run_id, "partition": run.tags.get(PARTITION_TAG)},
+                allow_retries=False,
+            )
+
+    def end_runs_of(self, dagster_run_id: str, status: str) -> list[str]:
+        """End as `status` (FAILED, KILLED) the MLflow runs of a Dagster run still RUNNING,
+        which happens only when its step was killed outright; their ids."""
+        open_runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=(
+                f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'"
+            ),
+        )
+        for open_run in open_runs:
+            self.client.set_terminated(open_run.info.run_id, status=status)
+        return [open_run.info.run_id for open_run in open_runs]
 
     def _end_run(self, status: str) -> None:
         import mlflow
@@ -390,6 +438,58 @@ def load_trusted_skops(model_uri: str, local: str, flavor: dict[str, Any]) -> An
             f"{model_uri}: holds types this platform does not trust: {untrusted}"
         )
     return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
+
+
+def earlier_live_run_of_partition(
+    instance: dg.DagsterInstance, run: dg.DagsterRun
+) -> dg.DagsterRun | None:
+    """The live run (starting, started, cancelling) of `run`'s partition that was created before
+    it and overlaps its assets (a run without an asset selection covers all), whose worker is not
+    known to be dead; None when there is none or `run` is not of one partition."""
+    partition = run.tags.get(PARTITION_TAG)
+    if partition is None:
+        return None
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ],
+            tags={PARTITION_TAG: partition},
+        )
+    )
+    own = instance.get_run_record_by_id(run.run_id)
+    own_key = (own.create_timestamp, run.run_id) if own is not None else None
+    for record in sorted(records, key=lambda r: (r.create_timestamp, r.dagster_run.run_id)):
+        other = record.dagster_run
+        if other.run_id == run.run_id:
+            continue
+        if own_key is not None and (record.create_timestamp, other.run_id) > own_key:
+            continue  # it came second: it is the one to refuse
+        if not _assets_overlap(run.asset_selection, other.asset_selection):
+            continue
+        if _worker_known_dead(instance, other):
+            continue
+        return other
+    return None
+
+
+def _assets_overlap(ours: Any, theirs: Any) -> bool:
+    return ours is None or theirs is None or bool(set(ours) & set(theirs))
+
+
+def _worker_known_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    from dagster._core.launcher import WorkerStatus
+
+    launcher = instance.run_launcher
+    if run.status != dg.DagsterRunStatus.STARTED or not launcher.supports_check_run_worker_health:
+        return False
+    try:
+        health = launcher.check_run_worker_health(run)
+    except Exception:  # a launcher that cannot tell (no Docker socket here, say): trust the status
+        return False
+    return health.status not in (WorkerStatus.RUNNING, WorkerStatus.SUCCESS)
 
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> dg.MetadataValue:

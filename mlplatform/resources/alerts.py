@@ -2,6 +2,7 @@
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
@@ -9,6 +10,23 @@ from pydantic import Field
 from mlplatform.config.active import ORCHESTRATION
 
 _alerts = ORCHESTRATION.alerts
+
+
+class AlertDeliveryError(Exception):
+    """An alert that did not reach its webhook. The message names the webhook's host only: an
+    incoming-webhook URL carries its token in the path, and this text ends up in sensor tick
+    errors stored in the instance's database and shown in the UI."""
+
+
+def webhook_host(url: str) -> str:
+    """Where a webhook URL points, without its path, query or credentials."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "(no host)"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unparsable URL)"
+    return f"{parts.scheme}://{host}{port}" if parts.scheme else host
 
 
 class AlertWebhook(dg.ConfigurableResource):
@@ -28,8 +46,20 @@ class AlertWebhook(dg.ConfigurableResource):
         if not self.url:
             log.warning(f"No alert webhook (${_alerts.webhook_url_env} unset): {message['text']}")
             return False
-        response = requests.post(self.url, json=message, timeout=self.timeout_seconds)
-        response.raise_for_status()
+        where = webhook_host(self.url)
+        # requests puts the full URL in its errors (and in the errors they wrap): only the type,
+        # the HTTP status and the host go on, and the original is not chained (`from None`).
+        try:
+            response = requests.post(self.url, json=message, timeout=self.timeout_seconds)
+        except requests.RequestException as error:
+            raise AlertDeliveryError(
+                f"alert not delivered to the webhook at {where}: {type(error).__name__}"
+            ) from None
+        if not response.ok:
+            raise AlertDeliveryError(
+                f"alert not delivered to the webhook at {where}: HTTP {response.status_code} "
+                f"{response.reason}"
+            )
         return True
 
 

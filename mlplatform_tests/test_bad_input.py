@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from mlplatform.definitions import ASSETS
 from mlplatform_tests.conftest import make_platform
@@ -35,20 +36,52 @@ def materialize(platform, selection):
     )  # fmt: skip
 
 
-def test_unreadable_file_is_named_and_previous_raw_data_survives(tmp_path):
-    source = tmp_path / "landing" / "tx.parquet"
-    source.parent.mkdir()
-    generated_day(pd.Timestamp(DAY).date()).to_parquet(source)
-    platform = files_platform(tmp_path, source)
+def header_only(rows: pd.DataFrame, source) -> None:
+    rows.head(0).to_csv(source, index=False)
+
+
+def missing_column(rows: pd.DataFrame, source) -> None:
+    rows.drop(columns=["amount"]).to_csv(source, index=False)
+
+
+def not_parquet(rows: pd.DataFrame, source) -> None:
+    source.write_bytes(b"truncated upload")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (not_parquet, "{source}: cannot read as parquet"),
+        (missing_column, "{source}: columns required by contract {contract} are missing: "
+                         "['amount']"),
+        (header_only, "{folder}: no rows for 2026-03-02 in 1 file(s) (header only"),
+    ],
+    ids=["unreadable", "missing-column", "header-only"],
+)  # fmt: skip
+def test_unusable_input_is_named_and_previous_raw_data_survives(tmp_path, spoil, message):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    good = folder / "tx.parquet"
+    rows = generated_day(pd.Timestamp(DAY).date())
+    rows.to_parquet(good)
+    platform = files_platform(tmp_path, folder)
     assert materialize(platform, ["raw_transactions"]).success
     stored = platform.data_dir / "raw_transactions" / f"{DAY}.parquet"
     before = stored.read_bytes()
 
-    source.write_bytes(b"truncated upload")
+    # The day's delivery is replaced by an unusable one.
+    source = folder / ("tx.parquet" if spoil is not_parquet else "tx.csv")
+    if source != good:
+        good.unlink()
+    spoil(rows, source)
     result = materialize(platform, ["raw_transactions"])
     assert not result.success
-    assert f"{source}: cannot read as parquet" in failure_message(result)
+    contract = platform.resources["dataset_contract"].load().source
+    assert message.format(source=source, folder=folder, contract=contract) in failure_message(
+        result
+    )
     assert retries(result) == 0  # bad content: the error policy fails fast
+    # Refused before it was stored: raw and validated data of the day still agree.
     assert stored.read_bytes() == before
 
 
@@ -62,7 +95,7 @@ def test_unreachable_source_is_retried_by_the_ingestion_policy(tmp_path):
     assert "no such file or folder" in failure_message(result)
 
 
-def test_missing_target_column_fails_validation_and_keeps_the_last_good_output(tmp_path):
+def test_missing_target_column_fails_ingestion_and_keeps_the_last_good_outputs(tmp_path):
     source = tmp_path / "landing" / "tx.csv"
     source.parent.mkdir()
     rows = generated_day(pd.Timestamp(DAY).date())
@@ -79,7 +112,8 @@ def test_missing_target_column_fails_validation_and_keeps_the_last_good_output(t
     )
     assert not result.success
     message = failure_message(result)
-    assert "validated_transactions[2026-03-02]" in message and "['is_fraud']" in message
+    assert f"raw_transactions[2026-03-02] from files at {source}: {source}" in message
+    assert "['is_fraud']" in message
     assert validated.read_bytes() == before
     # Retrying cannot fix bad data: the error policy fails fast, without retries.
     assert retries(result) == 0
@@ -94,9 +128,9 @@ def test_empty_partition_is_refused_with_the_partition_named(tmp_path):
     result = materialize(files_platform(tmp_path, source), ["raw_transactions",
                          "validated_transactions", "quarantined_transactions"])  # fmt: skip
     assert not result.success
-    assert "raw_transactions[2026-03-02]: no rows to validate (empty partition)" in failure_message(
-        result
-    )
+    message = failure_message(result)
+    assert "raw_transactions[2026-03-02]" in message and "no rows for 2026-03-02" in message
+    assert not (tmp_path / "data" / "raw_transactions" / f"{DAY}.parquet").exists()
 
 
 def test_generator_refuses_a_contract_it_does_not_produce(tmp_path):

@@ -1,13 +1,22 @@
 import datetime as dt
+import gzip
 
 import pandas as pd
 import pytest
 
-from mlplatform.core.sources import SourceError, list_source_files, read_source_day
-from mlplatform.core.validate import DatasetError
+from mlplatform.core.sources import (
+    PartitionSpan,
+    SourceError,
+    list_source_files,
+    read_file,
+    read_source_day,
+)
+from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN, DatasetError
 from mlplatform_tests.packaged import generated_day
 
 DAY = dt.date(2026, 3, 2)
+# Partitions from 2026-01-01 to 2026-03-09, "now" on 2026-03-10.
+SPAN = PartitionSpan(dt.date(2026, 1, 1), dt.date(2026, 3, 9), dt.date(2026, 3, 10))
 
 
 @pytest.fixture
@@ -19,58 +28,191 @@ def expected_day(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["event_time"].dt.date == DAY]
 
 
-def test_csv_file_is_cut_to_the_day(tmp_path, two_days):
+def read(path, card_contract, day=DAY, **arguments):
+    return read_source_day(str(path), card_contract, day, SPAN, **arguments)
+
+
+def test_csv_file_is_cut_to_the_day(tmp_path, two_days, card_contract):
     path = tmp_path / "tx.csv"
     two_days.to_csv(path, index=False)
-    day = read_source_day(str(path), "event_time", DAY)
+    day = read(path, card_contract)
     assert len(day) == len(expected_day(two_days))
     assert set(day["transaction_id"]) == set(expected_day(two_days)["transaction_id"])
 
 
-def test_parquet_folder_and_glob(tmp_path, two_days):
+def test_csv_text_is_kept_as_written(tmp_path, card_contract):
+    """No type guessing: leading zeros stay, a 17-digit id column with an empty cell stays text
+    (pandas would make it float and the ids collide), numbers keep their spelling."""
+    path = tmp_path / "tx.csv"
+    rows = generated_day(DAY, rows_per_day=5).astype(str)
+    rows["transaction_id"] = ["00012", "12345678901234567", "", "12345678901234568", "0"]
+    rows["customer_id"] = ["007", "0007", "7", "7.0", "1e3"]
+    rows["amount"] = ["10.50", "010", "1e2", "abc", " 3"]
+    rows["note"] = ["NA", "null", "None", "nan", "-"]
+    rows.to_csv(path, index=False)
+    day = read(path, card_contract)
+    assert day["transaction_id"].tolist() == ["00012", "12345678901234567", None,
+                                              "12345678901234568", "0"]  # fmt: skip
+    for column in ("customer_id", "amount", "note"):
+        assert day[column].tolist() == rows[column].tolist()
+
+
+def test_parquet_folder_and_glob(tmp_path, two_days, card_contract):
     folder = tmp_path / "landing"
     folder.mkdir()
     for i, (_, part) in enumerate(two_days.groupby(two_days["event_time"].dt.date)):
         part.to_parquet(folder / f"part-{i}.parquet")
     (folder / "README.txt").write_text("not data")
     assert len(list_source_files(str(folder))) == 2
-    by_folder = read_source_day(str(folder), "event_time", DAY)
-    by_glob = read_source_day(str(folder / "*.parquet"), "event_time", DAY)
+    by_folder = read(folder, card_contract)
+    by_glob = read(folder / "*.parquet", card_contract)
     assert len(by_folder) == len(by_glob) == len(expected_day(two_days))
 
 
-def test_fsspec_url(two_days):
+def test_fsspec_url(two_days, card_contract):
     import fsspec
 
     with fsspec.open("memory://landing/tx.parquet", "wb") as handle:
         two_days.to_parquet(handle)
-    day = read_source_day("memory://landing/*.parquet", "event_time", DAY)
+    day = read("memory://landing/*.parquet", card_contract)
     assert len(day) == len(expected_day(two_days))
 
 
-def test_missing_path_is_named(tmp_path):
-    with pytest.raises(SourceError, match="no such file or folder"):
-        read_source_day(str(tmp_path / "nothing.csv"), "event_time", DAY)
+def test_missing_path_is_a_retryable_source_error_not_an_os_error(tmp_path, card_contract):
+    with pytest.raises(SourceError, match="no such file or folder") as raised:
+        read(tmp_path / "nothing.csv", card_contract)
+    assert not isinstance(raised.value, OSError)
 
 
-def test_unreadable_file_is_named(tmp_path):
+def test_unreadable_file_is_named(tmp_path, card_contract):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"this is not parquet")
     with pytest.raises(DatasetError, match=r"broken\.parquet: cannot read as parquet"):
-        read_source_day(str(path), "event_time", DAY)
+        read(path, card_contract)
 
 
-def test_missing_event_time_column_is_named(tmp_path, two_days):
+def test_a_file_that_is_not_gzip_is_content_not_io(tmp_path, card_contract):
+    path = tmp_path / "tx.csv.gz"
+    path.write_text("transaction_id,event_time\n1,2026-03-02\n")
+    with pytest.raises(DatasetError, match=r"tx\.csv\.gz: cannot read as csv \(BadGzipFile"):
+        read(path, card_contract)
+
+
+def test_a_gzip_file_cut_short_is_content(tmp_path, card_contract):
+    path = tmp_path / "tx.csv.gz"
+    path.write_bytes(gzip.compress(generated_day(DAY, rows_per_day=50).to_csv(index=False).encode())[:400])
+    with pytest.raises(DatasetError, match=r"tx\.csv\.gz: cannot read as csv"):
+        read(path, card_contract)
+
+
+def test_unknown_file_format_names_the_setting(tmp_path, card_contract):
+    path = tmp_path / "tx.txt"
+    path.write_text("x")
+    with pytest.raises(DatasetError, match="set data_source.file_format"):
+        read(path, card_contract)
+
+
+def test_a_file_where_a_folder_is_expected_is_a_settings_problem(tmp_path, card_contract):
+    (tmp_path / "landing").write_text("a file, not a folder")
+    with pytest.raises(DatasetError, match=r"landing is a file, not a folder"):
+        read(tmp_path / "landing" / "tx.csv", card_contract)
+
+
+def test_missing_contract_column_names_the_file(tmp_path, two_days, card_contract):
     path = tmp_path / "tx.csv"
-    two_days.drop(columns=["event_time"]).to_csv(path, index=False)
-    with pytest.raises(DatasetError, match="event-time column 'event_time'"):
-        read_source_day(str(path), "event_time", DAY)
+    two_days.drop(columns=["event_time", "amount"]).to_csv(path, index=False)
+    with pytest.raises(
+        DatasetError, match=r"tx\.csv: columns .* missing: \['event_time', 'amount'"
+    ):
+        read(path, card_contract)
 
 
-def test_rows_without_event_time_stop_the_read_with_their_line(tmp_path, two_days):
-    frame = two_days.head(5).astype({"event_time": str})
-    frame.loc[frame.index[3], "event_time"] = "yesterday"
+def test_a_day_without_rows_is_refused(tmp_path, card_contract):
     path = tmp_path / "tx.csv"
-    frame.to_csv(path, index=False)
-    with pytest.raises(DatasetError, match="first at line 5: 'yesterday'"):
-        read_source_day(str(path), "event_time", DAY)
+    generated_day(DAY, rows_per_day=20).head(0).to_csv(path, index=False)
+    with pytest.raises(DatasetError, match=r"no rows for 2026-03-02 in 1 file\(s\) \(header only"):
+        read(path, card_contract)
+
+
+HEADER = "transaction_id,event_time,note\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('a,2026-03-02T01:00,x\nb,2026-03-02T02:00\nc,2026-03-02T03:00,z\n',
+         r"line 3: 2 fields where the header has 3 \(a field is missing\)"),
+        ('a,2026-03-02T01:00,x,extra\n', r"line 2: 4 fields where the header has 3 \(too many"),
+        ('a,2026-03-02T01:00,"x\nb,2026-03-02T02:00,y\nc,2026-03-02T03:00,z"\n',
+         r"lines 2-4: a quote opened at line 2 is closed at line 4"),
+        ('a,2026-03-02T01:00,x\nb,2026-03-02T02:00,"y\n', r"line 3: malformed CSV record"),
+        ('a,2026-03-02T01:00,"x"y\n', r"line 2: malformed CSV record \(',' expected"),
+        ('a,2026-03-02T01:00,x\x00y\n', r"line 2: NUL byte at byte 21"),
+        ('a,2026-03-02T01:00,caf\xe9\n', r"line 2: not UTF-8 text"),
+    ],
+    ids=["short", "long", "quote-across-records", "quote-never-closed", "text-after-quote", "nul",
+         "latin-1"],
+)  # fmt: skip
+def test_a_malformed_record_is_refused_naming_file_and_line(tmp_path, card_contract, body, message):
+    path = tmp_path / "tx.csv"
+    path.write_bytes((HEADER + body).encode("latin-1"))
+    with pytest.raises(DatasetError, match=rf"tx\.csv: {message}"):
+        read_file(str(path), card_contract.model_copy(update={"columns": {}}))
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [("id,id,event_time\n", r"line 1: header names column\(s\) \['id'\] more than once"),
+     ("id,,event_time\n", r"line 1: header column\(s\) \[2\] have no name"),
+     ("", r"empty file \(no header line\)")],
+    ids=["duplicated", "unnamed", "empty-file"],
+)  # fmt: skip
+def test_a_bad_header_is_refused(tmp_path, card_contract, header, message):
+    path = tmp_path / "tx.csv"
+    path.write_text(header)
+    with pytest.raises(DatasetError, match=rf"tx\.csv: {message}"):
+        read_file(str(path), card_contract.model_copy(update={"columns": {}}))
+
+
+def test_quoted_line_breaks_crlf_and_bom_are_read_as_written(tmp_path, card_contract):
+    path = tmp_path / "tx.csv"
+    text = (
+        '\ufefftransaction_id,event_time,note\r\n'
+        'a,2026-03-02T01:00,"two\r\nlines, one comma"\r\n'
+        'b,2026-03-02T02:00,"say ""hi"", then\nb,2026-03-02T02:00,x"\r\n'
+        'c,2026-03-02T03:00,""\r\n'
+    )  # fmt: skip
+    path.write_bytes(text.encode("utf-8"))
+    frame = read_file(str(path), card_contract.model_copy(update={"columns": {}}))
+    assert list(frame.columns) == ["transaction_id", "event_time", "note"]
+    assert frame["note"].tolist() == [
+        "two\r\nlines, one comma",
+        'say "hi", then\nb,2026-03-02T02:00,x',
+        None,  # an empty field is missing, quoted or not
+    ]
+
+
+def test_rows_in_no_partition_ride_with_the_files_first_day_only(tmp_path, card_contract):
+    rows = generated_day(DAY, rows_per_day=40).astype({"event_time": object})
+    rows.loc[rows.index[0], "event_time"] = "1970-01-01T00:00:00Z"  # before the first partition
+    rows.loc[rows.index[1], "event_time"] = "2031-05-01T00:00:00Z"  # far in the future
+    rows.loc[rows.index[2], "event_time"] = "yesterday"  # not a time
+    rows.loc[rows.index[3], "event_time"] = None  # no time
+    rows.loc[rows.index[4], "event_time"] = "2026-03-11T08:00:00Z"  # tomorrow: waits, not carried
+    rows.loc[rows.index[5], "event_time"] = "2026-03-04T08:00:00Z"  # a later day of the file
+    path = tmp_path / "tx.csv"
+    rows.to_csv(path, index=False)
+
+    first = read(path, card_contract)
+    carried = first[first[OUTSIDE_PARTITIONS_COLUMN].notna()]
+    assert carried[OUTSIDE_PARTITIONS_COLUMN].tolist() == [
+        "before the first partition (2026-01-01)",
+        "in the future (after 2026-03-11)",
+        "not a valid datetime",
+        "missing value",
+    ]
+    assert carried["transaction_id"].tolist() == rows["transaction_id"].iloc[:4].tolist()
+    assert len(first) - len(carried) == len(rows) - 6
+    later = read(path, card_contract, day=dt.date(2026, 3, 4))
+    assert later["transaction_id"].tolist() == [rows["transaction_id"].iloc[5]]
+    assert OUTSIDE_PARTITIONS_COLUMN not in later.columns

@@ -111,3 +111,60 @@ def test_extra_columns_are_reported_not_kept(card_contract):
     outcome = validate(rows, card_contract)
     assert outcome.ignored_columns == ["note"]
     assert "note" not in outcome.validated.columns
+
+
+def categorical(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows as a Parquet file with dictionary-encoded text columns reads back: Categoricals."""
+    import io
+
+    rows = rows.astype({c: "category" for c in ("country", "channel", "merchant_category")})
+    buffer = io.BytesIO()
+    rows.to_parquet(buffer)
+    buffer.seek(0)
+    return pd.read_parquet(buffer)
+
+
+def test_null_in_a_categorical_column_is_quarantined_or_kept_by_its_nullability(card_contract):
+    rows = clean_rows()
+    rows.loc[1, "channel"] = None  # not nullable
+    rows.loc[2, "merchant_category"] = None  # nullable
+    rows.loc[3, "country"] = "XX"  # not a category of the contract
+    raw = categorical(rows)
+    assert isinstance(raw["channel"].dtype, pd.CategoricalDtype)
+    outcome = validate(raw, card_contract)
+    assert reason_of(outcome, "t1") == "channel: missing value"
+    assert reason_of(outcome, "t3") == "country: not an allowed category (got 'XX')"
+    assert "t2" in set(outcome.validated["transaction_id"])
+    assert len(outcome.validated) + len(outcome.quarantined) == len(rows)
+
+
+def test_an_unexpected_error_names_the_partition_and_column(card_contract):
+    rows = clean_rows()
+    rows["is_fraud"] = [1 + 2j] * len(rows)  # complex numbers: converting to integer fails
+    with pytest.raises(DatasetError, match=r"raw\[2026-03-02\]: column 'is_fraud' \(integer"):
+        validate(rows, card_contract, source="raw[2026-03-02]")
+
+
+def test_rows_outside_every_partition_are_quarantined_with_their_reason(card_contract):
+    from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN, ROW_COLUMN
+
+    rows = clean_rows().astype(object)
+    rows.loc[1, "amount"] = -3.0
+    rows[OUTSIDE_PARTITIONS_COLUMN] = None
+    carried = clean_rows(2).astype(object).assign(transaction_id=["old", "t0"])
+    carried["event_time"] = ["1970-01-01T00:00:00Z", "2031-01-01T00:00:00Z"]
+    carried[OUTSIDE_PARTITIONS_COLUMN] = ["before the first partition (2026-01-01)",
+                                          "in the future (after 2026-12-02)"]  # fmt: skip
+    outcome = validate(pd.concat([rows, carried], ignore_index=True), card_contract)
+    # A carried row does not take part in the day's rules: t0 is no duplicate of the day's t0.
+    assert outcome.validated["transaction_id"].tolist() == ["t0", "t2", "t3", "t4", "t5"]
+    assert outcome.quarantined[ROW_COLUMN].tolist() == [1, 6, 7]
+    assert outcome.quarantined[REASON_COLUMN].tolist()[1:] == [
+        "event_time: outside every partition: before the first partition (2026-01-01) "
+        "(got '1970-01-01T00:00:00Z')",
+        "event_time: outside every partition: in the future (after 2026-12-02) "
+        "(got '2031-01-01T00:00:00Z')",
+    ]
+    assert outcome.reason_counts["event_time: outside every partition: in the future "
+                                 "(after 2026-12-02)"] == 1  # fmt: skip
+    assert OUTSIDE_PARTITIONS_COLUMN not in outcome.ignored_columns

@@ -11,7 +11,6 @@ from mlplatform.config.active import ORCHESTRATION, SETTINGS
 from mlplatform.resources.alerts import AlertWebhook
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
-from mlplatform.stages import daily_partitions
 
 WILL_RETRY_TAG = "dagster/will_retry"
 
@@ -30,8 +29,10 @@ WILL_RETRY_TAG = "dagster/will_retry"
 def new_data(
     context: dg.SensorEvaluationContext, data_source: DataSource, dataset_contract: DatasetContract
 ) -> dg.SensorResult | dg.SkipReason:
-    from mlplatform.core.landing import LandingCursor, days_in_file, fingerprints
+    from mlplatform.assets.raw_transactions import current_partition_span
+    from mlplatform.core.landing import LandingCursor, fingerprints, place_file_rows
     from mlplatform.core.sources import SourceError
+    from mlplatform.core.validate import DatasetError
 
     if data_source.kind != "files" or not data_source.path:
         return dg.SkipReason("the data source is the generator: there is no landing location")
@@ -54,25 +55,45 @@ def new_data(
         reason = f"files still settling: {settling}" if settling else "no new files"
         return dg.SkipReason(f"{reason} in {data_source.path}")
 
-    existing = set(daily_partitions.get_partition_keys())
     contract = dataset_contract.load()
+    span = current_partition_span()
     requests: dict[str, dg.RunRequest] = {}
     for file, stamp in sorted(changed.items()):
-        days = {
-            day.isoformat()
-            for day in days_in_file(file, contract.event_time, data_source.file_format)
-        }
-        if not days <= existing:
-            # A day that is not a partition yet (today) waits: the file stays unprocessed.
-            context.log.info(f"{file}: waiting for partitions {sorted(days - existing)}")
+        try:
+            placement = place_file_rows(file, contract.event_time, span, data_source.file_format)
+        except DatasetError as error:
+            # Not even its event times can be read: no day to run. Logged once per version of
+            # the file; a corrected file has a new fingerprint and is read again.
+            context.log.error(f"{file}: not handed to any run: {type(error).__name__}: {error}")
+            cursor.mark(file, stamp, set(), done=True)
             continue
-        for day in sorted(days):
+        except SourceError as error:
+            context.log.warning(f"{file}: {error}; next tick")
+            continue
+        done_before = cursor.already_requested(file, stamp)
+        days = {day.isoformat() for day in placement.partition_days}
+        for day in sorted(days - done_before):
             requests[day] = dg.RunRequest(
                 run_key=f"new_data:{day}:{file}:{stamp}",
                 partition_key=day,
                 tags={"source_file": file},
             )
-        cursor.processed[file] = stamp
+        outside = int(placement.outside.sum())
+        if outside:
+            where = (
+                f"quarantined by the run of {min(days)}"
+                if days
+                else "no day of the file is a partition to quarantine them"
+                if not placement.pending_days
+                else "quarantined once a day of the file becomes a partition"
+            )
+            context.log.warning(f"{file}: {outside} row(s) fall in no partition ({where})")
+        pending = sorted(day.isoformat() for day in placement.pending_days)
+        if pending:
+            # Today's (or tomorrow's, by clock skew) partition does not exist yet: its rows wait,
+            # the file's other days do not.
+            context.log.info(f"{file}: waiting for partitions {pending} ({span.describe()})")
+        cursor.mark(file, stamp, days | done_before, done=not pending)
     return dg.SensorResult(run_requests=list(requests.values()), cursor=cursor.serialize())
 
 

@@ -6,22 +6,57 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+from mlplatform.core.sources import (
+    PartitionSpan,
+    Placement,
+    SourceError,
+    errors_by_cause,
+    format_of,
+    list_source_files,
+    place_rows,
+)
+
 
 @dataclass
 class LandingCursor:
-    """Fingerprints of the files already handed to runs, and days seen but not yet partitions
-    (today's file arrives before today's partition exists)."""
+    """What the sensor has handed to runs: `processed`, the fingerprint of each file all of whose
+    days were requested; `requested`, for a file with days that are not partitions yet (today's
+    rows arrive before today's partition exists), its fingerprint and the days already requested,
+    so its other days run now and only the pending ones are waited for."""
 
     processed: dict[str, str] = field(default_factory=dict)
+    requested: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> LandingCursor:
         if not text:
             return cls()
-        return cls(processed=dict(json.loads(text).get("processed", {})))
+        state = json.loads(text)
+        return cls(
+            processed=dict(state.get("processed", {})),
+            requested={
+                file: {fingerprint: list(days) for fingerprint, days in by_version.items()}
+                for file, by_version in state.get("requested", {}).items()
+            },
+        )
 
     def serialize(self) -> str:
-        return json.dumps({"processed": self.processed}, sort_keys=True)
+        return json.dumps(
+            {"processed": self.processed, "requested": self.requested}, sort_keys=True
+        )
+
+    def already_requested(self, file: str, fingerprint: str) -> set[str]:
+        """Days of this version of the file already requested."""
+        return set(self.requested.get(file, {}).get(fingerprint, []))
+
+    def mark(self, file: str, fingerprint: str, requested: set[str], done: bool) -> None:
+        self.requested.pop(file, None)
+        if done:
+            self.processed[file] = fingerprint
+        else:
+            self.processed.pop(file, None)
+            if requested:
+                self.requested[file] = {fingerprint: sorted(requested)}
 
 
 @dataclass(frozen=True)
@@ -42,30 +77,43 @@ def fingerprints(path: str, file_format: str = "auto") -> dict[str, LandedFile]:
     """file URL -> its fingerprint and modification time, for every data file under `path`."""
     import fsspec
 
-    from mlplatform.core.sources import list_source_files
-
     result = {}
     for file in list_source_files(path, file_format):
         fs, _, (stripped,) = fsspec.get_fs_token_paths(file)
-        info = fs.info(stripped)
+        try:
+            info = fs.info(stripped)
+        except OSError as error:  # removed since listed, or the storage did not answer
+            raise SourceError(f"{file}: cannot read its details ({error})") from error
         modified = info.get("mtime") or info.get("LastModified")
         stamp = info.get("ETag") or modified or ""
         result[file] = LandedFile(f"{info.get('size')}:{stamp}", _epoch(modified))
     return result
 
 
-def days_in_file(file: str, event_time_column: str, file_format: str = "auto") -> set[dt.date]:
-    """The calendar days (UTC) of the event times in one file, reading only that column."""
+def place_file_rows(
+    file: str, event_time_column: str, span: PartitionSpan, file_format: str = "auto"
+) -> Placement:
+    """Where the rows of one file belong, reading only its event-time column.
+
+    Lenient on purpose: the sensor only needs the days, and a file with a malformed record should
+    still get its runs, where the strict reader refuses it naming the line (and the failure is
+    alerted), rather than be left silently unprocessed here.
+    """
     import fsspec
     import pandas as pd
 
-    from mlplatform.core.sources import _format_of
-
-    kind = _format_of(file, file_format)
-    with fsspec.open(file, "rb", compression="infer") as handle:
+    kind = format_of(file, file_format)
+    with errors_by_cause(file, kind), fsspec.open(file, "rb", compression="infer") as handle:
         if kind == "csv":
-            column = pd.read_csv(handle, usecols=[event_time_column])[event_time_column]
+            column = pd.read_csv(
+                handle,
+                usecols=[event_time_column],
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                on_bad_lines="skip",
+                encoding_errors="replace",
+            )[event_time_column]
         else:
             column = pd.read_parquet(handle, columns=[event_time_column])[event_time_column]
-    times = pd.to_datetime(column, utc=True, errors="coerce", format="ISO8601").dropna()
-    return set(times.dt.date.unique())
+    return place_rows(column, span)

@@ -1,99 +1,389 @@
 """Reading transaction files (CSV or Parquet; a file, a folder or a glob; local or any fsspec URL)
-and cutting them into daily partitions by the contract's event-time column."""
+and cutting them into daily partitions by the contract's event-time column.
+
+Input is read as it was written: CSV fields stay text (validation converts the contract's typed
+columns and quarantines a cell that does not convert, with its reason), and a record whose structure
+is wrong is refused with its file and line, never repaired. Rows that fall in no partition are
+carried to quarantine, not dropped.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
 
+import numpy as np
 import pandas as pd
 
-from mlplatform.core.validate import DatasetError
+from mlplatform.core.contract import Contract
+from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN, DatasetError
 
 SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
-class SourceError(OSError):
-    """Files of a source cannot be found or reached (possibly for a while: retryable); the message
-    names the path. Content that cannot be parsed is a DatasetError instead."""
+class SourceError(Exception):
+    """The storage holding a source cannot be reached, or its files are not there yet: this may
+    pass, so it is retryable. Deliberately not an OSError: Python raises some content errors as
+    OSError (a file that is not gzip), and those must not look retryable. The message names the
+    path. Content that cannot be read is a DatasetError."""
 
 
-def _format_of(path: str, declared: str) -> str:
+def format_of(path: str, declared: str) -> str:
     if declared != "auto":
         return declared
     for suffix, kind in SUFFIXES.items():
         if path.lower().endswith(suffix):
             return kind
-    raise SourceError(
-        f"{path}: cannot tell the file format from its name; set data_source.file_format"
+    # A settings problem, not a passing one: retrying cannot teach the platform a new suffix.
+    raise DatasetError(
+        f"{path}: cannot tell the file format from its name (known endings: "
+        f"{', '.join(SUFFIXES)}); set data_source.file_format"
     )
+
+
+def _file_ancestor(fs, stripped: str) -> str | None:
+    """The nearest folder on the way to `stripped` that is a file, if any."""
+    parent = stripped.rstrip("/").rpartition("/")[0]
+    while parent:
+        if fs.exists(parent):
+            return None if fs.isdir(parent) else parent
+        parent = parent.rpartition("/")[0]
+    return None
 
 
 def list_source_files(path: str, file_format: str = "auto") -> list[str]:
     """Every data file that `path` names: itself, the files of a folder, or a glob's matches."""
     import fsspec
 
-    fs, _, _ = fsspec.get_fs_token_paths(path)
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-
-    def url(p: str) -> str:
-        return p if protocol in ("file", "local") else f"{protocol}://{p}"
-
-    stripped = fs._strip_protocol(path)
-    if any(ch in stripped for ch in "*?["):
-        found = sorted(fs.glob(stripped))
-    elif fs.isdir(stripped):
-        found = sorted(
-            p
-            for p in fs.find(stripped)
-            if file_format != "auto" or any(p.lower().endswith(s) for s in SUFFIXES)
-        )
-    elif fs.exists(stripped):
-        found = [stripped]
-    else:
-        raise SourceError(f"{path}: no such file or folder")
-    files = [url(p) for p in found if not fs.isdir(p)]
+    try:
+        fs, _, _ = fsspec.get_fs_token_paths(path)
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        stripped = fs._strip_protocol(path)
+        if any(ch in stripped for ch in "*?["):
+            found = sorted(fs.glob(stripped))
+        elif fs.isdir(stripped):
+            found = sorted(
+                p
+                for p in fs.find(stripped)
+                if file_format != "auto" or any(p.lower().endswith(s) for s in SUFFIXES)
+            )
+        elif fs.exists(stripped):
+            found = [stripped]
+        else:
+            blocking = _file_ancestor(fs, stripped)
+            if blocking is not None:
+                raise DatasetError(
+                    f"{path}: {blocking} is a file, not a folder; check data_source.path"
+                )
+            raise SourceError(f"{path}: no such file or folder")
+        files = [
+            p if protocol in ("file", "local") else f"{protocol}://{p}"
+            for p in found
+            if not fs.isdir(p)
+        ]
+    except (NotADirectoryError, IsADirectoryError) as error:
+        raise DatasetError(
+            f"{path}: not a usable data path ({error}); check data_source.path"
+        ) from error
+    except OSError as error:
+        # Connection refused, timed out, permission flapping on a mount: may pass.
+        raise SourceError(f"{path}: cannot list ({type(error).__name__}: {error})") from error
     if not files:
         raise SourceError(f"{path}: no data files found")
     return files
 
 
-def read_source_day(
-    path: str, event_time_column: str, day: dt.date, file_format: str = "auto"
-) -> pd.DataFrame:
-    """The rows of all files under `path` whose event time falls on `day` (UTC)."""
+# Reading one file --------------------------------------------------------------------------------
+
+# Errors that say the bytes themselves are wrong; some are OSErrors (BadGzipFile), so they are
+# sorted out before the OSErrors that mean the storage did not answer.
+_CONTENT_ERRORS: tuple[type[BaseException], ...] = (
+    gzip.BadGzipFile,
+    EOFError,  # a compressed file cut short
+    zlib.error,
+    UnicodeError,
+    csv.Error,
+    ValueError,  # pyarrow.ArrowInvalid ("not a Parquet file") is a ValueError
+    KeyError,  # a column asked for is not in the file
+)
+_STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    FileNotFoundError,  # removed or being replaced between listing and reading
+    PermissionError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class _Lines:
+    """The physical lines of a CSV file for `csv.reader`, decoded one at a time so that an error
+    names its line; remembers the lines of the record being read."""
+
+    def __init__(self, handle: IO[bytes], file: str) -> None:
+        self.handle = handle
+        self.file = file
+        self.number = 0
+        self.of_record: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self.handle)
+        self.number += 1
+        if self.number == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM) :]
+        nul = raw.find(b"\x00")
+        if nul >= 0:
+            # pandas cuts the field at a NUL and the csv module keeps it: either way the value is
+            # not what the producer meant to write.
+            raise DatasetError(f"{self.file}: line {self.number}: NUL byte at byte {nul + 1}")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DatasetError(
+                f"{self.file}: line {self.number}: not UTF-8 text (byte {error.start + 1}: "
+                f"{raw[error.start : error.start + 1]!r})"
+            ) from None
+        self.of_record.append(line)
+        return line
+
+
+def _looks_like_several_records(lines: list[str], width: int, event_index: int) -> bool:
+    """Whether the lines one multi-line record spans are each a whole record of their own: a
+    quote opened in one record and closed a few records later swallows the records between, and
+    the merged record can still have the right number of fields. A legitimate quoted field with a
+    line break does not make every line of it a record with a readable event time."""
+    for line in lines:
+        fields = line.rstrip("\r\n").split(",")
+        if len(fields) != width:
+            return False
+        stamp = pd.to_datetime(fields[event_index].strip().strip('"'), errors="coerce", utc=True)
+        if pd.isna(stamp):
+            return False
+    return True
+
+
+def _read_csv(handle: IO[bytes], file: str, contract: Contract) -> pd.DataFrame:
+    """Every field as the text written; an empty field is a missing value.
+
+    Python's csv module with strict=True, not pandas or pyarrow: it refuses a quote closed in the
+    middle of a field, and read line by line it tells which physical lines each record spans,
+    which is what is needed to refuse a record with the wrong number of fields (pandas pads a
+    short record with null) or a quote left open across records (pandas and pyarrow read it as
+    one long field without an error), naming the line. pyarrow's invalid_row_handler sees the field
+    count only, and no line number once quoted line breaks are allowed.
+    """
+    lines = _Lines(handle, file)
+    reader = csv.reader(lines, strict=True)
+    start = 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DatasetError(f"{file}: empty file (no header line)")
+        unnamed = [i + 1 for i, name in enumerate(header) if not name.strip()]
+        if unnamed:
+            raise DatasetError(
+                f"{file}: line 1: header column(s) {unnamed} have no name (a stray delimiter?)"
+            )
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise DatasetError(f"{file}: line 1: header names column(s) {repeated} more than once")
+        width = len(header)
+        event_index = header.index(contract.event_time) if contract.event_time in header else -1
+        rows: list[list[str]] = []
+        lines.of_record = []
+        for record in reader:
+            start = lines.number - len(lines.of_record) + 1
+            spanned = lines.of_record
+            lines.of_record = []
+            if not record:
+                continue  # a blank line is no record
+            if len(record) != width:
+                raise DatasetError(
+                    f"{file}: line {start}: {len(record)} fields where the header has {width}"
+                    + (" (a field is missing)" if len(record) < width else " (too many fields)")
+                )
+            if (
+                len(spanned) > 1
+                and event_index >= 0
+                and _looks_like_several_records(spanned, width, event_index)
+            ):
+                raise DatasetError(
+                    f"{file}: lines {start}-{lines.number}: a quote opened at line {start} is "
+                    f"closed at line {lines.number}, and every line between is a record of its "
+                    f"own: a quote left open?"
+                )
+            rows.append(record)
+    except csv.Error as error:
+        start = lines.number - len(lines.of_record) + 1
+        raise DatasetError(f"{file}: line {start}: malformed CSV record ({error})") from None
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    # Missing stays missing: the empty string is how CSV writes it.
+    return frame.where(frame != "", None) if len(frame) else frame
+
+
+@contextlib.contextmanager
+def errors_by_cause(file: str, kind: str) -> Iterator[None]:
+    """Errors met while reading `file` as DatasetError (the content: fail fast) or SourceError
+    (the storage did not answer: may pass), both naming the file."""
+    try:
+        yield
+    except (DatasetError, SourceError):
+        raise
+    except _CONTENT_ERRORS as error:
+        raise DatasetError(
+            f"{file}: cannot read as {kind} ({type(error).__name__}: {error})"
+        ) from error
+    except (*_STORAGE_ERRORS, OSError) as error:
+        # The storage did not answer (network, permissions, a file being replaced): may pass.
+        raise SourceError(f"{file}: cannot read ({type(error).__name__}: {error})") from error
+
+
+def read_file(file: str, contract: Contract, file_format: str = "auto") -> pd.DataFrame:
+    """One data file, every contract column present; CSV as text, Parquet as its stored types."""
     import fsspec
 
-    start = pd.Timestamp(day, tz="UTC")
-    end = start + pd.Timedelta(days=1)
-    frames = []
-    for file in list_source_files(path, file_format):
-        kind = _format_of(file, file_format)
-        try:
-            with fsspec.open(file, "rb", compression="infer") as handle:
-                frame = pd.read_csv(handle) if kind == "csv" else pd.read_parquet(handle)
-        except OSError as error:
-            # The storage did not answer (network, permissions, a file being replaced): may pass.
-            raise SourceError(f"{file}: cannot read ({type(error).__name__}: {error})") from error
-        except Exception as error:  # the content itself is bad: retrying will not help
-            raise DatasetError(
-                f"{file}: cannot read as {kind} ({type(error).__name__}: {error})"
-            ) from error
-        if event_time_column not in frame.columns:
-            raise DatasetError(
-                f"{file}: event-time column '{event_time_column}' named by the contract is missing"
-            )
-        event_time = pd.to_datetime(
-            frame[event_time_column], errors="coerce", utc=True, format="ISO8601"
+    kind = format_of(file, file_format)
+    with errors_by_cause(file, kind), fsspec.open(file, "rb", compression="infer") as handle:
+        frame = _read_csv(handle, file, contract) if kind == "csv" else pd.read_parquet(handle)
+    missing = [name for name in contract.columns if name not in frame.columns]
+    if missing:
+        raise DatasetError(
+            f"{file}: columns required by contract {contract.source} are missing: {missing}"
         )
-        # A row without a readable event time belongs to no partition: refuse the file rather
-        # than lose the row.
-        unplaceable = event_time.isna().to_numpy().nonzero()[0]
-        if len(unplaceable):
-            row = int(unplaceable[0])
-            raise DatasetError(
-                f"{file}: {len(unplaceable)} row(s) without a valid event time, first at "
-                f"{'line ' + str(row + 2) if kind == 'csv' else 'row ' + str(row)}: "
-                f"{frame[event_time_column].iloc[row]!r}"
+    return frame
+
+
+# Placing rows in partitions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionSpan:
+    """The daily partitions that exist now: from `first` to `last` (yesterday, for days that
+    only become partitions once they end), days in `timezone`."""
+
+    first: dt.date
+    last: dt.date
+    today: dt.date
+    timezone: str = "UTC"
+
+    def describe(self) -> str:
+        return f"partitions {self.first} to {self.last} ({self.timezone})"
+
+
+@dataclass
+class Placement:
+    """Where each row of a file belongs."""
+
+    day: pd.Series  # the row's day in the partitions' timezone (NaN without an event time)
+    in_partition: np.ndarray  # its day is a partition that exists
+    pending: np.ndarray  # its day is today or tomorrow: a partition not created yet
+    outside_reason: pd.Series  # why the row is in no partition (None for the others)
+
+    @property
+    def partition_days(self) -> set[dt.date]:
+        return set(self.day[self.in_partition].unique())
+
+    @property
+    def pending_days(self) -> set[dt.date]:
+        return set(self.day[self.pending].unique())
+
+    @property
+    def outside(self) -> np.ndarray:
+        return self.outside_reason.notna().to_numpy()
+
+
+def place_rows(event_time: pd.Series, span: PartitionSpan) -> Placement:
+    """The partition of each row by its event time. A row before the first partition, dated after
+    tomorrow (timezone skew is at most a day; beyond it the time is wrong) or without a readable
+    event time falls in no partition: it gets the reason instead."""
+    if isinstance(event_time.dtype, pd.CategoricalDtype):
+        event_time = event_time.astype(object)
+    parsed = pd.to_datetime(event_time, errors="coerce", utc=True, format="ISO8601")
+    local = parsed.dt.tz_convert(span.timezone)
+    day = pd.Series(local.dt.date, index=event_time.index)
+    known = parsed.notna().to_numpy()
+    first, last, tomorrow = (
+        pd.Timestamp(d) for d in (span.first, span.last, span.today + dt.timedelta(days=1))
+    )
+    midnight = local.dt.tz_localize(None).dt.normalize()
+    before = known & (midnight < first).to_numpy()
+    future = known & (midnight > tomorrow).to_numpy()
+    in_partition = known & ~before & (midnight <= last).to_numpy()
+    pending = known & ~in_partition & ~before & ~future
+    reason = pd.Series(None, index=event_time.index, dtype=object)
+    reason[~known & event_time.isna().to_numpy()] = "missing value"
+    reason[~known & event_time.notna().to_numpy()] = "not a valid datetime"
+    reason[before] = f"before the first partition ({span.first})"
+    reason[future] = f"in the future (after {span.today + dt.timedelta(days=1)})"
+    return Placement(day=day, in_partition=in_partition, pending=pending, outside_reason=reason)
+
+
+def read_source_day(
+    path: str,
+    contract: Contract,
+    day: dt.date,
+    span: PartitionSpan,
+    file_format: str = "auto",
+) -> pd.DataFrame:
+    """The rows of all files under `path` whose event time falls on `day`.
+
+    Rows of a file that fall in no partition come along with the file's first day that is a
+    partition, marked with their reason in OUTSIDE_PARTITIONS_COLUMN: validation quarantines them
+    there, so each row of a file is accounted for exactly once over all days.
+    """
+    files = list_source_files(path, file_format)
+    of_day, carried = [], []
+    for file in files:
+        frame = read_file(file, contract, file_format)
+        placement = place_rows(frame[contract.event_time], span)
+        of_day.append(frame.loc[(placement.day == day).to_numpy() & placement.in_partition])
+        outside = placement.outside
+        if outside.any() and min(placement.partition_days, default=None) == day:
+            carried.append(
+                frame.loc[outside].assign(
+                    **{OUTSIDE_PARTITIONS_COLUMN: placement.outside_reason[outside]}
+                )
             )
-        frames.append(frame.loc[(event_time >= start) & (event_time < end)])
-    return pd.concat(frames, ignore_index=True)
+    rows = pd.concat(of_day, ignore_index=True)
+    if rows.empty:
+        raise DatasetError(
+            f"{path}: no rows for {day} in {len(files)} file(s) (header only, or every row on "
+            "another day); the previous data of the day is kept"
+        )
+    if carried:
+        rows = pd.concat([rows, *carried], ignore_index=True)
+    return rows
+
+
+def rows_of_day(raw: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a raw partition that belong to its day (without rows it carries to quarantine
+    because they fall in no partition)."""
+    if OUTSIDE_PARTITIONS_COLUMN not in raw.columns:
+        return raw
+    return raw.loc[raw[OUTSIDE_PARTITIONS_COLUMN].isna()]
+
+
+def outside_partitions_summary(raw: pd.DataFrame, contract: Contract) -> dict[str, object]:
+    """How many rows of a raw partition fall in no partition, why, and their event-time range."""
+    if OUTSIDE_PARTITIONS_COLUMN not in raw.columns:
+        return {"rows": 0}
+    carried = raw.loc[raw[OUTSIDE_PARTITIONS_COLUMN].notna()]
+    times = pd.to_datetime(
+        carried[contract.event_time], errors="coerce", utc=True, format="ISO8601"
+    ).dropna()
+    return {
+        "rows": len(carried),
+        "reasons": {
+            str(k): int(v) for k, v in carried[OUTSIDE_PARTITIONS_COLUMN].value_counts().items()
+        },
+        "earliest_event_time": str(times.min()) if len(times) else None,
+        "latest_event_time": str(times.max()) if len(times) else None,
+    }

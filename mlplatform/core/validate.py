@@ -16,6 +16,9 @@ from mlplatform.core.contract import ColumnSpec, Contract
 
 REASON_COLUMN = "quarantine_reason"
 ROW_COLUMN = "source_row"
+# Set by ingestion on a row whose event time falls in no partition (the reason); such rows are
+# quarantined with it whatever their other values.
+OUTSIDE_PARTITIONS_COLUMN = "outside_every_partition"
 TRUE_STRINGS = {"true", "t", "yes", "y", "1"}
 FALSE_STRINGS = {"false", "f", "no", "n", "0"}
 
@@ -45,6 +48,10 @@ def _plain(value: object) -> object:
 
 def _coerce_column(values: pd.Series, spec: ColumnSpec) -> pd.Series:
     """The column in its declared type; cells that cannot be converted become missing."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # A Parquet dictionary column arrives as a Categorical, which refuses any value outside
+        # its categories (a null filled in, a value turned to text): work on the plain values.
+        values = values.astype(object)
     if spec.type == "float":
         return pd.to_numeric(values, errors="coerce").astype("float64")
     if spec.type == "integer":
@@ -115,19 +122,56 @@ def _describe_check(check: str, spec: ColumnSpec) -> str:
 
 
 def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> ValidationOutcome:
-    """Split `raw` into rows that satisfy the contract and quarantined rows with their reasons."""
-    import pandera.pandas as pa
-
+    """Split `raw` into rows that satisfy the contract and quarantined rows with their reasons.
+    Rows that ingestion marked as outside every partition are quarantined with that reason."""
     missing = [name for name in contract.columns if name not in raw.columns]
     if missing:
         raise DatasetError(
             f"{source}: columns required by contract {contract.source} are missing: {missing}"
         )
-    if raw.empty:
-        raise DatasetError(f"{source}: no rows to validate (empty partition)")
-
     # Rows are named by position; a frame already indexed 0..n-1 is used as it is, not copied.
     frame = raw if raw.index.equals(pd.RangeIndex(len(raw))) else raw.reset_index(drop=True)
+    if OUTSIDE_PARTITIONS_COLUMN not in frame.columns:
+        return _validate_rows(frame, contract, source)
+    carried = frame[OUTSIDE_PARTITIONS_COLUMN].notna().to_numpy()
+    outcome = _validate_rows(
+        frame.loc[~carried].drop(columns=OUTSIDE_PARTITIONS_COLUMN).reset_index(drop=True),
+        contract,
+        source,
+    )
+    # Back to positions in `raw`, then the carried rows after the day's own.
+    positions = np.flatnonzero(~carried)
+    outcome.quarantined[ROW_COLUMN] = positions[outcome.quarantined[ROW_COLUMN].to_numpy()]
+    outside = frame.loc[carried, list(contract.columns)].copy()
+    times = frame.loc[carried, contract.event_time]
+    outside_reasons = frame.loc[carried, OUTSIDE_PARTITIONS_COLUMN]
+    outside.insert(0, ROW_COLUMN, np.flatnonzero(carried))
+    outside[REASON_COLUMN] = [
+        f"{contract.event_time}: outside every partition: {reason} (got {_plain(time)!r})"
+        for reason, time in zip(outside_reasons, times.astype(object), strict=True)
+    ]
+    for reason, count in outside_reasons.value_counts().items():
+        key = f"{contract.event_time}: outside every partition: {reason}"
+        outcome.reason_counts[key] = outcome.reason_counts.get(key, 0) + int(count)
+    outcome.reason_counts = dict(sorted(outcome.reason_counts.items(), key=lambda item: -item[1]))
+    outcome.quarantined = pd.concat([outcome.quarantined, _as_text(outside)], ignore_index=True)
+    return outcome
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows as they arrived: text columns as text (a column may mix "abc" and 5.0),
+    typed columns as they are."""
+    for name in frame.columns:
+        if frame[name].dtype == object or isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(object).map(str, na_action="ignore")
+    return frame
+
+
+def _validate_rows(frame: pd.DataFrame, contract: Contract, source: str) -> ValidationOutcome:
+    import pandera.pandas as pa
+
+    if frame.empty:
+        raise DatasetError(f"{source}: no rows to validate (empty partition)")
     reasons: dict[int, list[str]] = {}
     counts: dict[str, int] = {}
 
@@ -140,7 +184,14 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
 
     coerced = {}
     for name, spec in contract.columns.items():
-        column = _coerce_column(frame[name], spec)
+        try:
+            column = _coerce_column(frame[name], spec)
+        except Exception as error:
+            # Whatever went wrong, the message says where: the step, the column, its type.
+            raise DatasetError(
+                f"{source}: column '{name}' ({spec.type}, stored as {frame[name].dtype}) cannot "
+                f"be converted: {type(error).__name__}: {error}"
+            ) from error
         unconvertible = np.flatnonzero(frame[name].notna().to_numpy() & column.isna().to_numpy())
         if len(unconvertible):
             reject(unconvertible, name, f"not a valid {spec.type}", frame[name].iloc[unconvertible])
@@ -199,15 +250,12 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
         elif spec.type == "integer" and not validated[name].isna().any():
             validated[name] = validated[name].astype("int64")
 
-    quarantined = frame.loc[~good, list(contract.columns)].copy()
-    for name in quarantined.columns:
-        if quarantined[name].dtype == object:
-            quarantined[name] = quarantined[name].map(str, na_action="ignore")
+    quarantined = _as_text(frame.loc[~good, list(contract.columns)].copy())
     quarantined.insert(0, ROW_COLUMN, bad_rows)
     quarantined[REASON_COLUMN] = ["; ".join(reasons[r]) for r in bad_rows]
     return ValidationOutcome(
         validated=validated,
         quarantined=quarantined.reset_index(drop=True),
         reason_counts=dict(sorted(counts.items(), key=lambda item: -item[1])),
-        ignored_columns=[c for c in raw.columns if c not in contract.columns],
+        ignored_columns=[c for c in frame.columns if c not in contract.columns],
     )

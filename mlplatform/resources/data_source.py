@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlplatform.core.contract import Contract
+    from mlplatform.core.sources import PartitionSpan
 
 
 # The generator's dials, typed and bounded by the settings model, their defaults from the settings
@@ -38,7 +39,9 @@ class DataSource(dg.ConfigurableResource):
             return f"synthetic generator (seed {(self.generator or GeneratorConfig()).seed})"
         return f"files at {self.path}"
 
-    def read_day(self, day: dt.date, contract: Contract) -> pd.DataFrame:
+    def read_day(self, day: dt.date, contract: Contract, span: PartitionSpan) -> pd.DataFrame:
+        """The day's rows; from files, also their rows that fall in no partition of `span`
+        (carried by the file's first day, see read_source_day)."""
         if self.kind == "generator":
             from mlplatform.core.generator import GeneratorParams, generate_transactions
 
@@ -56,4 +59,4 @@ class DataSource(dg.ConfigurableResource):
             )
         from mlplatform.core.sources import read_source_day
 
-        return read_source_day(self.path, contract.event_time, day, self.file_format)
+        return read_source_day(self.path, contract, day, span, self.file_format)

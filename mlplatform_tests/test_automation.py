@@ -49,7 +49,7 @@ def test_retry_policies_follow_the_protocol():
 def test_error_policy_by_class():
     assert rule_for(DatasetError("bad")).action == "fail_fast"
     assert rule_for(ConnectionResetError()).action == "retry"
-    assert rule_for(KeyError("x")).action == "warn"
+    assert rule_for(KeyError("x")) is None  # no rule: a programming error fails fast
 
 
 # new data -----------------------------------------------------------------------------------------

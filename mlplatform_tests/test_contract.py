@@ -62,3 +62,45 @@ def test_range_only_on_numbers():
 def test_unreadable_contract_names_the_file(tmp_path):
     with pytest.raises(ContractError, match="cannot read dataset contract"):
         load_contract(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("target", "label", "expected"),
+    [
+        ({"type": "integer", "categories": [0, 1]}, "yes", "not one of the categories"),
+        ({"type": "category", "categories": ["good", "bad"]}, "Bad", "not one of the categories"),
+        ({"type": "boolean"}, 1, "boolean: true or false"),
+        ({"type": "integer", "min": 0, "max": 1}, 2, "outside the range"),
+        ({"type": "integer"}, 1.0, "holds an integer"),
+        ({"type": "float"}, "high", "holds a number"),
+    ],
+)
+def test_a_positive_label_the_target_cannot_hold_is_refused_naming_the_file(
+    tmp_path, target, label, expected
+):
+    """Such a label matches no row: it used to show only later, as a label rate of 0."""
+    import yaml
+
+    path = tmp_path / "contract.yaml"
+    columns = {**BASE["columns"], "y": target}
+    path.write_text(yaml.safe_dump({**BASE, "columns": columns, "positive_label": label}))
+    with pytest.raises(ContractError) as refused:
+        load_contract(path)
+    message = str(refused.value)
+    assert str(path) in message and "positive_label" in message and expected in message
+
+
+@pytest.mark.parametrize(
+    ("target", "label"),
+    [
+        ({"type": "integer", "categories": [0, 1]}, "1"),
+        ({"type": "category", "categories": ["good", "bad"]}, "bad"),
+        ({"type": "boolean"}, True),
+        ({"type": "integer", "min": 0, "max": 1}, 1),
+        ({"type": "string"}, "fraud"),
+    ],
+)
+def test_a_positive_label_the_target_can_hold_is_kept(target, label):
+    contract = parse_contract({**BASE, "columns": {**BASE["columns"], "y": target},
+                               "positive_label": label})  # fmt: skip
+    assert contract.positive_label == label

@@ -224,3 +224,87 @@ def test_a_search_range_must_suit_its_hyperparameter(tmp_path):
     )
     with pytest.raises(SettingsError, match="depth: not a hyperparameter"):
         load_settings(environ={"MLPLATFORM_SETTINGS_DIR": str(folder)}, root=tmp_path)
+
+
+# Bounds checked at load, naming the file and the dotted key ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "key", "expected"),
+    [
+        (
+            "orchestration.yaml",
+            "step_time_limit_seconds:\n  training: -1\n",
+            "step_time_limit_seconds.training",
+            "greater than or equal to 0",
+        ),
+        (
+            "orchestration.yaml",
+            "retries:\n  ingestion: {delay_seconds: .inf}\n",
+            "retries.ingestion.delay_seconds",
+            "finite number",
+        ),
+        (
+            "orchestration.yaml",
+            "sensors:\n  landing_settle_seconds: .nan\n",
+            "sensors.landing_settle_seconds",
+            "finite number",
+        ),
+        (
+            "orchestration.yaml",
+            "schedule:\n  timezone: Europe/Atlantis\n",
+            "schedule.timezone",
+            "'Europe/Atlantis' is not a time zone",
+        ),
+        (
+            "platform.yaml",
+            "partitions:\n  timezone: Mars/Olympus\n",
+            "partitions.timezone",
+            "'Mars/Olympus' is not a time zone",
+        ),
+        (
+            "platform.yaml",
+            "training:\n  time_budget_seconds: .inf\n",
+            "training.time_budget_seconds",
+            "finite number",
+        ),
+        (
+            "platform.yaml",
+            "training:\n  random_state: -1\n",
+            "training.random_state",
+            "greater than or equal to 0",
+        ),
+        (
+            "quality_gates.yaml",
+            "raw_transactions:\n  volume_in_band:\n    max_ratio: .inf\n",
+            "raw_transactions.volume_in_band.max_ratio",
+            "finite number",
+        ),
+    ],
+)
+def test_a_value_out_of_its_bounds_is_refused_naming_file_and_key(
+    tmp_path, file_name, text, key, expected
+):
+    from mlplatform.config.gates import load_quality_gates
+    from mlplatform.config.orchestration import load_orchestration
+
+    (tmp_path / file_name).write_text(text)
+    environ = {"MLPLATFORM_SETTINGS_DIR": str(tmp_path)}
+    load = {
+        "orchestration.yaml": lambda: load_orchestration(environ=environ),
+        "platform.yaml": lambda: load_settings(environ=environ, root=tmp_path),
+        "quality_gates.yaml": lambda: load_quality_gates(environ=environ),
+    }[file_name]
+    with pytest.raises(SettingsError) as refused:
+        load()
+    message = str(refused.value)
+    assert str(tmp_path / file_name) in message
+    assert f"  {key}: " in message and expected in message
+
+
+def test_no_step_time_limit_is_zero_as_documented(tmp_path):
+    from mlplatform.config.orchestration import load_orchestration
+
+    (tmp_path / "orchestration.yaml").write_text("step_time_limit_seconds:\n  training: 0\n")
+    settings = load_orchestration(environ={"MLPLATFORM_SETTINGS_DIR": str(tmp_path)})
+    assert settings.step_time_limit_seconds["training"] == 0

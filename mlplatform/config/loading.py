@@ -7,12 +7,13 @@ dotted key named."""
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from mlplatform.core.yaml_files import describe_yaml_error, parse_yaml
 
@@ -28,9 +29,27 @@ class SettingsError(ValueError):
 
 class StrictModel(BaseModel):
     """A settings section: every value comes from a settings file (the packaged YAML is the one
-    place defaults live), unknown keys are refused, and nothing changes it once loaded."""
+    place defaults live), unknown keys are refused, and nothing changes it once loaded.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    No number may be infinite or NaN: YAML reads `.inf` and `.nan` as floats, and every bound
+    (`ge=0`, `le=1`) lets infinity or NaN through one side or the other (a retry delay of `.inf`
+    became "retry in nan seconds" and a hang)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _known_time_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"'{name}' is not a time zone of the IANA database (such as UTC or Europe/Paris)"
+        ) from None
+    return name
+
+
+# Checked at load: an unknown zone otherwise fails later, far from the file that named it.
+TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

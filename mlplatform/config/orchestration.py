@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import builtins
+import errno
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
-from mlplatform.config.loading import StrictModel, load_layered
+from mlplatform.config.loading import StrictModel, TimeZoneName, load_layered
 
 Stage = Literal[
     "ingestion", "validation", "features", "training", "registration", "deployment", "checks"
@@ -15,7 +17,7 @@ Stage = Literal[
 
 class ScheduleSettings(StrictModel):
     cron: str
-    timezone: str
+    timezone: TimeZoneName
     running_by_default: bool
 
     @field_validator("cron")
@@ -83,7 +85,8 @@ class OrchestrationSettings(StrictModel):
     schedule: ScheduleSettings
     max_runtime_seconds: int = Field(gt=0)
     retries: dict[Stage, RetrySettings]
-    step_time_limit_seconds: dict[Stage, int]
+    # 0: no limit of the step's own (the run's max_runtime_seconds still applies).
+    step_time_limit_seconds: dict[Stage, Annotated[int, Field(ge=0)]]
     step_resources: dict[Stage, StepResources]
     execution: ExecutionSettings
     sensors: SensorSettings
@@ -98,19 +101,68 @@ class OrchestrationSettings(StrictModel):
         return value
 
 
-class ErrorRule(StrictModel):
-    name: str
-    severity: Literal["critical", "high", "low"]
-    action: Literal["fail_fast", "retry", "warn"]
-    classes: list[str] = Field(min_length=1)
+def _dotted_class_name(name: str) -> str:
+    if "." not in name or not all(part.isidentifier() for part in name.split(".")):
+        raise ValueError(f"'{name}' is not a dotted class name like builtins.OSError")
+    module, _, attribute = name.rpartition(".")
+    # Other modules are looked up only when one is loaded (a rule costs no import); builtins
+    # always is, so a misspelt built-in class would silently match nothing.
+    if module == "builtins" and not isinstance(getattr(builtins, attribute, None), type):
+        raise ValueError(f"'{name}': builtins has no class {attribute}")
+    return name
 
-    @field_validator("classes")
-    @classmethod
-    def _dotted(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if "." not in name or not all(part.isidentifier() for part in name.split(".")):
-                raise ValueError(f"'{name}' is not a dotted class name like builtins.OSError")
-        return names
+
+def _errno_name(name: str) -> str:
+    if not name.startswith("E") or not isinstance(getattr(errno, name, None), int):
+        raise ValueError(
+            f"'{name}' is not an errno name (such as ENOSPC; see Python's errno module)"
+        )
+    return name
+
+
+def _error_code_name(name: str) -> str:
+    # MLflow's names (mlflow.protos.databricks_pb2.ErrorCode) are not imported to check them: that
+    # costs seconds at every load. A test checks the packaged ones against MLflow's list.
+    if not name.isupper() or not name.replace("_", "").isalpha():
+        raise ValueError(
+            f"'{name}' is not an MLflow error code name (such as TEMPORARILY_UNAVAILABLE)"
+        )
+    return name
+
+
+DottedClassName = Annotated[str, AfterValidator(_dotted_class_name)]
+ErrnoName = Annotated[str, AfterValidator(_errno_name)]
+ErrorCodeName = Annotated[str, AfterValidator(_error_code_name)]
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+
+
+class ErrorRule(StrictModel):
+    """A class of errors by cause, and what a step does with it. An error matches when it is an
+    instance of one of `classes` and meets every condition given; a condition left out (empty)
+    does not narrow the rule."""
+
+    name: str
+    # fail_fast: Failure(allow_retries=False), one alert. retry: the stage's retry policy.
+    action: Literal["fail_fast", "retry"]
+    classes: list[DottedClassName] = Field(min_length=1)
+    # OSError and its subclasses: the error's errno is one of these.
+    errnos: list[ErrnoName] = Field(default_factory=list)
+    # MLflow's MlflowException: its error_code is one of these.
+    error_codes: list[ErrorCodeName] = Field(default_factory=list)
+    # HTTP errors (requests, aiohttp, urllib): the response's status is one of these.
+    http_statuses: list[HttpStatus] = Field(default_factory=list)
+    # A wrapper error (raised from, or while handling, another): some error in its chain is an
+    # instance of one of these.
+    caused_by: list[DottedClassName] = Field(default_factory=list)
+
+    @property
+    def severity(self) -> Literal["critical", "high"]:
+        """As alerts and step metadata show it: what fails fast is critical."""
+        return "critical" if self.action == "fail_fast" else "high"
+
+    @property
+    def errno_values(self) -> frozenset[int]:
+        return frozenset(getattr(errno, name) for name in self.errnos)
 
 
 class ErrorHandlingSettings(StrictModel):

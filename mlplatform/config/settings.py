@@ -18,6 +18,7 @@ from mlplatform.config.loading import (
     SETTINGS_DIR_ENV,
     SettingsError,
     StrictModel,
+    TimeZoneName,
     load_layered,
 )
 
@@ -41,7 +42,7 @@ FileFormat = Literal["auto", "csv", "parquet"]
 
 class PartitionSettings(StrictModel):
     start_date: dt.date
-    timezone: str
+    timezone: TimeZoneName
 
 
 class GeneratorSettings(StrictModel):
@@ -85,6 +86,12 @@ class FeatureSettings(StrictModel):
     window_days: int = Field(ge=1, le=366)
     validation_fraction: float = Field(gt=0, lt=1, description="Share of the window, by time.")
     test_fraction: float = Field(gt=0, lt=1, description="Share of the window, the newest rows.")
+    pending_days_poll_seconds: float = Field(
+        gt=0, le=3600, description="How often a day of the window still to come is looked for."
+    )
+    pending_days_wait_seconds: float = Field(
+        ge=0, le=86400, description="How long features wait for the days still to come."
+    )
 
     @model_validator(mode="after")
     def _leave_room_to_train(self) -> FeatureSettings:
@@ -205,7 +212,8 @@ class TrainingSettings(StrictModel):
     threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"] = Field(
         description="The decision threshold maximises this metric on the validation split."
     )
-    random_state: int
+    # scikit-learn accepts seeds in [0, 2**32 - 1] only, and would say so at training time.
+    random_state: int = Field(ge=0, le=2**32 - 1)
     bootstrap_resamples: int = Field(
         ge=50, le=10_000, description="Resamples behind each test metric's 95% interval."
     )

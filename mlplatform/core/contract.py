@@ -72,6 +72,7 @@ class Contract(BaseModel):
                 raise ValueError(f"{key}: column '{column}' is not declared under columns")
         if self.columns[self.event_time].type != "datetime":
             raise ValueError(f"event_time: column '{self.event_time}' must have type datetime")
+        self._positive_label_possible()
         for role, column in self.roles.items():
             if column not in self.columns:
                 raise ValueError(f"roles.{role}: column '{column}' is not declared under columns")
@@ -90,6 +91,38 @@ class Contract(BaseModel):
                     f"domain_features: '{feature}' needs roles {missing} to name columns"
                 )
         return self
+
+    def _positive_label_possible(self) -> None:
+        """The positive label must be a value the target can hold: labels are compared as text
+        (`1` matches 1 and "1"), and one that never occurs only shows later as a label rate of 0."""
+        spec = self.columns[self.target]
+        label = self.positive_label
+        where = f"positive_label: {label!r}"
+        if spec.categories is not None:
+            if str(label) not in {str(category) for category in spec.categories}:
+                raise ValueError(
+                    f"{where} is not one of the categories of the target '{self.target}': "
+                    f"{spec.categories}"
+                )
+        elif spec.type == "boolean":
+            if not isinstance(label, bool):
+                raise ValueError(f"{where}: the target '{self.target}' is boolean: true or false")
+        elif spec.type in ("integer", "float"):
+            # An integer column's values read as "1", never "1.0": such a label would match no row.
+            kind, parse = ("an integer", int) if spec.type == "integer" else ("a number", float)
+            try:
+                number = parse(str(label))
+            except ValueError:
+                raise ValueError(f"{where}: the target '{self.target}' holds {kind}") from None
+            if (spec.min is not None and number < spec.min) or (
+                spec.max is not None and number > spec.max
+            ):
+                raise ValueError(
+                    f"{where} lies outside the range of the target '{self.target}': "
+                    f"[{spec.min}, {spec.max}]"
+                )
+        elif spec.type == "datetime":
+            raise ValueError(f"target: column '{self.target}' is a datetime, not a label")
 
     @property
     def feature_columns(self) -> list[str]:

@@ -1,10 +1,14 @@
-"""How a stage's step fails: the error policy by error class (error_handling.yaml) and a time
-limit per step (orchestration.yaml). Retries themselves are the stage's retry policy."""
+"""How a stage's step fails: the error policy by cause (error_handling.yaml) and a time limit per
+step (orchestration.yaml). Retries themselves are the stage's retry policy.
+
+Only errors a rule names as transient (network, a busy service, a full disk) reach the retry
+policy; everything else, including an error no rule names, fails fast with one alert."""
 
 import contextlib
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,28 +17,78 @@ import dagster as dg
 from mlplatform.config.active import ERROR_HANDLING, ORCHESTRATION
 from mlplatform.config.orchestration import ErrorHandlingSettings, ErrorRule, Stage
 
+NO_RULE = "no rule matches (a programming error or an unclassified one): not retried"
 
-def _is_instance(error: BaseException, dotted: str) -> bool:
-    """Whether `error` is an instance of the class named `dotted`. Only modules already imported
-    are looked at: an error cannot be of a class whose module was never loaded, and the policy
-    then costs no import."""
+
+def _loaded_class(dotted: str) -> type | None:
+    """The class named `dotted`, if its module is already imported: an error cannot be of a class
+    whose module was never loaded, and the policy then costs no import."""
     module_name, _, class_name = dotted.rpartition(".")
     module = sys.modules.get(module_name)
     cls = getattr(module, class_name, None) if module is not None else None
-    return isinstance(cls, type) and isinstance(error, cls)
+    return cls if isinstance(cls, type) else None
+
+
+def _is_instance(error: BaseException, names: list[str]) -> bool:
+    return any(cls is not None and isinstance(error, cls) for cls in map(_loaded_class, names))
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The errors `error` was raised from or while handling, nearest first."""
+    seen = {id(error)}
+    link = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The response status of an HTTP error: requests (`response.status_code`), aiohttp
+    (`status`), urllib (`code`)."""
+    response = getattr(error, "response", None)
+    for status in (
+        getattr(response, "status_code", None),
+        getattr(error, "status", None),
+        getattr(error, "code", None),
+    ):
+        if isinstance(status, int):
+            return status
+    return None
+
+
+def _matches(error: BaseException, rule: ErrorRule) -> bool:
+    if not _is_instance(error, rule.classes):
+        return False
+    if rule.errnos and getattr(error, "errno", None) not in rule.errno_values:
+        return False
+    if rule.error_codes and getattr(error, "error_code", None) not in rule.error_codes:
+        return False
+    if rule.http_statuses and _http_status(error) not in rule.http_statuses:
+        return False
+    return not rule.caused_by or any(_is_instance(link, rule.caused_by) for link in _chain(error))
 
 
 def rule_for(
     error: BaseException, settings: ErrorHandlingSettings = ERROR_HANDLING
 ) -> ErrorRule | None:
-    for rule in settings.rules:
-        if any(_is_instance(error, name) for name in rule.classes):
-            return rule
-    return None
+    """The first rule that matches `error`; None when none does (the error then fails fast)."""
+    return next((rule for rule in settings.rules if _matches(error, rule)), None)
 
 
-class StepTimeLimitExceeded(TimeoutError):
-    """A step ran past its own time limit."""
+def is_retried(error: BaseException, settings: ErrorHandlingSettings = ERROR_HANDLING) -> bool:
+    """Whether the stage's retry policy gets `error`: only when a rule says it is transient."""
+    rule = rule_for(error, settings)
+    return rule is not None and rule.action == "retry"
+
+
+class StepTimeLimitExceeded(BaseException):
+    """A step ran past its own time limit.
+
+    Not an Exception (like KeyboardInterrupt): it is raised asynchronously, from a signal, at
+    whatever line the step was on, and code there that handles `Exception` or `OSError` would
+    otherwise swallow it or turn it into its own error (a source reader made it a retryable
+    "cannot read", so the ingestion limit was retried three times)."""
 
 
 @contextlib.contextmanager
@@ -62,19 +116,34 @@ def step_name(context: Any) -> str:
     return f"{name}[{context.partition_key}]" if context.has_partition_key else name
 
 
+def _failing_fast(where: str, error: Exception, rule: ErrorRule | None) -> dg.Failure:
+    # A rule's errors say what is wrong in their own words; an unclassified one is named by class.
+    described = str(error) if rule is not None else f"{type(error).__name__}: {error}"
+    return dg.Failure(
+        description=f"{where}: {described}",
+        metadata={
+            "error_class": type(error).__name__,
+            "severity": "critical",
+            "policy": rule.name if rule is not None else NO_RULE,
+        },
+        allow_retries=False,
+    )
+
+
 @contextlib.contextmanager
 def carried_out(
     context: Any, stage: Stage, *, source: str | None = None, time_limit: float | None = None
 ) -> Iterator[None]:
-    """Run a step's work under the stage's time limit and the error policy:
-    critical errors fail fast without retry, transient ones go to the stage's retry policy.
-    Errors name the step and partition (and `source`, where the data came from)."""
+    """Run a step's work under the stage's time limit and the error policy: transient errors go
+    to the stage's retry policy, every other error fails fast without retry. Errors name the
+    step and partition (and `source`, where the data came from). A `dg.Failure` or
+    `dg.RetryRequested` raised inside passes through unchanged."""
     where = step_name(context) + (f" from {source}" if source else "")
     limit = ORCHESTRATION.step_time_limit_seconds[stage] if time_limit is None else time_limit
     try:
         with _time_limit(limit, where):
             yield
-    except dg.Failure:
+    except (dg.Failure, dg.RetryRequested):
         raise
     except StepTimeLimitExceeded as error:
         raise dg.Failure(
@@ -84,33 +153,34 @@ def carried_out(
         ) from error
     except Exception as error:
         rule = rule_for(error)
-        if rule is not None and rule.action == "fail_fast":
-            raise dg.Failure(
-                description=f"{where}: {error}",
-                metadata={
-                    "error_class": type(error).__name__,
-                    "severity": rule.severity,
-                    "policy": rule.name,
-                },
-                allow_retries=False,
-            ) from error
-        if rule is not None and rule.action == "retry":
-            context.log.warning(
-                f"{where}: {type(error).__name__}: {error} ({rule.name}; the retry policy applies)"
-            )
+        if rule is None or rule.action != "retry":
+            raise _failing_fast(where, error, rule) from error
+        context.log.warning(
+            f"{where}: {type(error).__name__}: {error} ({rule.name}; the retry policy applies)"
+        )
         raise
+
+
+def _raised_at(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 @contextlib.contextmanager
 def optional_work(context: Any, what: str) -> Iterator[None]:
     """Work a step can do without (previews, extra metadata): its errors are logged as warnings
-    and the step goes on, except critical ones (bad data or settings), which still fail it."""
+    naming the error and where it was raised, and the step goes on. Errors a rule says fail fast
+    (bad data or settings) still fail the step, without retry; a `dg.Failure`, a
+    `dg.RetryRequested` and the step's time limit pass through."""
     try:
         yield
+    except (dg.Failure, dg.RetryRequested):
+        raise
     except Exception as error:
         rule = rule_for(error)
         if rule is not None and rule.action == "fail_fast":
-            raise
+            raise _failing_fast(step_name(context), error, rule) from error
+        why = rule.name if rule is not None else "no rule matches: possibly a programming error"
         context.log.warning(
-            f"{what} skipped: {type(error).__name__}: {error} ({rule.name if rule else 'no rule'})"
+            f"{what} skipped: {type(error).__name__}: {error}{_raised_at(error)} ({why})"
         )

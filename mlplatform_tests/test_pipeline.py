@@ -146,3 +146,39 @@ def test_job_runs_with_the_mlflow_hook(tmp_path):
     )
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert runs[0].data.tags["dagster_run_id"] == result.run_id
+
+
+def test_the_champion_loaded_by_alias_decides_as_batch_scores_did(trained_platform, monkeypatch):
+    """The registered model applies its own threshold: `predict` on the version loaded by alias,
+    through the platform's loader and through MLflow's pyfunc (what `mlflow models serve` runs),
+    gives the decisions batch_scores stored for the day; `predict_proba` still gives the score."""
+    import mlflow.pyfunc
+
+    platform, _ = trained_platform
+    resource = platform.resources["mlflow"]
+    uri = "models:/card_transactions_classifier@champion"
+    model, input_columns = resource.load_with_inputs(uri)
+    champion = platform.mlflow_client().get_model_version_by_alias(
+        "card_transactions_classifier", "champion"
+    )
+    features = pd.read_parquet(platform.data_dir / "features" / "2026-03-02.parquet")
+    day_rows = features[features["event_time"].dt.strftime("%Y-%m-%d") == "2026-03-02"]
+    scores = pd.read_parquet(platform.data_dir / "batch_scores" / "2026-03-02.parquet")
+    assert set(scores["model_version"]) == {str(champion.version)}
+    assert list(scores["transaction_id"]) == list(day_rows["transaction_id"])
+    # Enough rows on both sides of the threshold for the comparison to mean something.
+    assert 0 < scores["decision"].sum() < len(scores)
+
+    decisions = model.predict(day_rows[input_columns]).astype(bool)
+    assert (decisions == scores["decision"].to_numpy()).all()
+    assert model.predict_proba(day_rows[input_columns])[:, 1] == pytest.approx(
+        scores["score"].to_numpy()
+    )
+    assert model.threshold == pytest.approx(float(champion.tags["decision_threshold"]))
+    assert model.threshold != 0.5  # chosen on validation, not scikit-learn's default
+
+    # MLflow's own loaders (pyfunc, `mlflow models serve`) refuse skops unless whoever serves the
+    # model says they trust where it came from; the platform's loader never needs this.
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    served = mlflow.pyfunc.load_model(uri).predict(day_rows[input_columns])
+    assert (pd.Series(served).astype(bool).to_numpy() == scores["decision"].to_numpy()).all()

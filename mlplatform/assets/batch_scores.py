@@ -28,6 +28,7 @@ def batch_scores(
     mlflow: MlflowResource,
 ) -> dg.Output[pd.DataFrame]:
     from mlplatform.core.days import on_day
+    from mlplatform.core.models import decision_threshold
     from mlplatform.core.score import score_rows
 
     with carried_out(context, "deployment"):
@@ -51,7 +52,16 @@ def batch_scores(
             )
         # A one-day window is the day itself: no copy of it.
         day_rows = features if on_the_day.all() else features[on_the_day]
-        threshold = float(champion.tags.get("decision_threshold", 0.5))
+        # The decision the model itself makes (its `predict`), so these scores agree with
+        # `mlflow models serve` and any pyfunc user of the version. A version registered before
+        # models carried their threshold applies the one tagged on it.
+        threshold = decision_threshold(model)
+        if threshold is None:
+            threshold = float(champion.tags.get("decision_threshold", 0.5))
+            context.log.warning(
+                f"{name} v{champion.version} does not apply its own threshold: using its "
+                f"decision_threshold tag ({threshold:g})"
+            )
         scores = score_rows(
             model,
             day_rows,

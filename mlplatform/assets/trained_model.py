@@ -154,9 +154,9 @@ def trained_model(
         )  # fmt: skip
         example = features.loc[features["split"] == "train", result.input_columns].head(5)
         model_info = mlflow.log_sklearn_model(
-            result.pipeline,
+            result.model,
             name="model",
-            signature=infer_signature(example, result.pipeline.predict(example)),
+            signature=infer_signature(example, result.model.predict(example)),
             input_example=example,
             pip_requirements=pip_requirements(result.family),
             metadata={"decision_threshold": result.threshold, "model_family": result.family},

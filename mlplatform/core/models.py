@@ -155,3 +155,23 @@ def fit_model(pipeline, x, y, sample_weight: np.ndarray | None = None):
         arguments["categorical_feature"] = list(range(len(encoder.transformers[0][2])))
     classifier.fit(encoded, y, **arguments)
     return pipeline
+
+
+def with_decision_threshold(model: Any, threshold: float, x: Any, y: np.ndarray) -> Any:
+    """The fitted `model` wrapped so that `predict` applies `threshold` to the positive class's
+    probability (`>=`, as batch scoring does) and `predict_proba` still gives the score: the
+    registered model carries its own decision, so `mlflow models serve`, a pyfunc user and the
+    platform's scores agree. `FrozenEstimator` keeps the fit: `x`/`y` only set the classes."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    wrapped = FixedThresholdClassifier(
+        FrozenEstimator(model), threshold=threshold, response_method="predict_proba"
+    )
+    return wrapped.fit(x, y)
+
+
+def decision_threshold(model: Any) -> float | None:
+    """The threshold a model applies itself (`with_decision_threshold`), or None for a bare one."""
+    threshold = getattr(model, "threshold", None)
+    return float(threshold) if isinstance(threshold, int | float) else None

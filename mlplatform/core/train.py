@@ -14,7 +14,7 @@ import pandas as pd
 
 from mlplatform.core.evaluate import choose_threshold, classification_metrics
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN
-from mlplatform.core.models import build_model, fit_model
+from mlplatform.core.models import build_model, fit_model, with_decision_threshold
 from mlplatform.core.selection import SearchPlan, Selection, select_model
 from mlplatform.core.uncertainty import Interval, metric_intervals
 from mlplatform.core.validate import DatasetError
@@ -22,7 +22,8 @@ from mlplatform.core.validate import DatasetError
 
 @dataclass
 class TrainingResult:
-    pipeline: Any
+    # The fitted pipeline inside a classifier that applies `threshold` itself (`predict`).
+    model: Any
     family: str
     params: dict[str, Any]
     threshold: float
@@ -87,13 +88,14 @@ def train_model(
     validation_scores = pipeline.predict_proba(x_validation)[:, 1]
     threshold = choose_threshold(y_validation, validation_scores, metric=threshold_metric)
     validation_metrics = classification_metrics(y_validation, validation_scores, threshold)
+    model = with_decision_threshold(pipeline, threshold, x_validation, y_validation)
     x_test, y_test = split_xy(features, "test", columns)
     test_scores = pipeline.predict_proba(x_test)[:, 1]
     intervals = metric_intervals(
         y_test, test_scores, threshold, seed=plan.seed, resamples=bootstrap_resamples
     )
     return TrainingResult(
-        pipeline=pipeline,
+        model=model,
         family=winner.family,
         params=dict(winner.params),
         threshold=threshold,

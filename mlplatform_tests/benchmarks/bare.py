@@ -83,7 +83,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
     with timed("batch_scores"):
         day_rows = table[table[contract.event_time].dt.date == day]
         scores = score_rows(
-            result.pipeline, day_rows, result.input_columns, result.threshold,
+            result.model, day_rows, result.input_columns, result.threshold,
             contract.id, contract.event_time, "bare",
         )  # fmt: skip
     return {

@@ -308,3 +308,16 @@ def test_no_step_time_limit_is_zero_as_documented(tmp_path):
     (tmp_path / "orchestration.yaml").write_text("step_time_limit_seconds:\n  training: 0\n")
     settings = load_orchestration(environ={"MLPLATFORM_SETTINGS_DIR": str(tmp_path)})
     assert settings.step_time_limit_seconds["training"] == 0
+
+
+def test_run_config_refuses_what_the_settings_files_refuse():
+    """The Launchpad's fields carry the settings' bounds; infinity passes `gt=0` unless refused."""
+    import dagster as dg
+
+    from mlplatform.assets.trained_model import TrainedModelConfig
+
+    with pytest.raises(dg.Failure, match="time_budget_seconds: Input should be a finite number"):
+        TrainedModelConfig(time_budget_seconds=float("inf"))
+    with pytest.raises(dg.Failure, match="random_state: Input should be greater than or equal"):
+        TrainedModelConfig(random_state=-1)
+    assert TrainedModelConfig(time_budget_seconds=30.0).time_budget_seconds == 30.0

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
-from pydantic import ValidationError, create_model, model_validator
+from pydantic import ConfigDict, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
 
 from mlplatform.config.loading import StrictModel, describe_validation_error
@@ -20,6 +20,9 @@ from mlplatform.config.loading import StrictModel, describe_validation_error
 
 class LaunchpadConfig(dg.Config):
     """Run config whose invalid values fail fast: retrying cannot fix a setting."""
+
+    # As in the settings files (StrictModel): `.inf` and `.nan` pass every one-sided bound.
+    model_config = ConfigDict(allow_inf_nan=False)
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -182,3 +182,52 @@ def test_only_a_category_column_can_be_ordered():
              "columns": {"i": {"type": "string"}, "t": {"type": "datetime"},
                          "y": {"type": "integer"}, "n": {"type": "float", "ordered": True}}}
         )  # fmt: skip
+
+
+def test_window_days_end_on_the_partition_day():
+    from mlplatform.core.window import window_days
+
+    assert window_days("2026-03-02", 3) == ["2026-02-28", "2026-03-01", "2026-03-02"]
+    assert window_days("2026-03-02", 1) == ["2026-03-02"]
+
+
+def test_a_window_short_of_the_partitions_start_or_of_failed_days_is_complete():
+    from mlplatform.core.window import DayState, WindowStatus
+
+    window = WindowStatus(
+        {
+            "2025-12-30": DayState.BEFORE_START,
+            "2025-12-31": DayState.BEFORE_START,
+            "2026-01-01": DayState.INCLUDED,
+            "2026-01-02": DayState.FAILED_GATES,
+            "2026-01-03": DayState.INCLUDED,
+        },
+        {"2026-01-02": "label_rate"},
+    )
+    assert window.complete
+    assert window.summary() == (
+        "window complete: 2/5 days: 2026-01-02 failed its gates; 2025-12-30..31 before the start"
+    )
+
+
+def test_a_day_still_to_come_or_never_written_makes_the_window_partial():
+    from mlplatform.core.window import DayState, WindowStatus
+
+    pending = WindowStatus(
+        {"2026-03-01": DayState.PENDING, "2026-03-02": DayState.INCLUDED},
+        {"2026-03-01": "run 1234abcd (STARTED)"},
+    )
+    assert not pending.complete and pending.pending == ["2026-03-01"]
+    missing = WindowStatus(
+        {
+            "2026-02-27": DayState.MISSING,
+            "2026-02-28": DayState.MISSING,
+            "2026-03-01": DayState.MISSING,
+            "2026-03-03": DayState.MISSING,
+            "2026-03-04": DayState.INCLUDED,
+        }
+    )
+    assert not missing.complete and missing.pending == []
+    assert missing.summary() == (
+        "window PARTIAL: 1/5 days: 2026-02-27..2026-03-01, 2026-03-03 not materialized"
+    )

@@ -35,8 +35,8 @@ FeaturesConfig = launchpad_config(
                 end_offset=0,
                 allow_nonexistent_upstream_partitions=True,
             ),
-            # Days of the window not yet materialized are skipped (and logged), so the first day
-            # of a new deployment can train on what exists.
+            # Days before the partitions' start or failed by their gates are absent by design;
+            # whether the others are all there (or still to come) is read from the instance.
             metadata={"allow_missing_partitions": True},
         )
     },
@@ -47,23 +47,33 @@ def features(
     validated_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> dg.Output[pd.DataFrame]:
-    from mlplatform.checks.gate_history import failed_blocking_checks
+    from mlplatform.assets.upstream_window import window_status
     from mlplatform.core.days import days_present, on_any_day
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
     from mlplatform.core.validate import DatasetError
+    from mlplatform.core.window import DayState
 
     contract = dataset_contract.load()
+    # Which days the window holds is read from the instance, not from the files that happen to
+    # exist: a day another run or a backfill is still writing is waited for, never trained without.
+    window = window_status(
+        context,
+        "validated_transactions",
+        context.partition_key,
+        WINDOW_DAYS,
+        gated_assets=("raw_transactions", "validated_transactions"),
+    )
+    _wait_for_pending_days(context, window)
+    if not window.complete:
+        context.log.warning(f"Training on a partial window: {window.summary()}")
     with carried_out(context, "features"):
         # Days of the window whose blocking gates failed stay stored (the checked asset is kept)
         # but must not feed a model.
         times = validated_transactions[contract.event_time]
         excluded = {
-            day: failed
+            day: window.reasons[day].split(", ")
             for day in days_present(times)
-            if (
-                failed := failed_blocking_checks(context.instance, "raw_transactions", day)
-                + failed_blocking_checks(context.instance, "validated_transactions", day)
-            )
+            if window.states.get(day) == DayState.FAILED_GATES
         }
         if excluded:
             context.log.warning(f"Left out of the window, their gates failed: {excluded}")
@@ -83,9 +93,19 @@ def features(
         table,
         metadata={
             "dagster/row_count": len(table),
+            "window": window.summary(),
+            "window_complete": window.complete,
             "window_days_configured": WINDOW_DAYS,
             "window_days_found": dg.MetadataValue.json(found_days),
             "window_days_excluded": dg.MetadataValue.json(excluded),
+            "window_days_absent": dg.MetadataValue.json(
+                {
+                    day: state.value
+                    + (f" ({window.reasons[day]})" if day in window.reasons else "")
+                    for day, state in window.states.items()
+                    if state != DayState.INCLUDED
+                }
+            ),
             "categorical_features": dg.MetadataValue.json(categorical),
             "numeric_features": dg.MetadataValue.json(numeric),
             **{f"rows_{split}": int(row["size"]) for split, row in by_split.iterrows()},
@@ -95,4 +115,35 @@ def features(
             },
             "preview": preview(context, table),
         },
+    )
+
+
+def _wait_for_pending_days(context: dg.AssetExecutionContext, window) -> None:
+    """Ask Dagster to run the step again later while a day of the window is still to come; after
+    `pending_days_wait_seconds`, fail (no retry) rather than train on part of the window."""
+    import math
+
+    from mlplatform.stages import step_name
+
+    if not window.pending:
+        return
+    settings = SETTINGS.features
+    polls = math.ceil(settings.pending_days_wait_seconds / settings.pending_days_poll_seconds)
+    waiting = {day: window.reasons[day] for day in window.pending}
+    if context.retry_number < polls:
+        context.log.info(
+            f"Waiting {settings.pending_days_poll_seconds:g} s for days of the window still to "
+            f"come: {waiting} ({window.summary()})"
+        )
+        raise dg.RetryRequested(
+            max_retries=polls, seconds_to_wait=settings.pending_days_poll_seconds
+        )
+    raise dg.Failure(
+        description=(
+            f"{step_name(context)}: days of the window were still to come after waiting "
+            f"{settings.pending_days_wait_seconds:g} s (features.pending_days_wait_seconds): "
+            f"{waiting}"
+        ),
+        metadata={"window": window.summary()},
+        allow_retries=False,
     )

@@ -86,6 +86,12 @@ class FeatureSettings(StrictModel):
     window_days: int = Field(ge=1, le=366)
     validation_fraction: float = Field(gt=0, lt=1, description="Share of the window, by time.")
     test_fraction: float = Field(gt=0, lt=1, description="Share of the window, the newest rows.")
+    pending_days_poll_seconds: float = Field(
+        gt=0, le=3600, description="How often a day of the window still to come is looked for."
+    )
+    pending_days_wait_seconds: float = Field(
+        ge=0, le=86400, description="How long features wait for the days still to come."
+    )
 
     @model_validator(mode="after")
     def _leave_room_to_train(self) -> FeatureSettings:

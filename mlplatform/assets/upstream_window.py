@@ -1,0 +1,160 @@
+"""The state of each day of an asset's trailing upstream window, read from the Dagster instance:
+what is materialized and passed its gates, and what a queued or running run, a run about to be
+retried or a backfill in progress is still to write. Files on disk cannot tell a day that failed
+from one whose run has not started yet; the instance can."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dagster as dg
+from dagster._core.definitions.events import AssetKeyPartitionKey
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+    PARTITION_NAME_TAG,
+    WILL_RETRY_TAG,
+)
+
+from mlplatform.checks.gate_history import failed_blocking_checks
+from mlplatform.core.window import DayState, WindowStatus, window_days
+
+# Failed runs that may still be waiting for their automatic retry: the newest are enough, a retry
+# is created within seconds of its run's failure.
+_RECENT_FAILED_RUNS = 100
+
+
+def window_status(
+    context: dg.AssetExecutionContext,
+    upstream: str,
+    day: str,
+    window: int,
+    gated_assets: Iterable[str],
+) -> WindowStatus:
+    """Each day of the `window` days of `upstream` ending on `day`. A day is left out when a
+    blocking gate of one of `gated_assets` failed on it."""
+    instance = context.instance
+    key = dg.AssetKey(upstream)
+    first = context.assets_def.partitions_def.get_first_partition_key()
+    days = window_days(day, window)
+    in_range = [each for each in days if each >= first]
+    materialized = instance.event_log_storage.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(in_range)
+    )
+    writers = _pending_writers(
+        context, key, {each for each in in_range if each not in materialized}
+    )
+    states: dict[str, DayState] = {}
+    reasons: dict[str, str] = {}
+    for each in days:
+        if each < first:
+            states[each] = DayState.BEFORE_START
+            continue
+        failed = [
+            gate for asset in gated_assets for gate in failed_blocking_checks(instance, asset, each)
+        ]
+        if each in materialized and not failed:
+            states[each] = DayState.INCLUDED
+        elif failed:
+            states[each], reasons[each] = DayState.FAILED_GATES, ", ".join(failed)
+        elif each in writers:
+            states[each], reasons[each] = DayState.PENDING, writers[each]
+        else:
+            states[each] = DayState.MISSING
+    return WindowStatus(states, reasons)
+
+
+def _pending_writers(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, days: set[str]
+) -> dict[str, str]:
+    """For each of `days` that something is still to write: what (a run, a backfill)."""
+    if not days:
+        return {}
+    instance = context.instance
+    writers: dict[str, str] = {}
+    unfinished = instance.get_runs(dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES)))
+    recently_failed = instance.get_runs(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}),
+        limit=_RECENT_FAILED_RUNS,
+    )
+    for run in [*unfinished, *(r for r in recently_failed if r.is_complete_and_waiting_to_retry)]:
+        if run.run_id == context.run_id or not _targets(context, run, key):
+            continue
+        what = (
+            f"run {run.run_id[:8]} ({run.status.value})"
+            if run.status in NOT_FINISHED_STATUSES
+            else f"the retry of run {run.run_id[:8]}"
+        )
+        for day in _run_partitions(run, days):
+            writers.setdefault(day, what)
+    for backfill in instance.get_backfills(
+        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
+    ):
+        for day in _backfill_partitions_to_come(context, backfill, key, days - writers.keys()):
+            writers[day] = f"backfill {backfill.backfill_id}"
+    return writers
+
+
+def _targets(context: dg.AssetExecutionContext, run: dg.DagsterRun, key: dg.AssetKey) -> bool:
+    if run.asset_selection is not None:
+        return key in run.asset_selection
+    repository = context.repository_def
+    return repository.has_job(run.job_name) and key in _job_assets(repository, run.job_name)
+
+
+def _job_assets(repository: dg.RepositoryDefinition, job_name: str) -> set[dg.AssetKey]:
+    return set(repository.get_job(job_name).asset_layer.executable_asset_keys)
+
+
+def _run_partitions(run: dg.DagsterRun, days: set[str]) -> list[str]:
+    if (partition := run.tags.get(PARTITION_NAME_TAG)) is not None:
+        return [partition] if partition in days else []
+    first, last = (
+        run.tags.get(ASSET_PARTITION_RANGE_START_TAG),
+        run.tags.get(ASSET_PARTITION_RANGE_END_TAG),
+    )
+    if first is None or last is None:
+        return []
+    return [day for day in days if first <= day <= last]
+
+
+def _backfill_partitions_to_come(
+    context: dg.AssetExecutionContext, backfill, key: dg.AssetKey, days: set[str]
+) -> list[str]:
+    """Days of `days` a backfill in progress targets for `key` and has neither written nor given up
+    on (its runs that exist are unfinished runs, counted above, or finished ones)."""
+    if not days:
+        return []
+    if backfill.is_asset_backfill:
+        try:
+            data = backfill.get_asset_backfill_data(context.repository_def.asset_graph)
+        except Exception as error:  # a backfill of definitions that have since changed
+            context.log.warning(f"backfill {backfill.backfill_id} not readable: {error}")
+            return []
+        return [
+            day
+            for day in days
+            if (target := AssetKeyPartitionKey(key, day)) in data.target_subset
+            and target not in data.materialized_subset
+            and target not in data.failed_and_downstream_subset
+        ]
+    job_name = backfill.job_name
+    repository = context.repository_def
+    if not job_name or not repository.has_job(job_name):
+        return []
+    if backfill.asset_selection is not None and key not in backfill.asset_selection:
+        return []
+    if backfill.asset_selection is None and key not in _job_assets(repository, job_name):
+        return []
+    return [
+        day
+        for day in days
+        if day in (backfill.partition_names or [])
+        and not context.instance.get_run_ids(
+            dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id, PARTITION_NAME_TAG: day}),
+            limit=1,
+        )
+    ]

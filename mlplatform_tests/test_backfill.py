@@ -1,0 +1,339 @@
+"""A day's features wait for the days of their window that another run is still writing, and say
+whether their window was complete. Backfills run by a real dagster-daemon, at a few hundred rows a
+day and a 3-day feature window: every day is trained on its whole window (never on the part of it
+written so far), whether the backfill is an asset backfill (the UI's *Materialize all* on the asset
+graph) or a backfill of the `training_pipeline` job (the job page, `dagster job backfill`), and a
+backfill in which a run's worker is killed with SIGKILL finishes without a hand."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from mlplatform_tests.conftest import TEST_SETTINGS_DIR, WebhookReceiver, platform_environment
+from mlplatform_tests.servers import start_process, stop_process_group
+from mlplatform_tests.test_daemon import Daemon
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+START = "2026-03-01"  # the partitions' first day: the window of the first two days is shorter
+DAYS = [f"2026-03-{day:02d}" for day in range(1, 9)]
+WINDOW = 3
+ALL_ASSETS = (
+    "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
+    "trained_model", "registered_model_version", "batch_scores",
+)  # fmt: skip
+
+
+def settings_folder(root: Path) -> Path:
+    """The test session's settings, with a 3-day window, small days and short waits."""
+    folder = root / "settings"
+    shutil.copytree(TEST_SETTINGS_DIR, folder)
+    platform = yaml.safe_load((folder / "platform.yaml").read_text()) or {}
+    platform["partitions"] = {"start_date": START, "timezone": "UTC"}
+    platform["features"] = {
+        "window_days": WINDOW,
+        "pending_days_poll_seconds": 2,
+        "pending_days_wait_seconds": 600,
+    }
+    # More positives per day than the packaged 1%, so a 3-day window of small days has enough.
+    platform["data_source"] = {"generator": {"rows_per_day": 400, "fraud_rate": 0.05}}
+    (folder / "platform.yaml").write_text(yaml.safe_dump(platform))
+    return folder
+
+
+@pytest.fixture
+def daemon(tmp_path) -> Iterator[Daemon]:
+    home = tmp_path / "home"
+    home.mkdir()
+    instance_settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    instance_settings["run_monitoring"]["poll_interval_seconds"] = 2
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_settings))
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        yaml.safe_dump(
+            {"load_from": [{"python_module": {"module_name": "mlplatform.definitions",
+                                              "location_name": "mlplatform",
+                                              "working_directory": str(PROJECT)}}]}
+        )
+    )  # fmt: skip
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+    receiver = WebhookReceiver()
+    env = {
+        **os.environ,
+        **platform_environment(tmp_path),
+        "DAGSTER_HOME": str(home),
+        "MLPLATFORM_SETTINGS_DIR": str(settings_folder(tmp_path)),
+        "MLPLATFORM_ALERT_WEBHOOK_URL": receiver.url,
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+    process = start_process(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+        tmp_path / "daemon.log", env=env, cwd=PROJECT,
+    )  # fmt: skip
+    daemon = Daemon(home, env, workspace, receiver, tmp_path, process)
+    try:
+
+        def all_daemons_beating():
+            with daemon.instance() as instance:
+                return len(instance.get_daemon_heartbeats()) >= 4
+
+        daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
+        yield daemon
+    finally:
+        stop_process_group(process)
+        receiver.close()
+        artifacts = PROJECT / "test-artifacts"
+        if artifacts.is_dir():
+            shutil.copy(tmp_path / "daemon.log", artifacts / f"backfill-{tmp_path.name}.log")
+
+
+LAUNCH = """
+import json, sys
+from dagster import DagsterInstance
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
+from dagster_graphql.test.utils import execute_dagster_graphql
+
+params = json.loads(sys.argv[2])
+with DagsterInstance.get() as instance, WorkspaceProcessContext(
+    instance, WorkspaceFileTarget([sys.argv[1]])
+) as workspace:
+    result = execute_dagster_graphql(
+        workspace.create_request_context(),
+        LAUNCH_PARTITION_BACKFILL_MUTATION,
+        {"backfillParams": params},
+    )
+print("ANSWER " + json.dumps(result.data["launchPartitionBackfill"]))
+"""
+
+
+def launch_backfill(daemon: Daemon, *, job: str | None = None) -> str:
+    """A backfill of every asset over DAYS, launched as the UI launches it (GraphQL): from the asset
+    graph (an asset backfill) or from a job's page (a backfill of the job's partition set)."""
+    import json
+
+    params: dict = {
+        "assetSelection": [{"path": [key]} for key in ALL_ASSETS],
+        "partitionNames": DAYS,
+        "fromFailure": False,
+    }
+    if job is not None:
+        params["selector"] = {
+            "partitionSetName": f"{job}_partition_set",
+            "repositorySelector": {
+                "repositoryLocationName": "mlplatform",
+                "repositoryName": "__repository__",
+            },
+        }
+    result = subprocess.run(
+        [sys.executable, "-c", LAUNCH, str(daemon.workspace), json.dumps(params)],
+        env=daemon.env, cwd=PROJECT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("ANSWER ")]
+    answer = json.loads(line.removeprefix("ANSWER "))
+    assert answer["__typename"] == "LaunchBackfillSuccess", answer
+    return answer["backfillId"]
+
+
+def backfill_done(daemon: Daemon, backfill_id: str, timeout: float):
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    def done():
+        with daemon.instance() as instance:
+            backfill = instance.get_backfill(backfill_id)
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        if backfill.status == BulkActionStatus.REQUESTED:
+            return None
+        if any(r.status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+                                dg.DagsterRunStatus.CANCELED) for r in runs):  # fmt: skip
+            return None
+        return backfill
+
+    return daemon.wait(done, timeout=timeout, what=f"backfill {backfill_id} to finish")
+
+
+def assert_every_day_trained_on_its_whole_window(daemon: Daemon) -> None:
+    """Every day has a trained model, and each features materialization came after every day of
+    its window had been written: read from storage ids, not from what features say of themselves."""
+    with daemon.instance() as instance:
+        storage = instance.event_log_storage
+        for day in DAYS:
+            trained = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey("trained_model"), asset_partitions=[day]),
+                limit=1,
+            ).records
+            assert trained, f"no model trained for {day}"
+            features = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey("features"), asset_partitions=[day]), limit=10
+            ).records
+            assert features, f"no features for {day}"
+            window = [d for d in DAYS if d <= day][-WINDOW:]
+            for record in features:
+                written = storage.get_latest_storage_id_by_partition(
+                    dg.AssetKey("validated_transactions"),
+                    dg.DagsterEventType.ASSET_MATERIALIZATION,
+                    partitions=set(window),
+                )
+                first_written = {
+                    d: instance.fetch_materializations(
+                        dg.AssetRecordsFilter(
+                            dg.AssetKey("validated_transactions"), asset_partitions=[d]
+                        ),
+                        limit=100,
+                        ascending=True,
+                    )
+                    .records[0]
+                    .storage_id
+                    for d in written
+                }
+                late = [d for d in window if first_written.get(d, 1 << 62) > record.storage_id]
+                assert not late, f"features[{day}] were built before {late} were written"
+                metadata = record.asset_materialization.metadata
+                assert metadata["window_complete"].value is True, metadata["window"].value
+                assert metadata["window_days_found"].value == window, metadata["window"].value
+
+
+@pytest.mark.slow
+def test_asset_backfill_trains_every_day_on_its_whole_window(daemon):
+    backfill = backfill_done(daemon, launch_backfill(daemon), timeout=900)
+    assert backfill.status.value == "COMPLETED_SUCCESS", backfill.status
+    assert_every_day_trained_on_its_whole_window(daemon)
+
+
+@pytest.mark.slow
+def test_job_backfill_waits_for_the_days_of_each_window(daemon):
+    """A backfill of the job launches a run per day side by side: a day's features wait in the
+    run until the earlier days of the window are written."""
+    backfill_id = launch_backfill(daemon, job="training_pipeline")
+    backfill_done(daemon, backfill_id, timeout=900)
+    with daemon.instance() as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        waited = [
+            e
+            for r in runs
+            for e in instance.all_logs(r.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+            if e.step_key == "features"
+        ]
+    assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
+    assert_every_day_trained_on_its_whole_window(daemon)
+    # Side by side, at least one day found an earlier day of its window still being written.
+    assert waited, "no day's features waited: the runs did not overlap"
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid`, and theirs (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+def test_backfill_with_a_run_killed_while_training_finishes_by_itself(daemon):
+    from mlplatform.automation.run_launcher import run_worker
+
+    backfill_id = launch_backfill(daemon)
+
+    def a_run_training():
+        with daemon.instance() as instance:
+            for run in instance.get_runs(
+                dg.RunsFilter(
+                    tags={"dagster/backfill": backfill_id},
+                    statuses=[dg.DagsterRunStatus.STARTED],
+                )
+            ):
+                started = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+                if any(e.step_key == "trained_model" for e in started):
+                    return run, run_worker(instance, run.run_id)
+        return None
+
+    run, worker = daemon.wait(a_run_training, timeout=600, what="a backfill run in training")
+    assert worker is not None
+    for pid in [worker.pid, *descendants(worker.pid)]:
+        os.kill(pid, signal.SIGKILL)
+
+    backfill = backfill_done(daemon, backfill_id, timeout=900)
+    assert backfill.status.value == "COMPLETED_SUCCESS", backfill.status
+    with daemon.instance() as instance:
+        killed = instance.get_run_by_id(run.run_id)
+        retries = [r for r in instance.get_run_group(run.run_id)[1] if r.run_id != run.run_id]
+    assert killed.status == dg.DagsterRunStatus.FAILURE
+    assert [r.status for r in retries] == [dg.DagsterRunStatus.SUCCESS]
+    assert_every_day_trained_on_its_whole_window(daemon)
+
+
+def test_features_wait_for_a_day_another_run_is_writing_and_name_it(tmp_path):
+    """In process, with the test settings' short wait (1 s): a running run that will write a day of
+    the window holds the features back; once nothing will write it, they train and say the window
+    is partial."""
+    from mlplatform.definitions import ASSETS
+    from mlplatform_tests.conftest import make_platform
+
+    platform = make_platform(tmp_path, rows_per_day=2000)
+    validated = dg.AssetKey("validated_transactions")
+    with dg.instance_for_test() as instance:
+
+        def materialize(selection: list[str], day: str):
+            return dg.materialize(
+                ASSETS, selection=selection, partition_key=day, resources=platform.resources,
+                instance=instance, raise_on_error=False,
+            )  # fmt: skip
+
+        for day in ("2026-03-01", "2026-03-03"):
+            assert materialize(
+                ["raw_transactions", "validated_transactions", "quarantined_transactions"], day
+            ).success
+        writing = dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id="0a1b2c3d-0000-4000-8000-000000000000",
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset({validated}),
+            tags={"dagster/partition": "2026-03-02"},
+        )
+        instance.add_run(writing)
+
+        waiting = materialize(["features"], "2026-03-03")
+        assert not waiting.success
+        retried = [
+            e for e in waiting.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+        ]
+        assert len(retried) == 5  # 1 s in polls of 0.2 s
+        (failure,) = waiting.get_step_failure_events()
+        message = failure.step_failure_data.error.message
+        assert "features[2026-03-03]" in message and "still to come" in message
+        assert "'2026-03-02': 'run 0a1b2c3d (STARTED)'" in message
+        assert not instance.fetch_materializations(dg.AssetKey("features"), limit=1).records
+
+        instance.report_run_failed(writing)
+        trained = materialize(["features"], "2026-03-03")
+        assert trained.success
+        (event,) = trained.get_asset_materialization_events()
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        assert metadata["window_complete"] is False
+        assert metadata["window_days_found"] == ["2026-03-01", "2026-03-03"]
+        assert metadata["window"] == (
+            "window PARTIAL: 2/7 days: 2026-02-25..28, 2026-03-02 not materialized"
+        )

@@ -1,0 +1,387 @@
+"""Faults that must not wedge the platform: a run killed with SIGKILL while it trains, launched by
+the daemon or from the CLI, and two runs of one day at once from the CLI (which bypasses the run
+queue). After each, the next run of the day succeeds without a hand: the killed run is ended, its
+pool slot freed, its MLflow run FAILED, the temporary files of its writers swept, and a second
+live run of a partition refused at training with the first one's id."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from mlplatform_tests.conftest import TEST_SETTINGS_DIR, platform_environment
+from mlplatform_tests.servers import start_process, stop_process_group
+from mlplatform_tests.test_daemon import TERMINAL, Daemon
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DAY = "2026-01-01"  # the first partition: its training window holds only itself
+ROWS_PER_DAY = 10000
+
+
+def test_every_run_has_a_max_runtime_and_frees_its_slots_in_both_instances():
+    from mlplatform.config.active import ORCHESTRATION
+
+    for path in (PROJECT / "dagster.yaml", PROJECT / "docker" / "dagster.yaml"):
+        monitoring = yaml.safe_load(path.read_text())["run_monitoring"]
+        assert monitoring["enabled"] is True, path
+        # The same budget as the jobs' dagster/max_runtime tag, for runs launched without it.
+        assert monitoring["max_runtime_seconds"] == ORCHESTRATION.max_runtime_seconds, path
+        assert monitoring["free_slots_after_run_end_seconds"] > 0, path
+    local = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    assert local["run_launcher"]["class"] == "LocalRunLauncher"
+
+
+# Helpers ------------------------------------------------------------------------------------------
+
+
+def settings_dir(root: Path) -> Path:
+    """The test settings, with small days: a whole run takes about a minute."""
+    folder = root / "settings"
+    folder.mkdir()
+    for source in TEST_SETTINGS_DIR.glob("*.yaml"):
+        (folder / source.name).write_text(source.read_text())
+    platform = yaml.safe_load((folder / "platform.yaml").read_text())
+    platform["data_source"] = {"kind": "generator", "generator": {"rows_per_day": ROWS_PER_DAY}}
+    (folder / "platform.yaml").write_text(yaml.safe_dump(platform))
+    return folder
+
+
+def environment(root: Path, home: Path) -> dict[str, str]:
+    from mlflow.tracking import MlflowClient
+
+    env = {
+        **os.environ,
+        **platform_environment(root),
+        "DAGSTER_HOME": str(home),
+        "MLPLATFORM_SETTINGS_DIR": str(settings_dir(root)),
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+    # MLflow's SQLite tables, created here once: the test reads the store while a run's step
+    # may be creating it, and two processes migrating one new file collide.
+    MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"]).search_experiments()
+    return env
+
+
+def instance_at(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def wait_for(predicate, what: str, timeout: float = 240, alive: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None and alive.poll() is not None:
+            raise AssertionError(f"the daemon exited with {alive.returncode} waiting for {what}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_record(home: Path, run_id: str) -> dg.DagsterRun | None:
+    with instance_at(home) as instance:
+        return instance.get_run_by_id(run_id)
+
+
+def ended(home: Path, run_id: str, timeout: float = 300) -> dg.DagsterRun:
+    def done():
+        run = run_record(home, run_id)
+        return run if run is not None and run.status in TERMINAL else None
+
+    return wait_for(done, f"run {run_id} to end", timeout)
+
+
+def newest_run_of_day(home: Path, known: set[str]) -> str | None:
+    with instance_at(home) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": DAY}), limit=5)
+    fresh = [r.run_id for r in runs if r.run_id not in known]
+    return fresh[0] if fresh else None
+
+
+def run_ids_of_day(home: Path) -> set[str]:
+    with instance_at(home) as instance:
+        return {r.run_id for r in instance.get_runs(dg.RunsFilter(tags={"dagster/partition": DAY}))}
+
+
+def mlflow_runs(env: dict[str, str], dagster_run_id: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    return client.search_runs(
+        experiments, filter_string=f"tags.dagster_run_id = '{dagster_run_id}'"
+    )
+
+
+def registered_versions(env: dict[str, str]) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    return client.search_model_versions()
+
+
+def training_underway(home: Path, env: dict[str, str], run_id: str) -> bool:
+    """The run's trained_model step has started and opened its MLflow run: it is training."""
+    with instance_at(home) as instance:
+        started = [
+            e
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+            if e.dagster_event.step_key == "trained_model"
+        ]
+    return bool(started) and any(r.info.status == "RUNNING" for r in mlflow_runs(env, run_id))
+
+
+def worker_pid(home: Path, run_id: str) -> int:
+    from mlplatform.automation.run_launcher import run_worker
+
+    with instance_at(home) as instance:
+        worker = run_worker(instance, run_id)
+    assert worker is not None, f"run {run_id} has no RUN_START event"
+    return worker.pid
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and everything under it, as a machine or OOM killer would."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGKILL)
+
+
+def plant_killed_writers_temporary(env: dict[str, str], pid: int) -> Path:
+    """What a writer killed mid-write leaves: its temporary file beside the day's model record."""
+    from mlplatform.core.processes import HOST
+
+    folder = Path(env["MLPLATFORM_DATA_DIR"]) / "trained_model"
+    folder.mkdir(parents=True, exist_ok=True)
+    leftover = folder / f"{DAY}.json.{pid}-{uuid.uuid4().hex}@{HOST}.tmp"
+    leftover.write_text('{"partial": ')
+    return leftover
+
+
+def temporaries(env: dict[str, str]) -> list[Path]:
+    return sorted(Path(env["MLPLATFORM_DATA_DIR"]).rglob("*.tmp"))
+
+
+def training_slots_held_by(home: Path, run_id: str) -> int:
+    with instance_at(home) as instance:
+        info = instance.event_log_storage.get_concurrency_info("training")
+    return len([slot for slot in info.claimed_slots if slot.run_id == run_id])
+
+
+def materialize(env: dict[str, str], root: Path, name: str, select: str = "*"):
+    return start_process(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "mlplatform.definitions",
+         "--select", select, "--partition", DAY],
+        root / f"{name}.log", env=env, cwd=PROJECT,
+    )  # fmt: skip
+
+
+def started_cli_run(home: Path, process: subprocess.Popen, known: set[str]) -> str:
+    def created():
+        if process.poll() is not None:
+            raise AssertionError(f"the CLI run exited with {process.returncode} before starting")
+        return newest_run_of_day(home, known)
+
+    return wait_for(created, "the CLI run to be created", timeout=120)
+
+
+# A daemon and an instance like `make dev`'s ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory) -> Iterator[Daemon]:
+    root = tmp_path_factory.mktemp("faults")
+    home = root / "home"
+    home.mkdir()
+    settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    settings["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=5)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
+    workspace = root / "workspace.yaml"
+    workspace.write_text(
+        yaml.safe_dump(
+            {"load_from": [{"python_module": {"module_name": "mlplatform.definitions",
+                                              "location_name": "mlplatform",
+                                              "working_directory": str(PROJECT)}}]}
+        )
+    )  # fmt: skip
+    with instance_at(home):
+        pass  # the SQLite tables, once, before several processes race to create them
+    env = environment(root, home)
+    process = start_process(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
+        root / "daemon.log", env=env, cwd=PROJECT,
+    )  # fmt: skip
+    # No webhook and no landing folder: the generator is the source, alerts go nowhere.
+    daemon = Daemon(home, env, workspace, None, root, process)  # type: ignore[arg-type]
+    try:
+
+        def all_daemons_beating():
+            with daemon.instance() as instance:
+                return len(instance.get_daemon_heartbeats()) >= 4
+
+        daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
+        yield daemon
+    finally:
+        stop_process_group(process)
+        artifacts = PROJECT / "test-artifacts"
+        if artifacts.is_dir():
+            (artifacts / "faults-daemon.log").write_bytes((root / "daemon.log").read_bytes())
+
+
+@pytest.mark.slow
+def test_daemon_run_killed_while_training_is_retried_and_leaves_nothing(daemon):
+    first = daemon.launch(
+        "mlplatform", "training_pipeline", "--tags", json.dumps({"dagster/partition": DAY})
+    )
+    wait_for(
+        lambda: training_underway(daemon.home, daemon.env, first), "training", alive=daemon.process
+    )
+    pid = worker_pid(daemon.home, first)
+    kill_tree(pid)
+    leftover = plant_killed_writers_temporary(daemon.env, pid)
+
+    killed = ended(daemon.home, first)
+    assert killed.status == dg.DagsterRunStatus.FAILURE
+
+    def retry_ended():
+        retries = [r for r in daemon.run_group(first) if r.run_id != first]
+        return retries if retries and retries[0].status in TERMINAL else None
+
+    (retry,) = wait_for(retry_ended, "the daemon's retry", timeout=300, alive=daemon.process)
+    # The retry trains in the pool the killed run held: it got the slot back.
+    assert retry.status == dg.DagsterRunStatus.SUCCESS, retry.run_id
+    assert training_slots_held_by(daemon.home, first) == 0
+    wait_for(
+        lambda: [r.info.status for r in mlflow_runs(daemon.env, first)] == ["FAILED"],
+        "the killed attempt's MLflow run to be FAILED",
+        timeout=60,
+    )
+    assert [r.info.status for r in mlflow_runs(daemon.env, retry.run_id)] == ["FINISHED"]
+    assert not leftover.exists()
+    assert temporaries(daemon.env) == []
+
+
+@pytest.mark.slow
+def test_cli_run_killed_while_training_is_ended_and_the_next_run_succeeds(daemon):
+    known = run_ids_of_day(daemon.home)
+    cli = materialize(daemon.env, daemon.home.parent, "killed-cli")
+    try:
+        killed_id = started_cli_run(daemon.home, cli, known)
+        wait_for(
+            lambda: training_underway(daemon.home, daemon.env, killed_id),
+            "training",
+            alive=daemon.process,
+        )
+        # The whole CLI process group, executor steps and all.
+        os.killpg(cli.pid, signal.SIGKILL)
+    finally:
+        cli.wait(timeout=30)
+    pid = worker_pid(daemon.home, killed_id)
+    leftover = plant_killed_writers_temporary(daemon.env, pid)
+
+    # Nobody reports a CLI run's end: run monitoring sees its worker is gone and fails it.
+    killed = ended(daemon.home, killed_id, timeout=120)
+    assert killed.status == dg.DagsterRunStatus.FAILURE
+    with instance_at(daemon.home) as instance:
+        messages = " ".join(e.message for e in instance.all_logs(killed_id))
+    assert f"pid {pid}" in messages and "is gone" in messages
+    wait_for(
+        lambda: training_slots_held_by(daemon.home, killed_id) == 0, "the slot to be freed", 120
+    )
+    wait_for(
+        lambda: [r.info.status for r in mlflow_runs(daemon.env, killed_id)] == ["FAILED"],
+        "the killed run's MLflow run to be FAILED",
+        timeout=60,
+    )
+
+    known = run_ids_of_day(daemon.home)
+    again = materialize(daemon.env, daemon.home.parent, "next-cli")
+    assert again.wait(timeout=300) == 0
+    next_id = newest_run_of_day(daemon.home, known)
+    assert next_id is not None
+    assert run_record(daemon.home, next_id).status == dg.DagsterRunStatus.SUCCESS
+    assert not leftover.exists()
+    assert temporaries(daemon.env) == []
+
+
+@pytest.mark.slow
+def test_second_cli_run_of_a_day_is_refused_at_training_while_the_first_lives(tmp_path):
+    # An instance without a daemon: nothing but the runs themselves judges who goes first. No
+    # pool limit, so the second run reaches training while the first holds its slot.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "telemetry": {"enabled": False},
+                "run_launcher": {
+                    "module": "mlplatform.automation.run_launcher",
+                    "class": "LocalRunLauncher",
+                },
+            }
+        )
+    )
+    with instance_at(home):
+        pass
+    env = environment(tmp_path, home)
+
+    first = materialize(env, tmp_path, "first")
+    try:
+        first_id = started_cli_run(home, first, set())
+        wait_for(lambda: training_underway(home, env, first_id), "the first run's training")
+        os.killpg(first.pid, signal.SIGSTOP)  # alive, holding the day, for as long as we like
+
+        second = materialize(env, tmp_path, "second", select="trained_model")
+        assert second.wait(timeout=300) != 0
+        second_id = newest_run_of_day(home, {first_id})
+        with instance_at(home) as instance:
+            failures = [
+                e.dagster_event.step_failure_data.error.to_string()
+                for e in instance.all_logs(second_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+            ]
+            retried = instance.all_logs(second_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+        assert len(failures) == 1, failures
+        assert f"is being materialized by run {first_id}" in failures[0]
+        assert retried == []  # refused, not retried
+        assert mlflow_runs(env, second_id) == []
+
+        # The first run dies: still STARTED (no daemon here), but its worker is gone, so the day
+        # is free again for the next run.
+    finally:
+        with_group_gone(first)
+    assert run_record(home, first_id).status == dg.DagsterRunStatus.STARTED
+
+    third = materialize(env, tmp_path, "third")
+    assert third.wait(timeout=300) == 0
+    third_id = newest_run_of_day(home, {first_id, second_id})
+    assert run_record(home, third_id).status == dg.DagsterRunStatus.SUCCESS
+    # One model registered for the day: by the run that trained to the end.
+    assert len(registered_versions(env)) == 1
+
+
+def with_group_gone(process: subprocess.Popen) -> None:
+    """SIGKILL (stopped or not) to the process's whole group, the leader reaped."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)

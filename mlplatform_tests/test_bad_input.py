@@ -140,3 +140,116 @@ def test_generator_refuses_a_contract_it_does_not_produce(tmp_path):
     assert "produces card_transactions, but the contract is 'credit_data'" in failure_message(
         result
     )
+
+
+# The new_data sensor and rows that fall in no partition ------------------------------------------
+
+
+def land(folder, name: str, rows: pd.DataFrame) -> None:
+    """A file in the landing folder, settled (last written ten minutes ago)."""
+    import os
+    import time
+
+    rows.to_parquet(folder / name)
+    stamp = time.time() - 600
+    os.utime(folder / name, (stamp, stamp))
+
+
+def tick(platform, instance, cursor=None):
+    from mlplatform.automation.sensors import new_data
+
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={key: platform.resources[key] for key in ("data_source", "dataset_contract")},
+    )
+    return new_data(context)
+
+
+def with_times(rows: pd.DataFrame, times: dict[int, object]) -> pd.DataFrame:
+    rows = rows.reset_index(drop=True).astype({"event_time": object})
+    for position, value in times.items():
+        stamp = pd.Timestamp(value)
+        rows.loc[rows.index[position], "event_time"] = (
+            stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+        )
+    return rows
+
+
+def test_rows_in_no_partition_do_not_stop_the_sensor_from_requesting_the_good_days(tmp_path):
+    import datetime as dt
+
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    platform = files_platform(tmp_path, folder)
+    days = [generated_day(dt.date(2026, 3, d), rows_per_day=100) for d in (1, 2)]
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
+    land(folder, "tx.parquet", with_times(pd.concat(days), {0: "1970-01-01", 1: far}))
+    with dg.instance_for_test() as instance:
+        first = tick(platform, instance)
+        assert sorted(r.partition_key for r in first.run_requests) == ["2026-03-01", "2026-03-02"]
+        # Nothing of the file is waited for: it is done, and the next tick has nothing new.
+        assert isinstance(tick(platform, instance, first.cursor), dg.SkipReason)
+
+
+def test_a_file_with_todays_rows_runs_its_other_days_now_and_waits_only_for_today(tmp_path):
+    import datetime as dt
+
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    platform = files_platform(tmp_path, folder)
+    today = dt.datetime.now(dt.UTC).date()
+    rows = pd.concat(
+        [generated_day(today - dt.timedelta(days=2), rows_per_day=100),
+         generated_day(today, rows_per_day=100)]
+    )  # fmt: skip
+    land(folder, "tx.parquet", rows)
+    with dg.instance_for_test() as instance:
+        first = tick(platform, instance)
+        assert [r.partition_key for r in first.run_requests] == [
+            (today - dt.timedelta(days=2)).isoformat()
+        ]
+        # Revisited for today only: the day already requested is not requested again.
+        again = tick(platform, instance, first.cursor)
+        assert again.run_requests == []
+        assert (today - dt.timedelta(days=2)).isoformat() in again.cursor
+
+
+def test_rows_in_no_partition_are_quarantined_by_the_files_first_day(tmp_path):
+    import datetime as dt
+
+    from mlplatform.core.validate import REASON_COLUMN
+
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    platform = files_platform(tmp_path, folder)
+    rows = with_times(
+        pd.concat([generated_day(dt.date(2026, 3, d), rows_per_day=100) for d in (2, 3)]),
+        {0: "1970-01-01", 1: "2099-01-01"},
+    )
+    land(folder, "tx.parquet", rows)
+    selection = ["raw_transactions", "validated_transactions", "quarantined_transactions"]
+    counted = 0
+    for day in ("2026-03-02", "2026-03-03"):
+        result = dg.materialize(ASSETS, selection=selection, partition_key=day,
+                                resources=platform.resources)  # fmt: skip
+        stored = {
+            name: pd.read_parquet(platform.data_dir / name / f"{day}.parquet")
+            for name in selection[1:]
+        }
+        counted += sum(len(frame) for frame in stored.values())
+        outside = (
+            stored["quarantined_transactions"][REASON_COLUMN]
+            .astype(str)
+            .str.contains("outside every")
+        )
+        raw_metadata = result.asset_materializations_for_node("raw_transactions")[0].metadata
+        if day == "2026-03-02":
+            assert outside.sum() == 2
+            assert raw_metadata["rows_outside_every_partition"].value["rows"] == 2
+            assert raw_metadata["rows_outside_every_partition"].value["earliest_event_time"] == (
+                "1970-01-01 00:00:00+00:00"
+            )
+        else:
+            assert outside.sum() == 0
+    assert counted == len(rows)

@@ -13,6 +13,7 @@ from mlplatform.core.sources import (
     errors_by_cause,
     format_of,
     list_source_files,
+    parse_parquet,
     place_rows,
 )
 
@@ -115,5 +116,7 @@ def place_file_rows(
                 encoding_errors="replace",
             )[event_time_column]
         else:
-            column = pd.read_parquet(handle, columns=[event_time_column])[event_time_column]
+            data = handle.read()
+    if kind == "parquet":
+        column = parse_parquet(data, file, columns=[event_time_column])[event_time_column]
     return place_rows(column, span)

@@ -246,13 +246,32 @@ def errors_by_cause(file: str, kind: str) -> Iterator[None]:
         raise SourceError(f"{file}: cannot read ({type(error).__name__}: {error})") from error
 
 
+def parse_parquet(data: bytes, file: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file's bytes as a frame. Parsed from memory after the read, because pyarrow
+    reports corrupt content as a bare OSError ("Corrupt snappy compressed data"), which would
+    otherwise look like the storage failing and be retried."""
+    import io
+
+    try:
+        return pd.read_parquet(io.BytesIO(data), columns=columns)
+    except Exception as error:
+        raise DatasetError(
+            f"{file}: cannot read as parquet ({type(error).__name__}: {error})"
+        ) from error
+
+
 def read_file(file: str, contract: Contract, file_format: str = "auto") -> pd.DataFrame:
     """One data file, every contract column present; CSV as text, Parquet as its stored types."""
     import fsspec
 
     kind = format_of(file, file_format)
     with errors_by_cause(file, kind), fsspec.open(file, "rb", compression="infer") as handle:
-        frame = _read_csv(handle, file, contract) if kind == "csv" else pd.read_parquet(handle)
+        if kind == "csv":
+            frame = _read_csv(handle, file, contract)
+        else:
+            data = handle.read()
+    if kind == "parquet":
+        frame = parse_parquet(data, file)
     missing = [name for name in contract.columns if name not in frame.columns]
     if missing:
         raise DatasetError(

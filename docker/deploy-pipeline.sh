@@ -9,7 +9,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENV_FILE="${MLPLATFORM_ENV_FILE:-$HERE/.env}"
 TIMEOUT="${MLPLATFORM_DEPLOY_TIMEOUT:-300}"
-SERVICES=(postgresql mlflow user-code webserver daemon metrics-exporter prometheus)
+SERVICES=(docker-proxy docker-proxy-stop postgresql mlflow user-code webserver daemon
+    metrics-exporter prometheus)
 
 step() { echo "deploy-pipeline: $*"; }
 fail() {
@@ -33,13 +34,13 @@ docker info >/dev/null 2>&1 || fail "cannot reach the Docker engine (is it runni
 
 if [ ! -f "$ENV_FILE" ]; then
     step "creating $ENV_FILE from .env.example, with fresh passwords"
-    docker_gid="$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 999)"
     (
         umask 077
-        sed -e "s/^DAGSTER_POSTGRES_PASSWORD=.*/DAGSTER_POSTGRES_PASSWORD=$(random_password)/" \
-            -e "s/^MLFLOW_POSTGRES_PASSWORD=.*/MLFLOW_POSTGRES_PASSWORD=$(random_password)/" \
-            -e "s/^DOCKER_GID=.*/DOCKER_GID=${docker_gid}/" \
-            "$HERE/.env.example" >"$ENV_FILE"
+        cp "$HERE/.env.example" "$ENV_FILE"
+        # A different password for every *_PASSWORD line (one role, one password).
+        sed -n 's/^\([A-Z_]*PASSWORD\)=.*/\1/p' "$HERE/.env.example" | while read -r key; do
+            sed -i "s/^${key}=.*/${key}=$(random_password)/" "$ENV_FILE"
+        done
     )
 fi
 if grep -Eq '^[A-Z_]*PASSWORD=(change-me)?$' "$ENV_FILE"; then
@@ -47,10 +48,17 @@ if grep -Eq '^[A-Z_]*PASSWORD=(change-me)?$' "$ENV_FILE"; then
 fi
 env_value() { sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1; }
 ui_port="$(env_value DAGSTER_UI_PORT)"
+executor="$(env_value MLPLATFORM_EXECUTOR)"
 mlflow_port="$(env_value MLFLOW_UI_PORT)"
 prometheus_port="$(env_value PROMETHEUS_PORT)"
 
-COMPOSE+=(--project-directory "$HERE" -f "$HERE/docker-compose.yaml" --env-file "$ENV_FILE")
+COMPOSE+=(--project-directory "$HERE" -f "$HERE/docker-compose.yaml")
+if [ "$executor" = docker ]; then
+    # Step containers are started from run containers: only then do runs reach the Docker API.
+    step "MLPLATFORM_EXECUTOR=docker: run containers get the Docker API (through the proxy)"
+    COMPOSE+=(-f "$HERE/docker-compose.step-containers.yaml")
+fi
+COMPOSE+=(--env-file "$ENV_FILE")
 
 step "checking docker-compose.yaml"
 "${COMPOSE[@]}" config -q || fail "docker-compose.yaml or $ENV_FILE is invalid"

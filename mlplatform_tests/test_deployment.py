@@ -43,6 +43,7 @@ CHECKED_FILES = {
     "docker/Dockerfile": "test_dockerfile_passes_hadolint",
     "docker/Dockerfile.dockerignore": "test_build_context_holds_what_the_dockerfile_copies",
     "docker/docker-compose.yaml": "test_compose_file_is_valid_for_docker_compose",
+    "docker/docker-compose.step-containers.yaml": "test_step_containers_get_the_proxy",
     "docker/.env.example": "test_env_example_names_every_variable_compose_reads",
     "docker/dagster.yaml": "test_production_instance_in_postgresql",
     "docker/workspace.yaml": "test_workspace_points_at_the_code_server",
@@ -56,6 +57,17 @@ CHECKED_FILES = {
 
 def compose() -> dict[str, Any]:
     return yaml.safe_load((DOCKER / "docker-compose.yaml").read_text())
+
+
+def merged_compose(*files: str) -> dict[str, Any]:
+    """The compose model as docker-compose v1 resolves it (anchors, overrides, .env.example)."""
+    docker_compose = require_executable("docker-compose", "docker-compose")
+    paths = [arg for name in files for arg in ("-f", str(DOCKER / name))]
+    result = run_tool(
+        docker_compose, *paths, "--env-file", str(DOCKER / ".env.example"), "config"
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
 
 
 def env_example() -> dict[str, str]:
@@ -112,7 +124,7 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path):
 def test_compose_file_matches_the_compose_specification():
     result = run_tool(
         str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-        str(DOCKER / "docker-compose.yaml"),
+        str(DOCKER / "docker-compose.yaml"), str(DOCKER / "docker-compose.step-containers.yaml"),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -195,15 +207,14 @@ def test_run_launcher_gets_what_runs_need():
     assert spec["volumes"]["mlplatform-data"]["name"] == volume_name
     assert f"mlplatform-data:{mount}" in services["user-code"]["volumes"]
     assert services["daemon"]["environment"]["MLPLATFORM_DATA_DIR"].startswith(mount + "/")
-    # The code location's container context replaces the launcher's container_kwargs for its runs
-    # (a shallow merge): it must keep the data volume, and bring the Docker socket and its group
-    # for step containers.
-    command = services["user-code"]["command"]
-    context = json.loads(command[command.index("--container-context") + 1])
-    location_kwargs = context["docker"]["container_kwargs"]
-    assert volume in location_kwargs["volumes"]
-    assert "/var/run/docker.sock:/var/run/docker.sock" in location_kwargs["volumes"]
-    assert location_kwargs["group_add"] == ["${DOCKER_GID:-999}"]
+    # Runs take the launcher's container settings as they are: the code location adds no
+    # container context (it would replace container_kwargs, volumes included).
+    assert "--container-context" not in services["user-code"]["command"]
+    assert "DAGSTER_CONTAINER_CONTEXT" not in services["user-code"]["environment"]
+    # Runs get what they use and no secret they do not: no alert webhook (sensors run in the
+    # code server), no Docker API, no other role's password.
+    for unneeded in ("MLPLATFORM_ALERT_WEBHOOK_URL", "DOCKER_HOST", "MLFLOW_POSTGRES_PASSWORD"):
+        assert unneeded not in launcher["env_vars"], unneeded
     # Runs start from the code server's own image.
     user_code = services["user-code"]
     assert user_code["environment"]["DAGSTER_CURRENT_IMAGE"] == user_code["image"]
@@ -259,6 +270,249 @@ def test_services_are_reachable_only_from_this_host_and_healthy_before_use():
     assert services["mlflow"]["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
 
+# --- the Docker API, only through the proxies ------------------------------------------------
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+# linuxserver/socket-proxy's switches (its README): each is set explicitly, so an image whose
+# defaults change cannot open a section.
+PROXY_SWITCHES = {
+    "VERSION", "PING", "EVENTS", "AUTH", "SECRETS", "POST", "BUILD", "COMMIT", "CONFIGS",
+    "CONTAINERS", "ALLOW_START", "ALLOW_STOP", "ALLOW_RESTARTS", "ALLOW_PAUSE", "ALLOW_UNPAUSE",
+    "DISTRIBUTION", "EXEC", "GRPC", "IMAGES", "INFO", "NETWORKS", "NODES", "PLUGINS", "SERVICES",
+    "SESSION", "SWARM", "SYSTEM", "TASKS", "VOLUMES",
+}  # fmt: skip
+# Which proxy each Docker API user reaches, and what that proxy opens: the daemon launches,
+# watches and stops run containers; the webserver only stops them (Terminate in the UI).
+PROXY_OF = {"daemon": "docker-proxy", "webserver": "docker-proxy-stop"}
+OPENED = {
+    "docker-proxy": {"VERSION", "CONTAINERS", "POST"},
+    "docker-proxy-stop": {"VERSION", "CONTAINERS", "ALLOW_STOP"},
+}
+
+
+def test_docker_socket_only_in_the_proxies():
+    spec = compose()
+    services = spec["services"]
+    mounting = {
+        name: [v for v in service.get("volumes", []) if DOCKER_SOCKET in v]
+        for name, service in services.items()
+    }
+    mounting = {name: volumes for name, volumes in mounting.items() if volumes}
+    assert mounting == {proxy: [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro"] for proxy in OPENED}, (
+        "only the proxies mount the Docker socket, read-only"
+    )
+    # Nothing else reaches the socket some other way: no host group, no privileged service, and
+    # neither the instance nor any run is given the socket.
+    for name, service in services.items():
+        assert "group_add" not in service and not service.get("privileged"), name
+    assert DOCKER_SOCKET not in (DOCKER / "dagster.yaml").read_text()
+    assert "DOCKER_GID" not in (DOCKER / ".env.example").read_text()
+    for proxy, opened in OPENED.items():
+        service = services[proxy]
+        environment = {key: str(value) for key, value in service["environment"].items()}
+        assert set(environment) >= PROXY_SWITCHES, sorted(PROXY_SWITCHES - set(environment))
+        assert {key for key in PROXY_SWITCHES if environment[key] == "1"} == opened, proxy
+        assert {environment[key] for key in PROXY_SWITCHES} == {"0", "1"}
+        # Pinned, read-only, unpublished, alone on an internal network with its one client.
+        assert re.fullmatch(r"lscr\.io/linuxserver/socket-proxy:\d+\.\d+\.\d+-r\d+-ls\d+",
+                            service["image"])  # fmt: skip
+        assert service["read_only"] is True and "ports" not in service
+        assert "no-new-privileges:true" in service["security_opt"]
+        (network,) = service["networks"]
+        assert spec["networks"][network] == {"internal": True}
+        on_network = {n for n, svc in services.items() if network in svc.get("networks", [])}
+        (client,) = [c for c, p in PROXY_OF.items() if p == proxy]
+        assert on_network == {proxy, client}
+        assert services[client]["depends_on"][proxy] == {"condition": "service_healthy"}
+    # Exactly the daemon and the webserver are told where the Docker API is.
+    docker_hosts = {
+        name: service["environment"]["DOCKER_HOST"]
+        for name, service in services.items()
+        if "DOCKER_HOST" in service.get("environment", {})
+    }
+    assert docker_hosts == {client: f"tcp://{p}:2375" for client, p in PROXY_OF.items()}
+
+
+def test_step_containers_get_the_proxy():
+    """With MLPLATFORM_EXECUTOR=docker (and only then) the deploy script adds the step-container
+    file: runs get DOCKER_HOST through the code location's container context and reach the
+    launcher's proxy on the platform network; still no socket, and no section opened."""
+    base = merged_compose("docker-compose.yaml")["services"]
+    steps = merged_compose("docker-compose.yaml", "docker-compose.step-containers.yaml")
+    services = steps["services"]
+    context = json.loads(services["user-code"]["environment"]["DAGSTER_CONTAINER_CONTEXT"])
+    assert context == {"docker": {"env_vars": ["DOCKER_HOST=tcp://docker-proxy:2375"]}}
+    assert "DAGSTER_CONTAINER_CONTEXT" not in base["user-code"]["environment"]
+    assert set(services["docker-proxy"]["networks"]) == {"docker-proxy", "mlplatform"}
+    assert set(base["docker-proxy"]["networks"]) == {"docker-proxy"}
+    assert services["docker-proxy"]["environment"] == base["docker-proxy"]["environment"]
+    # dagster-docker accepts the context, and runs then carry DOCKER_HOST; nothing else changes.
+    from dagster_docker.container_context import DockerContainerContext
+
+    parsed = DockerContainerContext.create_from_config(context)
+    assert parsed.env_vars == ["DOCKER_HOST=tcp://docker-proxy:2375"]
+    assert not parsed.container_kwargs and not parsed.networks
+
+    def without_network_details(service: dict) -> dict:
+        # docker-compose v1 prints a network without settings as {} or null, and volumes in
+        # another order, depending on the file they came from.
+        return {
+            **service,
+            "networks": sorted(service.get("networks") or []),
+            "volumes": sorted(service.get("volumes") or []),
+        }
+
+    for name in set(base) - {"user-code", "docker-proxy"}:
+        assert without_network_details(services[name]) == without_network_details(base[name])
+
+
+def proxy_allows(switches: dict[str, str], method: str, path: str) -> bool:
+    """linuxserver/socket-proxy's rules (its haproxy.cfg template), in their order: the
+    start/stop switches first, then POST, then one switch per API section; the rest is denied."""
+    on = {key for key, value in switches.items() if str(value) == "1"}
+    path = re.sub(r"^/v[\d.]+", "", path.split("?")[0])
+    action = re.match(r"^/containers/[a-zA-Z0-9_.-]+/(\w+)", path)
+    if action:
+        if action.group(1) in ("stop", "restart", "kill") and "ALLOW_RESTARTS" in on:
+            return True
+        if action.group(1) == "start" and "ALLOW_START" in on:
+            return True
+        if action.group(1) == "stop" and "ALLOW_STOP" in on:
+            return True
+    if method not in ("GET", "HEAD") and "POST" not in on:
+        return False
+    section = re.match(r"^/(_ping|[a-z]+)", path)
+    return section is not None and section.group(1).replace("_ping", "ping").upper() in on
+
+
+class FakeDockerEngine:
+    """The Docker Engine API behind one proxy's rules, on 127.0.0.1: the calls dagster-docker
+    makes, answered like dockerd; everything the proxy denies gets its 403."""
+
+    def __init__(self, containers: dict[str, dict], switches: dict[str, str]) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, str, int]] = []
+        self.created: list[dict] = []
+        engine = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self, status: int, body: object = None) -> None:
+                engine.requests.append((self.command, self.path, status))
+                payload = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def handle_any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                if not proxy_allows(switches, self.command, self.path):
+                    return self.answer(403, {"message": "Request forbidden"})
+                path = re.sub(r"^/v[\d.]+", "", self.path.split("?")[0])
+                container = re.match(r"^/containers/([^/]+)/(json|start|stop)$", path)
+                if path == "/version":
+                    return self.answer(200, {"ApiVersion": "1.45", "Version": "27.0.0"})
+                if path == "/containers/create" and self.command == "POST":
+                    container_id = f"run{len(containers)}"
+                    containers[container_id] = {"Id": container_id, "State": {"Status": "created"}}
+                    engine.created.append(body)
+                    return self.answer(201, {"Id": container_id, "Warnings": []})
+                if container and container.group(1) in containers:
+                    state = containers[container.group(1)]
+                    if container.group(2) == "json":
+                        return self.answer(200, state)
+                    state["State"]["Status"] = {"start": "running", "stop": "exited"}[
+                        container.group(2)
+                    ]
+                    return self.answer(204)
+                return self.answer(404, {"message": f"no such endpoint {path}"})
+
+            do_GET = do_POST = do_DELETE = do_PUT = handle_any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"tcp://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_proxies_open_exactly_what_the_run_launcher_uses(monkeypatch):
+    """DockerRunLauncher, configured as docker/dagster.yaml configures it, launches, watches and
+    terminates a run through engines behind the two proxies' rules: every call it makes passes,
+    and the calls it does not need (and the webserver's creating a container) are refused."""
+    from dagster._core.launcher import WorkerStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    import docker
+
+    services = compose()["services"]
+    containers: dict[str, dict] = {}
+    engines = {
+        proxy: FakeDockerEngine(containers, services[proxy]["environment"]) for proxy in OPENED
+    }
+    instance_yaml = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+    launcher_config = instance_yaml["run_launcher"]
+    for name in launcher_config["config"]["env_vars"]:
+        monkeypatch.setenv(name, "mlplatform-network" if name.endswith("NETWORK") else "x")
+    try:
+        with dg.instance_for_test(overrides={"run_launcher": launcher_config}) as instance:
+            launcher = instance.run_launcher
+            run = create_run_for_test(instance, job_name="all_assets")
+            # The daemon: create and start the run's container, then watch it.
+            monkeypatch.setenv("DOCKER_HOST", engines["docker-proxy"].url)
+            launcher._launch_container_with_command(run, "mlplatform:latest", ["dagster"])
+            run = instance.get_run_by_id(run.run_id)
+            assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+            # The webserver: Terminate stops it; creating a container is refused there.
+            monkeypatch.setenv("DOCKER_HOST", engines["docker-proxy-stop"].url)
+            assert launcher.terminate(run.run_id) is True
+            assert containers[run.tags["docker/container_id"]]["State"]["Status"] == "exited"
+            other = create_run_for_test(instance, job_name="all_assets")
+            with pytest.raises(docker.errors.APIError, match="403"):
+                launcher._launch_container_with_command(other, "mlplatform:latest", ["dagster"])
+    finally:
+        for engine in engines.values():
+            engine.close()
+    used = {
+        (method, re.sub(r"/run\d+/", "/{id}/", re.sub(r"^/v[\d.]+|\?.*$", "", path)))
+        for engine in engines.values()
+        for method, path, status in engine.requests
+        if status != 403
+    }
+    assert used == {
+        ("GET", "/version"), ("POST", "/containers/create"), ("GET", "/containers/{id}/json"),
+        ("POST", "/containers/{id}/start"), ("POST", "/containers/{id}/stop"),
+    }  # fmt: skip
+    # The run's container gets the data volume and the platform network: no socket, no privilege.
+    (created,) = engines["docker-proxy"].created
+    assert created["HostConfig"]["Binds"] == ["mlplatform-data:/data"]
+    assert created["HostConfig"]["NetworkMode"] == "mlplatform-network"
+    assert not created["HostConfig"].get("Privileged") and "GroupAdd" not in created["HostConfig"]
+    # What neither needs is refused by both: images, networks, volumes, exec, the host's info.
+    for proxy, expected in (("docker-proxy", True), ("docker-proxy-stop", False)):
+        switches = services[proxy]["environment"]
+        assert proxy_allows(switches, "POST", "/v1.45/containers/create") is expected
+        for method, path in [
+            ("POST", "/v1.45/images/create"), ("DELETE", "/v1.45/images/x"),
+            ("GET", "/v1.45/networks"), ("POST", "/v1.45/networks/x/connect"),
+            ("POST", "/v1.45/volumes/create"), ("POST", "/v1.45/exec/x/start"),
+            ("GET", "/v1.45/info"), ("POST", "/v1.45/build"), ("GET", "/v1.45/events"),
+            ("POST", "/v1.45/swarm/init"), ("GET", "/v1.45/secrets"), ("POST", "/v1.45/auth"),
+        ]:  # fmt: skip
+            assert not proxy_allows(switches, method, path), (proxy, method, path)
+        assert proxy_allows(switches, "POST", "/v1.45/containers/abc/stop")
+        assert proxy_allows(switches, "POST", "/v1.45/containers/abc/start") is expected
+
+
 def test_prometheus_scrapes_the_exporter_service_with_the_shipped_rules():
     services = compose()["services"]
     exporter = services["metrics-exporter"]["command"]
@@ -271,8 +525,13 @@ def test_prometheus_scrapes_the_exporter_service_with_the_shipped_rules():
     ]
     assert targets == [f"metrics-exporter:{port}"]
     assert all((folder / rules).exists() for rules in config["rule_files"])
-    # The exporter reads the same instance database and registry as the rest of the platform.
-    assert services["metrics-exporter"]["environment"] == services["daemon"]["environment"]
+    # The exporter reads the same instance database and registry as the rest of the platform,
+    # with the read-only role.
+    exporter = services["metrics-exporter"]["environment"]
+    daemon = services["daemon"]["environment"]
+    differing = {k for k in exporter.keys() | daemon.keys() if exporter.get(k) != daemon.get(k)}
+    assert differing == {"DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DOCKER_HOST"}
+    assert exporter["DAGSTER_POSTGRES_USER"].startswith("${DAGSTER_READER_POSTGRES_USER")
 
 
 def test_env_example_names_every_variable_compose_reads():
@@ -488,7 +747,8 @@ class Deployment:
             "DAGSTER_HOME": str(self.home),
             "DAGSTER_POSTGRES_HOST": self.postgres.host,
             "DAGSTER_POSTGRES_PORT": str(self.postgres.port),
-            "DAGSTER_POSTGRES_USER": self.postgres.user,
+            # The role the compose stack gives runs: Dagster's database's owner, no superuser.
+            "DAGSTER_POSTGRES_USER": "dagster",
             "DAGSTER_POSTGRES_PASSWORD": "unused-with-trust-auth",
             "DAGSTER_POSTGRES_DB": "dagster",
             "MLPLATFORM_DOCKER_NETWORK": "mlplatform-network",
@@ -503,11 +763,34 @@ class Deployment:
         assert not missing, f"the launcher would not pass {sorted(missing)}"
         return {**every, "PATH": os.environ["PATH"], "HOME": str(self.root)}
 
-    def connect(self, database: str):
+    def connect(self, database: str, user: str | None = None):
         return psycopg2.connect(
-            host=self.postgres.host, port=self.postgres.port, user=self.postgres.user,
+            host=self.postgres.host, port=self.postgres.port, user=user or self.postgres.user,
             dbname=database,
         )  # fmt: skip
+
+
+# What the postgres service passes to create-databases.sh (docker-compose.yaml), with test values.
+INIT_ROLES = {
+    "DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "dagster-secret-1",
+    "DAGSTER_POSTGRES_DB": "dagster",
+    "DAGSTER_READER_POSTGRES_USER": "dagster_reader",
+    "DAGSTER_READER_POSTGRES_PASSWORD": "reader-secret-2",
+    "MLFLOW_POSTGRES_USER": "mlflow", "MLFLOW_POSTGRES_PASSWORD": "mlflow-secret-3",
+    "MLFLOW_POSTGRES_DB": "mlflow",
+}  # fmt: skip
+
+
+def test_init_script_gets_every_role_from_the_postgres_service():
+    postgres = compose()["services"]["postgresql"]["environment"]
+    assert set(INIT_ROLES) <= set(postgres)
+    script = (DOCKER / "postgres" / "create-databases.sh").read_text()
+    assert set(INIT_ROLES) <= set(re.findall(r"\$\{?([A-Z_]+)", script))
+    # The superuser is the cluster's own and no platform service logs in as it.
+    superuser = postgres["POSTGRES_USER"]
+    for name, service in compose()["services"].items():
+        user = service.get("environment", {}).get("DAGSTER_POSTGRES_USER")
+        assert user is None or user != superuser, name
 
 
 @pytest.fixture(scope="module")
@@ -516,17 +799,16 @@ def deployment(tmp_path_factory) -> Deployment:
     root = tmp_path_factory.mktemp("deployment")
     with postgres_server() as postgres:
         # The compose stack's init script, as the postgres image runs it on an empty volume.
-        postgres.create_database("dagster")
         created = run_tool(
             str(DOCKER / "postgres" / "create-databases.sh"),
-            env={
-                **os.environ, "PGHOST": postgres.host, "PGPORT": str(postgres.port),
-                "POSTGRES_USER": postgres.user, "POSTGRES_DB": "dagster",
-                "MLFLOW_POSTGRES_USER": "mlflow", "MLFLOW_POSTGRES_PASSWORD": "secret",
-                "MLFLOW_POSTGRES_DB": "mlflow",
-            },
+            env={**os.environ, "PGHOST": postgres.host, "PGPORT": str(postgres.port),
+                 "POSTGRES_USER": postgres.user, "POSTGRES_DB": "postgres", **INIT_ROLES},
         )  # fmt: skip
         assert created.returncode == 0, created.stdout + created.stderr
+        # Passwords go into the roles, never into the script's output.
+        for key, value in INIT_ROLES.items():
+            if key.endswith("PASSWORD"):
+                assert value not in created.stdout + created.stderr
 
         # The MLflow server as the compose stack configures it, on 127.0.0.1.
         port, artifacts = free_port(), root / "mlflow-artifacts"
@@ -653,3 +935,49 @@ def test_model_registered_through_the_mlflow_server(deployment):
     features = pd.read_parquet(features_file)
     scores = loaded.predict_proba(features[registry.model_input_columns(model_uri)].head(100))[:, 1]
     assert len(scores) == 100 and ((scores >= 0) & (scores <= 1)).all()
+
+
+@pytest.mark.slow
+def test_every_role_owns_its_database_and_nothing_more(deployment):
+    """The roles create-databases.sh made, after the pipeline ran as `dagster`: none is a
+    superuser or may create roles or databases, none may enter another's database, and the
+    exporter's role reads the instance but cannot change it."""
+    roles = [INIT_ROLES[k] for k in INIT_ROLES if k.endswith("_USER")]
+    with deployment.connect("postgres") as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
+            "FROM pg_roles WHERE rolname = ANY(%s)",
+            (roles,),
+        )
+        rows = cursor.fetchall()
+        assert sorted(row[0] for row in rows) == sorted(roles)
+        assert all(not any(row[1:]) for row in rows), rows
+        cursor.execute(
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database "
+            "WHERE datname IN ('dagster', 'mlflow')"
+        )
+        assert dict(cursor.fetchall()) == {"dagster": "dagster", "mlflow": "mlflow"}
+    for user, database in [("dagster", "mlflow"), ("mlflow", "dagster"),
+                           ("dagster_reader", "mlflow")]:  # fmt: skip
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            deployment.connect(database, user).close()
+    connection = deployment.connect("dagster", "dagster")
+    connection.autocommit = True
+    with connection.cursor() as cursor, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cursor.execute("CREATE DATABASE another")
+    connection.close()
+    reader = deployment.connect("dagster", "dagster_reader")
+    with reader.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM runs")
+        assert cursor.fetchone() == (1,)
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cursor.execute("DELETE FROM runs")
+    reader.close()
+    # The exporter, as compose runs it, with the read-only role: one scrape of the instance.
+    environment = {**deployment.environment(), "DAGSTER_POSTGRES_USER": "dagster_reader"}
+    scrape = subprocess.run(
+        [str(BIN / "mlplatform"), "exporter", "--once", "--no-mlflow"],
+        env=environment, capture_output=True, text=True, timeout=300, cwd=deployment.root,
+    )  # fmt: skip
+    assert scrape.returncode == 0, scrape.stdout[-2000:] + scrape.stderr[-3000:]
+    assert 'status="SUCCESS"' in scrape.stdout

@@ -91,6 +91,30 @@ def test_registry_holds_a_champion_with_tracking_links(trained_platform):
     assert float(run.data.params["decision_threshold"]) > 0
     model = client.get_logged_model(run.outputs.model_outputs[0].model_id)
     assert model.name == "model"
+    plots = {a.path for a in client.list_artifacts(champion.run_id, "evaluation")}
+    assert {
+        f"evaluation/{name}.png"
+        for name in ("roc_curve", "precision_recall_curve", "confusion_matrix", "calibration",
+                     "score_distribution", "permutation_importance")
+    } <= plots  # fmt: skip
+    assert "evaluation/permutation_importance.json" in plots
+
+
+def test_the_trained_models_page_shows_its_evaluation(trained_platform):
+    _, results = trained_platform
+    metadata = metadata_of(results[1], "trained_model")
+    plots = metadata["evaluation_plots"]
+    assert plots.count("](data:image/png;base64,") == 4
+    assert "roc_curve.png" in plots and "confusion_matrix.png" in plots
+    confusion = {row.data["actual"]: row.data for row in metadata["confusion_matrix"].records}
+    counted = sum(row["flagged"] + row["passed"] for row in confusion.values())
+    assert counted == metadata["test_rows"]
+    assert (
+        confusion["positive"]["flagged"] + confusion["positive"]["passed"]
+        == (metadata["test_positives"])
+    )
+    importance = [row.data["feature"] for row in metadata["permutation_importance"].records]
+    assert sorted(importance) == sorted(metadata["input_columns"])
 
 
 def test_no_mlflow_run_is_left_running(trained_platform):

@@ -1,7 +1,8 @@
 """Training: the best of the candidate model families, chosen by time-ordered folds inside the
 training split, refit, thresholded on validation, evaluated once on test, tracked in MLflow."""
 
-from typing import Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pandas as pd
@@ -25,6 +26,9 @@ TrainedModelConfig = launchpad_config(
     ),
 )  # fmt: skip
 
+if TYPE_CHECKING:
+    from mlplatform.core.evaluation_plots import Evaluation
+
 # The libraries a model family needs besides these, for the logged model's requirements.
 FAMILY_PACKAGES = {"lightgbm": ("lightgbm",)}
 
@@ -45,36 +49,89 @@ def pip_requirements(family: str) -> list[str]:
 
 
 def candidates_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
-    return dg.MetadataValue.table(
-        records=[
-            dg.TableRecord(
-                {
-                    "family": row["family"],
-                    "selected": row["selected"],
-                    "fold_score": row["score"],
-                    "fold_std": row["fold_std"],
-                    "trials": row["trials"],
-                    "seconds": row["seconds"],
-                    "params": ", ".join(
-                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in row["params"].items()
-                    ),
-                }
-            )
+    return _table(
+        [
+            {
+                "family": row["family"],
+                "selected": row["selected"],
+                "fold_score": row["score"],
+                "fold_std": row["fold_std"],
+                "trials": row["trials"],
+                "seconds": row["seconds"],
+                "params": ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in row["params"].items()
+                ),
+            }
             for row in rows
         ],
-        schema=dg.TableSchema(
-            columns=[
-                dg.TableColumn("family", "string"),
-                dg.TableColumn("selected", "bool"),
-                dg.TableColumn("fold_score", "float", description="mean over the folds"),
-                dg.TableColumn("fold_std", "float"),
-                dg.TableColumn("trials", "int"),
-                dg.TableColumn("seconds", "float"),
-                dg.TableColumn("params", "string", description="the family's best trial"),
-            ]
-        ),
+        [
+            dg.TableColumn("family", "string"),
+            dg.TableColumn("selected", "bool"),
+            dg.TableColumn("fold_score", "float", description="mean over the folds"),
+            dg.TableColumn("fold_std", "float"),
+            dg.TableColumn("trials", "int"),
+            dg.TableColumn("seconds", "float"),
+            dg.TableColumn("params", "string", description="the family's best trial"),
+        ],
     )
+
+
+def _table(rows: list[dict[str, Any]], columns: list[dg.TableColumn]) -> dg.MetadataValue:
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(row) for row in rows], schema=dg.TableSchema(columns=columns)
+    )
+
+
+# What the trained model's page shows of its evaluation (every plot is in the MLflow run).
+PLOTS_SHOWN = ("roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png",
+               "permutation_importance.png")  # fmt: skip
+
+
+def evaluation_metadata(evaluation: "Evaluation") -> dict[str, dg.MetadataValue]:
+    """The main plots as images in Markdown (the UI renders them inline; Dagster has no image
+    metadata type), and the confusion matrix and importance as tables."""
+    import base64
+
+    from mlplatform.core.evaluation_plots import png_bytes
+
+    images = "\n\n".join(
+        f"![{file}](data:image/png;base64,{base64.b64encode(png_bytes(figure, dpi=60)).decode()})"
+        for file, figure in evaluation.figures.items()
+        if file in PLOTS_SHOWN
+    )
+    counts = evaluation.confusion
+    confusion = [
+        {"actual": "positive", "flagged": counts["true_positives"],
+         "passed": counts["false_negatives"]},
+        {"actual": "negative", "flagged": counts["false_positives"],
+         "passed": counts["true_negatives"]},
+    ]  # fmt: skip
+    importance = [
+        {"feature": row.feature, "importance": round(row.importance, 5),
+         "spread": round(row.spread, 5)}
+        for row in evaluation.importance
+    ]  # fmt: skip
+    return {
+        "evaluation_plots": dg.MetadataValue.md(images),
+        "confusion_matrix": _table(
+            confusion,
+            [
+                dg.TableColumn("actual", "string"),
+                dg.TableColumn("flagged", "int", description="score >= threshold"),
+                dg.TableColumn("passed", "int", description="score < threshold"),
+            ],
+        ),
+        "permutation_importance": _table(
+            importance,
+            [
+                dg.TableColumn("feature", "string"),
+                dg.TableColumn("importance", "float", description="drop in test ROC-AUC shuffled"),
+                dg.TableColumn("spread", "float", description="standard deviation over repeats"),
+            ],
+        ),
+        "importance_rows": dg.MetadataValue.int(evaluation.importance_rows),
+    }
 
 
 @stage_asset(
@@ -99,9 +156,10 @@ def trained_model(
 ) -> dg.Output[dict[str, Any]]:
     from mlflow.models import infer_signature
 
+    from mlplatform.core.evaluation_plots import evaluate_model
     from mlplatform.core.features import model_columns
     from mlplatform.core.models import SKOPS_TRUSTED_TYPES
-    from mlplatform.core.train import train_model
+    from mlplatform.core.train import split_xy, train_model
     from mlplatform.core.uncertainty import interval_metadata
     from mlplatform.stages.code_version import code_version
 
@@ -152,6 +210,17 @@ def trained_model(
               "seconds": t.seconds, "params": t.params} for t in result.selection.trials],
             "trials.json",
         )  # fmt: skip
+        x_test, _ = split_xy(features, "test", result.input_columns)
+        evaluation = evaluate_model(
+            result.model, x_test, result.test_labels, result.test_scores,
+            result.validation_labels, result.validation_scores, result.threshold,
+            seed=settings.random_state,
+        )  # fmt: skip
+        for file, figure in evaluation.figures.items():
+            mlflow.log_figure(figure, f"evaluation/{file}")
+        mlflow.log_table(
+            [asdict(row) for row in evaluation.importance], "evaluation/permutation_importance.json"
+        )
         example = features.loc[features["split"] == "train", result.input_columns].head(5)
         model_info = mlflow.log_sklearn_model(
             result.model,
@@ -188,6 +257,7 @@ def trained_model(
             "model_uri": model_info.model_uri,
             "model_family": result.family,
             "candidates": candidates_table(candidates),
+            **evaluation_metadata(evaluation),
             "search": dg.MetadataValue.json(
                 {
                     "trials": len(selection.trials),

@@ -31,6 +31,9 @@ class TrainingResult:
     test_metrics: dict[str, float]
     test_intervals: dict[str, Interval]
     test_scores: np.ndarray
+    test_labels: np.ndarray
+    validation_scores: np.ndarray
+    validation_labels: np.ndarray
     selection: Selection
     categorical_columns: list[str]
     numeric_columns: list[str]
@@ -103,6 +106,9 @@ def train_model(
         test_metrics=classification_metrics(y_test, test_scores, threshold),
         test_intervals=intervals,
         test_scores=test_scores,
+        test_labels=y_test,
+        validation_scores=validation_scores,
+        validation_labels=y_validation,
         selection=selection,
         categorical_columns=categorical,
         numeric_columns=numeric,

@@ -395,6 +395,10 @@ class MlflowResource(dg.ConfigurableResource):
             "champion_metrics": classification_metrics(labels, scores, threshold),
         }
 
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """A matplotlib figure as an image artifact of the open run (MLflow's UI shows it)."""
+        self.client.log_figure(self.active_run_id, figure, artifact_file)
+
     def log_table(self, rows: list[dict[str, Any]], artifact_file: str) -> None:
         """A table (one dict per row) as a JSON artifact of the open run, shown by MLflow's UI."""
         import pandas as pd

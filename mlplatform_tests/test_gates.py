@@ -212,7 +212,9 @@ def test_a_day_that_failed_its_gates_is_left_out_of_later_windows(deployment):
     assert NORMAL_DAY in features["window_days_found"].value
 
 
-def test_empty_day_stops_at_the_not_empty_gate(tmp_path):
+def test_empty_day_is_refused_before_raw_data_is_stored(tmp_path):
+    """A day without rows is unusable raw data: ingestion refuses it (the not_empty gate still
+    judges a day with fewer rows than its min_rows)."""
     landing = tmp_path / "landing"
     landing.mkdir()
     other_day = generated_day(dt.date(2026, 3, 5))
@@ -226,8 +228,10 @@ def test_empty_day_stops_at_the_not_empty_gate(tmp_path):
         resources=platform.resources,
         raise_on_error=False,
     )
-    assert "raw_transactions:not_empty" in failed(result)
-    assert materialized(result) == {"raw_transactions"}
+    assert not result.success
+    assert materialized(result) == set()
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert "no rows for 2026-03-02" in failure.description
 
 
 def requested_after_raw_update(platform: Platform, instance: dg.DagsterInstance) -> tuple:

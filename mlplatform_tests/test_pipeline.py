@@ -1,6 +1,8 @@
 """The asset graph end to end: in memory, and with the real Parquet IO managers and an MLflow
 SQLite store in temporary folders."""
 
+import json
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -91,6 +93,23 @@ def test_registry_holds_a_champion_with_tracking_links(trained_platform):
     assert float(run.data.params["decision_threshold"]) > 0
     model = client.get_logged_model(run.outputs.model_outputs[0].model_id)
     assert model.name == "model"
+    day = run.data.tags["dagster_partition"]
+    assert run.info.run_name == f"trained_model {day}"
+    # The test metrics belong to the logged model, measured on the logged features.
+    (dataset_input,) = run.inputs.dataset_inputs
+    dataset = dataset_input.dataset
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+    assert dataset.name.startswith("card_transactions features ") and dataset.digest
+    assert json.loads(dataset.profile)["num_rows"] == sum(
+        int(run.data.params[f"rows_{split}"]) for split in ("train", "validation", "test")
+    )
+    linked = {m.key: m for m in model.metrics}
+    assert linked["test_roc_auc"].value == run.data.metrics["test_roc_auc"]
+    assert linked["test_roc_auc"].dataset_digest == dataset.digest
+    registered = client.get_registered_model("card_transactions_classifier")
+    assert "probability that `is_fraud` is `1`" in registered.description
+    assert champion.description.startswith(f"{run.data.params['model_family']} trained for {day}")
+    assert "Promoted to champion" in champion.description
     plots = {a.path for a in client.list_artifacts(champion.run_id, "evaluation")}
     assert {
         f"evaluation/{name}.png"

@@ -18,11 +18,44 @@ from mlplatform.assets.common import metric_metadata
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
 from mlplatform.config.gates import gates_for
+from mlplatform.core.contract import Contract
+from mlplatform.core.promote import PromotionDecision
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset
 
 gates = GATES.registered_model_version
+
+
+def model_description(contract: Contract) -> str:
+    """What the registered model predicts, from its dataset contract."""
+    about = f"{contract.description.strip()}\n\n" if contract.description.strip() else ""
+    return (
+        f"{about}Scores each `{contract.name}` row (id `{contract.id}`, time "
+        f"`{contract.event_time}`): the probability that `{contract.target}` is "
+        f"`{contract.positive_label}`; `predict` applies the version's own decision threshold. "
+        f"Inputs: the feature columns of the contract ({contract.source}). Versions are trained "
+        "daily by mlplatform; `champion` scores, `challenger` is the newest."
+    )
+
+
+def version_description(
+    trained_model: dict[str, Any], decision: PromotionDecision, comparison: dict[str, Any]
+) -> str:
+    """What one version was trained on and why it did or did not take `champion`."""
+    days = trained_model.get("window_days") or [trained_model["partition"]]
+    sizes = trained_model["split_sizes"]
+    roc = trained_model["test_intervals"].get("roc_auc", {})
+    outcome = "Promoted to champion" if decision.promote else "Not promoted"
+    return (
+        f"{trained_model['model_family']} trained for {trained_model['partition']} on "
+        f"{days[0]}..{days[-1]} ({len(days)} days; {sizes.get('train', 0)} training, "
+        f"{sizes.get('validation', 0)} validation, {sizes.get('test', 0)} test rows); decision "
+        f"threshold {trained_model['decision_threshold']:.4g}; test ROC-AUC "
+        f"{roc.get('value', float('nan')):.4f} [{roc.get('low', float('nan')):.4f}, "
+        f"{roc.get('high', float('nan')):.4f}] on {roc.get('positives', '?')} positives. "
+        f"{outcome}: {decision.reason} ({comparison['basis']})."
+    )
 
 
 @stage_asset(
@@ -144,6 +177,10 @@ def registered_model_version(
                     for metric, values in trained_model["test_intervals"].items()
                 },
             },
+        )
+        mlflow.describe_model(name, model_description(contract))
+        mlflow.describe_version(
+            name, version.version, version_description(trained_model, decision, comparison)
         )
         context.log.info(
             f"{name} v{version.version}: {'promoted to' if decision.promote else 'did not take'} "

@@ -156,8 +156,9 @@ def trained_model(
 ) -> dg.Output[dict[str, Any]]:
     from mlflow.models import infer_signature
 
+    from mlplatform.core.days import days_present
     from mlplatform.core.evaluation_plots import evaluate_model
-    from mlplatform.core.features import model_columns
+    from mlplatform.core.features import LABEL_COLUMN, model_columns
     from mlplatform.core.models import SKOPS_TRUSTED_TYPES
     from mlplatform.core.train import split_xy, train_model
     from mlplatform.core.uncertainty import interval_metadata
@@ -167,7 +168,8 @@ def trained_model(
     settings = SETTINGS.training.model_copy(update=config.model_dump())
     rule = gates_for(contract.name).trained_model.not_worse_than_champion
     categorical, numeric = model_columns(features, contract)
-    with carried_out(context, "training"), mlflow.run() as run_id:
+    run_name = f"trained_model {context.partition_key}"
+    with carried_out(context, "training"), mlflow.run(name=run_name) as run_id:
         result = train_model(
             features, categorical, numeric, settings.search_plan(), settings.threshold_metric,
             settings.bootstrap_resamples, log=context.log.info,
@@ -197,13 +199,12 @@ def trained_model(
                 **{f"rows_{split}": size for split, size in result.split_sizes.items()},
             }
         )
-        mlflow.log_metrics(
-            {
-                **{f"test_{k}": v for k, v in test.items()},
-                **{f"validation_{k}": v for k, v in result.validation_metrics.items()},
-                **{f"selection_{row['family']}": row["score"] for row in candidates},
-            }
-        )
+        window = days_present(features[contract.event_time])
+        # What it learned from, as MLflow's dataset input: digest, schema, rows (splits in params).
+        dataset = mlflow.log_dataset(
+            features, name=f"{contract.name} features {window[0]}..{window[-1]}",
+            context="training", targets=LABEL_COLUMN,
+        )  # fmt: skip
         mlflow.log_table(candidates, "candidates.json")
         mlflow.log_table(
             [{"family": t.family, "score": t.score, "fold_scores": t.fold_scores,
@@ -232,6 +233,16 @@ def trained_model(
             serialization_format="skops",
             skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
         )
+        # Logged after the model, so MLflow 3 links them to it (and to the data they rest on).
+        mlflow.log_metrics(
+            {
+                **{f"test_{k}": v for k, v in test.items()},
+                **{f"validation_{k}": v for k, v in result.validation_metrics.items()},
+                **{f"selection_{row['family']}": row["score"] for row in candidates},
+            },
+            model_id=model_info.model_id,
+            dataset=dataset,
+        )
     record = {
         "partition": context.partition_key,
         "mlflow_run_id": run_id,
@@ -246,6 +257,7 @@ def trained_model(
         "champion_comparison": comparison,
         "candidates": candidates,
         "split_sizes": result.split_sizes,
+        "window_days": window,
         "code_version": code_version(),
     }
     selection = result.selection

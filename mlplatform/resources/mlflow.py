@@ -137,10 +137,11 @@ class MlflowResource(dg.ConfigurableResource):
         return self._experiment_id
 
     @contextlib.contextmanager
-    def run(self) -> Iterator[str]:
+    def run(self, name: str | None = None) -> Iterator[str]:
         """This Dagster run's MLflow run, active for MLflow's fluent API inside the block (its id
-        is yielded): resumed when an earlier step started it, started otherwise. Ended FINISHED
-        after the block, FAILED if the block raises."""
+        is yielded): resumed when an earlier step started it, started otherwise (named `name`,
+        say the asset and day, so runs do not all look alike; the job's name by default). Ended
+        FINISHED after the block, FAILED if the block raises."""
         import mlflow
 
         if self._open_run_id is not None:  # already open in this step: the outer block ends it
@@ -159,7 +160,7 @@ class MlflowResource(dg.ConfigurableResource):
         else:
             run = mlflow.start_run(
                 experiment_id=self.experiment_id,
-                run_name=self._run_name,
+                run_name=name or self._run_name,
                 tags={"dagster_run_id": self._dagster_run_id, **self.extra_tags},
             )
             if self._log is not None:
@@ -234,15 +235,39 @@ class MlflowResource(dg.ConfigurableResource):
             self.active_run_id, params=[Param(k, str(v)) for k, v in params.items()]
         )
 
-    def log_metrics(self, metrics: dict[str, float]) -> None:
+    def log_metrics(
+        self, metrics: dict[str, float], model_id: str | None = None, dataset: Any = None
+    ) -> None:
+        """Metrics of the open run; with `model_id` and `dataset` (from `log_dataset`) MLflow 3
+        links them to the logged model and the data they were measured on."""
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
+        linked = {
+            "model_id": model_id,
+            "dataset_name": getattr(dataset, "name", None),
+            "dataset_digest": getattr(dataset, "digest", None),
+        }
         self.client.log_batch(
-            self.active_run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()]
+            self.active_run_id,
+            metrics=[Metric(k, float(v), now, 0, **linked) for k, v in metrics.items()],
         )
+
+    def log_dataset(
+        self, frame: pd.DataFrame, name: str, context: str, targets: str | None = None
+    ) -> Any:
+        """A DataFrame as an input of the open run (MLflow's Dataset: name, digest, schema and
+        row count; the rows themselves are not copied); the dataset, to link metrics to."""
+        import mlflow
+        import mlflow.data
+
+        dataset = mlflow.data.from_pandas(frame, name=name, targets=targets)
+        if mlflow.active_run() is None or self._open_run_id is None:
+            raise RuntimeError("no MLflow run is open: use `with mlflow.run():`")
+        mlflow.log_input(dataset, context=context)
+        return dataset
 
     def log_sklearn_model(self, model: Any, **arguments: Any) -> ModelInfo:
         """`mlflow.sklearn.log_model` into the open run."""
@@ -278,6 +303,13 @@ class MlflowResource(dg.ConfigurableResource):
         # mlflow.register_model resolves a logged model's `models:/m-...` URI to its source and
         # run; it reads the process-wide URIs, which setup_for_execution set to this resource's.
         return mlflow.register_model(model_uri, model_name, tags=tags)
+
+    def describe_model(self, model_name: str, description: str) -> None:
+        """The registered model's description (what it predicts), shown in the registry's UI."""
+        self.client.update_registered_model(model_name, description=description)
+
+    def describe_version(self, model_name: str, version: str, description: str) -> None:
+        self.client.update_model_version(model_name, version, description=description)
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(model_name, alias, version)

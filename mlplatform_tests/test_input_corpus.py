@@ -267,7 +267,7 @@ REFUSED = [
         replaced_line(5, lambda line: line.rstrip("\n") + ",surplus\n")),
          error="{file}: line 6: 12 fields where the header has 11 (too many fields)"),
     Case("nul-byte", write_text(replaced_line(5, lambda line: line.replace("c", "c\x00", 1))),
-         error="{file}: line 6: NUL byte"),
+         error="{file}: line 6: a NUL byte at byte"),
     Case("quote-never-closed", write_text(
         replaced_line(5, lambda line: set_field(line, "device_id", '"' + fields(line)[3]))),
          error="{file}: line 6: malformed CSV record (unexpected end of data)"),

@@ -121,50 +121,60 @@ _STORAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class _Lines:
-    """The physical lines of a CSV file for `csv.reader`, decoded one at a time so that an error
-    names its line; remembers the lines of the record being read."""
+CHUNK_BYTES = 1 << 20
 
-    def __init__(self, handle: IO[bytes], file: str) -> None:
-        self.handle = handle
-        self.file = file
-        self.number = 0
-        self.of_record: list[str] = []
 
-    def __iter__(self) -> _Lines:
-        return self
+def _where(file: str, block: bytes, lines_before: int, position: int, what: str) -> str:
+    line_start = block.rfind(b"\n", 0, position) + 1
+    line = lines_before + block.count(b"\n", 0, position) + 1
+    return f"{file}: line {line}: {what} at byte {position - line_start + 1}"
 
-    def __next__(self) -> str:
-        raw = next(self.handle)
-        self.number += 1
-        if self.number == 1 and raw.startswith(UTF8_BOM):
-            raw = raw[len(UTF8_BOM) :]
-        nul = raw.find(b"\x00")
+
+def _text_lines(handle: IO[bytes], file: str) -> Iterator[str]:
+    """The physical lines of a CSV file for `csv.reader`, decoded a block at a time (a line at a
+    time costs seconds per million lines); a NUL byte or bytes that are not UTF-8 are refused
+    naming their line."""
+    pending, lines_before, first = b"", 0, True
+    while True:
+        chunk = handle.read(CHUNK_BYTES)
+        if first:
+            chunk, first = chunk.removeprefix(UTF8_BOM), False
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        block, pending = data[:cut], data[cut:]
+        nul = block.find(b"\x00")
         if nul >= 0:
             # pandas cuts the field at a NUL and the csv module keeps it: either way the value is
             # not what the producer meant to write.
-            raise DatasetError(f"{self.file}: line {self.number}: NUL byte at byte {nul + 1}")
+            raise DatasetError(_where(file, block, lines_before, nul, "a NUL byte"))
         try:
-            line = raw.decode("utf-8")
+            text = block.decode("utf-8")
         except UnicodeDecodeError as error:
+            byte = block[error.start : error.start + 1]
             raise DatasetError(
-                f"{self.file}: line {self.number}: not UTF-8 text (byte {error.start + 1}: "
-                f"{raw[error.start : error.start + 1]!r})"
+                _where(file, block, lines_before, error.start, f"not UTF-8 text ({byte!r})")
             ) from None
-        self.of_record.append(line)
-        return line
+        lines = text.split("\n")
+        for line in lines[:-1]:
+            yield line + "\n"
+        if lines[-1]:
+            yield lines[-1]  # the last line, without a line break
+        if not chunk:
+            return
+        lines_before += block.count(b"\n")
 
 
-def _looks_like_several_records(lines: list[str], width: int, event_index: int) -> bool:
-    """Whether the lines one multi-line record spans are each a whole record of their own: a
-    quote opened in one record and closed a few records later swallows the records between, and
-    the merged record can still have the right number of fields. A legitimate quoted field with a
-    line break does not make every line of it a record with a readable event time."""
-    for line in lines:
-        fields = line.rstrip("\r\n").split(",")
+def _looks_like_several_records(record: list[str], width: int, event_index: int) -> bool:
+    """Whether the lines a multi-line record spans are each a whole record of their own: a quote
+    opened in one record and closed a few records later swallows the records between, and the
+    merged record can still have the right number of fields. A legitimate quoted field with a
+    line break does not make every line of it a record with a readable event time. The lines are
+    the record's fields joined again (the quotes gone), split at the line breaks."""
+    for line in ",".join(record).split("\n"):
+        fields = line.rstrip("\r").split(",")
         if len(fields) != width:
             return False
-        stamp = pd.to_datetime(fields[event_index].strip().strip('"'), errors="coerce", utc=True)
+        stamp = pd.to_datetime(fields[event_index].strip(), errors="coerce", utc=True)
         if pd.isna(stamp):
             return False
     return True
@@ -174,15 +184,14 @@ def _read_csv(handle: IO[bytes], file: str, contract: Contract) -> pd.DataFrame:
     """Every field as the text written; an empty field is a missing value.
 
     Python's csv module with strict=True, not pandas or pyarrow: it refuses a quote closed in the
-    middle of a field, and read line by line it tells which physical lines each record spans,
-    which is what is needed to refuse a record with the wrong number of fields (pandas pads a
-    short record with null) or a quote left open across records (pandas and pyarrow read it as
-    one long field without an error), naming the line. pyarrow's invalid_row_handler sees the field
-    count only, and no line number once quoted line breaks are allowed.
+    middle of a field, and its line count tells which physical lines each record spans, which is
+    what is needed to refuse a record with the wrong number of fields (pandas pads a short record
+    with null) or a quote left open across records (pandas and pyarrow read it as one long field
+    without an error), naming the line. pyarrow's invalid_row_handler sees the field count only,
+    and no line number once quoted line breaks are allowed.
     """
-    lines = _Lines(handle, file)
-    reader = csv.reader(lines, strict=True)
-    start = 1
+    reader = csv.reader(_text_lines(handle, file), strict=True)
+    end = 0  # the line the previous record ended on
     try:
         header = next(reader, None)
         if header is None:
@@ -198,11 +207,12 @@ def _read_csv(handle: IO[bytes], file: str, contract: Contract) -> pd.DataFrame:
         width = len(header)
         event_index = header.index(contract.event_time) if contract.event_time in header else -1
         rows: list[list[str]] = []
-        lines.of_record = []
+        end = reader.line_num
         for record in reader:
-            start = lines.number - len(lines.of_record) + 1
-            spanned = lines.of_record
-            lines.of_record = []
+            start, end = end + 1, reader.line_num
+            if len(record) == width and end == start:
+                rows.append(record)
+                continue
             if not record:
                 continue  # a blank line is no record
             if len(record) != width:
@@ -210,23 +220,21 @@ def _read_csv(handle: IO[bytes], file: str, contract: Contract) -> pd.DataFrame:
                     f"{file}: line {start}: {len(record)} fields where the header has {width}"
                     + (" (a field is missing)" if len(record) < width else " (too many fields)")
                 )
-            if (
-                len(spanned) > 1
-                and event_index >= 0
-                and _looks_like_several_records(spanned, width, event_index)
-            ):
+            if event_index >= 0 and _looks_like_several_records(record, width, event_index):
                 raise DatasetError(
-                    f"{file}: lines {start}-{lines.number}: a quote opened at line {start} is "
-                    f"closed at line {lines.number}, and every line between is a record of its "
-                    f"own: a quote left open?"
+                    f"{file}: lines {start}-{end}: a quote opened at line {start} is closed at "
+                    f"line {end}, and every line between is a record of its own: a quote left "
+                    "open?"
                 )
             rows.append(record)
     except csv.Error as error:
-        start = lines.number - len(lines.of_record) + 1
-        raise DatasetError(f"{file}: line {start}: malformed CSV record ({error})") from None
-    frame = pd.DataFrame(rows, columns=header, dtype=object)
-    # Missing stays missing: the empty string is how CSV writes it.
-    return frame.where(frame != "", None) if len(frame) else frame
+        raise DatasetError(f"{file}: line {end + 1}: malformed CSV record ({error})") from None
+    columns = {}
+    for name, values in zip(header, zip(*rows, strict=True) if rows else [()] * width, strict=True):
+        column = np.array(values, dtype=object)
+        column[column == ""] = None  # missing stays missing: the empty string is how CSV writes it
+        columns[name] = column
+    return pd.DataFrame(columns, columns=header)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from mlplatform.checks.validated_transactions import validated_transactions_chec
 from mlplatform.config.active import SETTINGS
 from mlplatform.config.settings import PlatformSettings
 from mlplatform.monitoring.logs import platform_loggers
-from mlplatform.resources.alerts import alert_webhook_from_environment
+from mlplatform.resources.alerts import alert_webhook_from_environment, dagster_ui_url
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
@@ -71,6 +71,8 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             artifact_location=settings.mlflow.artifact_location,
             experiment_name=settings.mlflow.experiment_name,
             registered_model_name=settings.mlflow.registered_model_name,
+            ui_url=settings.mlflow.ui_url,
+            dagster_ui_url=dagster_ui_url(),
         ),
     }
 

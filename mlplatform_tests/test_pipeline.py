@@ -95,6 +95,10 @@ def test_registry_holds_a_champion_with_tracking_links(trained_platform):
     assert model.name == "model"
     day = run.data.tags["dagster_partition"]
     assert run.info.run_name == f"trained_model {day}"
+    # And back: the Dagster run, as a tag and as the run's description in MLflow's UI.
+    dagster_run = f"http://127.0.0.1:3000/runs/{run.data.tags['dagster_run_id']}"
+    assert run.data.tags["dagster_run_url"] == dagster_run
+    assert dagster_run in run.data.tags["mlflow.note.content"]
     # The test metrics belong to the logged model, measured on the logged features.
     (dataset_input,) = run.inputs.dataset_inputs
     dataset = dataset_input.dataset
@@ -225,3 +229,29 @@ def test_the_champion_loaded_by_alias_decides_as_batch_scores_did(trained_platfo
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     served = mlflow.pyfunc.load_model(uri).predict(day_rows[input_columns])
     assert (pd.Series(served).astype(bool).to_numpy() == scores["decision"].to_numpy()).all()
+
+
+def test_links_to_mlflow_open_the_ui_people_use(trained_platform):
+    """A local store has no UI to link; an http tracking URI is one; a configured UI address
+    (Docker: the tracking URI is the containers' address) wins over both."""
+    from mlplatform.resources.mlflow import MlflowResource
+
+    platform, results = trained_platform
+    local = platform.resources["mlflow"]
+    fields = {
+        "tracking_uri": local.tracking_uri,
+        "artifact_location": local.artifact_location,
+        "experiment_name": local.experiment_name,
+    }
+    run_id = metadata_of(results[1], "trained_model")["mlflow_run_id"]
+    assert metadata_of(results[1], "trained_model")["mlflow_run"] == f"run {run_id} in " + (
+        local.tracking_uri
+    )
+    browsable = MlflowResource(**fields, ui_url="https://mlflow.example.org/")
+    experiment = browsable.experiment_id
+    assert browsable.run_link(run_id).value == (
+        f"https://mlflow.example.org/#/experiments/{experiment}/runs/{run_id}"
+    )
+    assert (
+        browsable.version_link("m", "3").value == "https://mlflow.example.org/#/models/m/versions/3"
+    )

@@ -209,6 +209,7 @@ def registered_model_version(
             "promoted_to_champion": decision.promote,
             "promotion_reason": f"{decision.reason} ({comparison['basis']})",
             "mlflow_run_id": trained_model["mlflow_run_id"],
+            "mlflow_version": mlflow.version_link(name, str(version.version)),
             "registry_uri": mlflow.effective_registry_uri,
             **metric_metadata("test_", trained_model["test_metrics"]),
         },

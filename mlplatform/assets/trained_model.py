@@ -12,7 +12,7 @@ from mlplatform.config.active import SETTINGS
 from mlplatform.config.gates import gates_for
 from mlplatform.config.launchpad import launchpad_config
 from mlplatform.resources.contract import DatasetContract
-from mlplatform.resources.mlflow import MlflowResource, run_link
+from mlplatform.resources.mlflow import MlflowResource
 from mlplatform.stages import carried_out, stage_asset
 
 # The Launchpad's config: how the search runs. Which families and spaces stay in the settings file
@@ -265,7 +265,7 @@ def trained_model(
         record,
         metadata={
             "mlflow_run_id": run_id,
-            "mlflow_run": run_link(mlflow.tracking_uri, mlflow.experiment_id, run_id),
+            "mlflow_run": mlflow.run_link(run_id),
             "model_uri": model_info.model_uri,
             "model_family": result.family,
             "candidates": candidates_table(candidates),

@@ -264,6 +264,8 @@ class MlflowSettings(StrictModel):
     experiment_name: str
     # None: `<contract name>_classifier`.
     registered_model_name: str | None
+    # None: the tracking URI when a browser can open it (http/https).
+    ui_url: str | None
 
 
 class PlatformSettings(StrictModel):
@@ -287,6 +289,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MLFLOW_REGISTRY_URI": ("mlflow", "registry_uri"),
     "MLPLATFORM_MLFLOW_ARTIFACTS": ("mlflow", "artifact_location"),
     "MLPLATFORM_MLFLOW_EXPERIMENT": ("mlflow", "experiment_name"),
+    "MLPLATFORM_MLFLOW_UI_URL": ("mlflow", "ui_url"),
 }
 
 

@@ -63,11 +63,18 @@ class AlertWebhook(dg.ConfigurableResource):
         return True
 
 
+def dagster_ui_url() -> str:
+    """The Dagster UI's base URL people open, for links (alerts, MLflow runs): an EnvVar where
+    the variable is set (resolved where the resource runs), the default otherwise."""
+    ui_env = _alerts.ui_url_env
+    return dg.EnvVar(ui_env) if os.environ.get(ui_env) else _alerts.default_ui_url  # type: ignore[return-value]
+
+
 def alert_webhook_from_environment() -> AlertWebhook:
     """The resource as deployed: the URL is an EnvVar (resolved where the sensor runs, never shown
     or stored), and left empty when the variable is not set."""
-    webhook_env, ui_env = _alerts.webhook_url_env, _alerts.ui_url_env
+    webhook_env = _alerts.webhook_url_env
     return AlertWebhook(
         url=dg.EnvVar(webhook_env) if os.environ.get(webhook_env) else "",  # type: ignore[arg-type]
-        ui_url=dg.EnvVar(ui_env) if os.environ.get(ui_env) else _alerts.default_ui_url,  # type: ignore[arg-type]
+        ui_url=dagster_ui_url(),
     )

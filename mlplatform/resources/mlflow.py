@@ -60,6 +60,13 @@ class MlflowResource(dg.ConfigurableResource):
     extra_tags: dict[str, str] = Field(
         default_factory=dict, description="Tags on every MLflow run."
     )
+    ui_url: str | None = Field(
+        None,
+        description="The MLflow UI address people open, for links; the tracking URI if http(s).",
+    )
+    dagster_ui_url: str | None = Field(
+        None, description="The Dagster UI's base URL, for links back from MLflow runs."
+    )
 
     _client: Any = PrivateAttr(default=None)
     _experiment_id: str | None = PrivateAttr(default=None)
@@ -161,7 +168,11 @@ class MlflowResource(dg.ConfigurableResource):
             run = mlflow.start_run(
                 experiment_id=self.experiment_id,
                 run_name=name or self._run_name,
-                tags={"dagster_run_id": self._dagster_run_id, **self.extra_tags},
+                tags={
+                    "dagster_run_id": self._dagster_run_id,
+                    **self._dagster_links(),
+                    **self.extra_tags,
+                },
             )
             if self._log is not None:
                 self._log.info(
@@ -174,6 +185,40 @@ class MlflowResource(dg.ConfigurableResource):
             self._end_run("FAILED")
             raise
         self._end_run("FINISHED")
+
+    def _dagster_links(self) -> dict[str, str]:
+        """The Dagster run as the MLflow run's description (a link MLflow's UI renders)."""
+        if not self.dagster_ui_url:
+            return {}
+        url = f"{self.dagster_ui_url.rstrip('/')}/runs/{self._dagster_run_id}"
+        return {"dagster_run_url": url, "mlflow.note.content": f"Dagster run: [{url}]({url})"}
+
+    @property
+    def browsable_ui(self) -> str | None:
+        """Where a browser finds MLflow's UI: the configured address, or the tracking URI when
+        it is a web address; None for a local store (sqlite:///...)."""
+        if self.ui_url:
+            return self.ui_url.rstrip("/")
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri.rstrip("/")
+        return None
+
+    def run_link(self, run_id: str) -> dg.MetadataValue:
+        """The MLflow run as a link when there is a UI to open, its id and store otherwise."""
+        if self.browsable_ui:
+            return dg.MetadataValue.url(
+                f"{self.browsable_ui}/#/experiments/{self.experiment_id}/runs/{run_id}"
+            )
+        return dg.MetadataValue.text(f"run {run_id} in {self.tracking_uri}")
+
+    def version_link(self, model_name: str, version: str) -> dg.MetadataValue:
+        if self.browsable_ui:
+            return dg.MetadataValue.url(
+                f"{self.browsable_ui}/#/models/{model_name}/versions/{version}"
+            )
+        return dg.MetadataValue.text(
+            f"models:/{model_name}/{version} in {self.effective_registry_uri}"
+        )
 
     def _refuse_if_partition_is_taken(self) -> None:
         """Fail fast (no retry) when an earlier live run of this run's partition overlaps its
@@ -526,12 +571,3 @@ def _worker_known_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool
     except Exception:  # a launcher that cannot tell (no Docker socket here, say): trust the status
         return False
     return health.status not in (WorkerStatus.RUNNING, WorkerStatus.SUCCESS)
-
-
-def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> dg.MetadataValue:
-    """A clickable link when MLflow has a UI at the tracking URI, the run id otherwise."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return dg.MetadataValue.url(
-            f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        )
-    return dg.MetadataValue.text(f"run {run_id} in {tracking_uri}")

@@ -94,6 +94,8 @@ def new_data(
             # the file's other days do not.
             context.log.info(f"{file}: waiting for partitions {pending} ({span.describe()})")
         cursor.mark(file, stamp, days | done_before, done=not pending)
+    for gone in set(cursor.requested) - set(current):
+        del cursor.requested[gone]  # removed while some of its days were still to come
     return dg.SensorResult(run_requests=list(requests.values()), cursor=cursor.serialize())
 
 

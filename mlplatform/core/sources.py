@@ -395,7 +395,7 @@ def rows_of_day(raw: pd.DataFrame) -> pd.DataFrame:
     because they fall in no partition)."""
     if OUTSIDE_PARTITIONS_COLUMN not in raw.columns:
         return raw
-    return raw.loc[raw[OUTSIDE_PARTITIONS_COLUMN].isna()]
+    return raw.loc[raw[OUTSIDE_PARTITIONS_COLUMN].isna()].drop(columns=OUTSIDE_PARTITIONS_COLUMN)
 
 
 def outside_partitions_summary(raw: pd.DataFrame, contract: Contract) -> dict[str, object]:

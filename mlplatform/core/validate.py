@@ -235,6 +235,13 @@ def _validate_rows(frame: pd.DataFrame, contract: Contract, source: str) -> Vali
                 description,
                 None if check == "not_nullable" else group["failure_case"],
             )
+    except Exception as error:
+        # Not a rule failing but the check itself: say where, with the types it met.
+        types = {name: str(dtype) for name, dtype in typed.dtypes.items()}
+        raise DatasetError(
+            f"{source}: the contract's rules could not be checked ({type(error).__name__}: "
+            f"{error}); column types: {types}"
+        ) from error
 
     bad_rows = np.array(sorted(reasons), dtype=int)
     good = np.ones(len(frame), dtype=bool)

@@ -100,7 +100,9 @@ def test_a_file_that_is_not_gzip_is_content_not_io(tmp_path, card_contract):
 
 def test_a_gzip_file_cut_short_is_content(tmp_path, card_contract):
     path = tmp_path / "tx.csv.gz"
-    path.write_bytes(gzip.compress(generated_day(DAY, rows_per_day=50).to_csv(index=False).encode())[:400])
+    path.write_bytes(
+        gzip.compress(generated_day(DAY, rows_per_day=50).to_csv(index=False).encode())[:400]
+    )
     with pytest.raises(DatasetError, match=r"tx\.csv\.gz: cannot read as csv"):
         read(path, card_contract)
 
@@ -216,3 +218,18 @@ def test_rows_in_no_partition_ride_with_the_files_first_day_only(tmp_path, card_
     later = read(path, card_contract, day=dt.date(2026, 3, 4))
     assert later["transaction_id"].tolist() == [rows["transaction_id"].iloc[5]]
     assert OUTSIDE_PARTITIONS_COLUMN not in later.columns
+
+
+def test_a_parquet_index_is_data_when_named_and_row_labels_otherwise(tmp_path, card_contract):
+    rows = generated_day(DAY, rows_per_day=30)
+    named = tmp_path / "named.parquet"
+    rows.set_index("transaction_id").to_parquet(named)
+    assert read_file(str(named), card_contract)["transaction_id"].tolist() == (
+        rows["transaction_id"].tolist()
+    )
+    repeated = tmp_path / "repeated.parquet"
+    pd.concat([rows, rows.assign(transaction_id=rows["transaction_id"] + "-b")]).to_parquet(
+        repeated
+    )
+    frame = read_file(str(repeated), card_contract)
+    assert isinstance(frame.index, pd.RangeIndex) and len(frame) == 2 * len(rows)

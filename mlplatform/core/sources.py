@@ -280,6 +280,10 @@ def read_file(file: str, contract: Contract, file_format: str = "auto") -> pd.Da
             data = handle.read()
     if kind == "parquet":
         frame = parse_parquet(data, file)
+        if not isinstance(frame.index, pd.RangeIndex):
+            # pandas stores a frame's index in the file: a named one is a column of the data, an
+            # unnamed one only row labels (possibly repeated, which would break row alignment).
+            frame = frame.reset_index(drop=all(name is None for name in frame.index.names))
     missing = [name for name in contract.columns if name not in frame.columns]
     if missing:
         raise DatasetError(
@@ -376,7 +380,7 @@ def read_source_day(
         if outside.any() and min(placement.partition_days, default=None) == day:
             carried.append(
                 frame.loc[outside].assign(
-                    **{OUTSIDE_PARTITIONS_COLUMN: placement.outside_reason[outside]}
+                    **{OUTSIDE_PARTITIONS_COLUMN: placement.outside_reason[outside].to_numpy()}
                 )
             )
     rows = pd.concat(of_day, ignore_index=True)

@@ -52,21 +52,33 @@ def features(
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
     from mlplatform.core.validate import DatasetError
     from mlplatform.core.window import DayState
+    from mlplatform.stages import step_name
 
     contract = dataset_contract.load()
     # Which days the window holds is read from the instance, not from the files that happen to
     # exist: a day another run or a backfill is still writing is waited for, never trained without.
-    window = window_status(
-        context,
-        "validated_transactions",
-        context.partition_key,
-        WINDOW_DAYS,
-        gated_assets=("raw_transactions", "validated_transactions"),
-    )
-    _wait_for_pending_days(context, window)
-    if not window.complete:
-        context.log.warning(f"Training on a partial window: {window.summary()}")
     with carried_out(context, "features"):
+        window = window_status(
+            context,
+            "validated_transactions",
+            context.partition_key,
+            WINDOW_DAYS,
+            gated_assets=("raw_transactions", "validated_transactions"),
+        )
+        _wait_for_pending_days(context, window)
+        if window.states[context.partition_key] == DayState.MISSING:
+            # An asset backfill of a date range also targets the features of the window's days
+            # after it (Dagster follows the partition mapping downstream): a model for a day
+            # without data of its own is no model of that day.
+            raise dg.Failure(
+                description=(
+                    f"{step_name(context)}: validated_transactions[{context.partition_key}] is not "
+                    f"materialized: the day's own data is needed ({window.summary()})"
+                ),
+                allow_retries=False,
+            )
+        if not window.complete:
+            context.log.warning(f"Training on a partial window: {window.summary()}")
         # Days of the window whose blocking gates failed stay stored (the checked asset is kept)
         # but must not feed a model.
         times = validated_transactions[contract.event_time]

@@ -1,6 +1,7 @@
 """A backfill of clean generated days, one run per day in date order, through the real IO managers
 and an MLflow SQLite store: how many days succeed, which gates failed where, and how often the
-champion moved. Model gates that judge noise as a regression show here as failed days.
+champion moved, and each day's feature window (complete, or which days it lacked). Model gates
+that judge noise as a regression show here as failed days.
 
     python -m mlplatform_tests.benchmarks.backfill --days 30 --rows 5000
 
@@ -22,7 +23,7 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
-def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, Any]:
+def run_backfill(days: int, rows: int, start: dt.date | None, root: Path) -> dict[str, Any]:
     import dagster as dg
 
     from mlplatform.config.settings import load_settings
@@ -37,6 +38,9 @@ def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, 
         },
         root=root,
     )
+    # From the partitions' first day by default, so the first windows are short by design, not
+    # partial.
+    start = start or settings.partitions.start_date
     resources = build_resources(settings)
     generator = settings.data_source.generator.model_dump()
     resources["data_source"] = DataSource(
@@ -72,6 +76,14 @@ def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, 
                 ),
                 {},
             )
+            features = next(
+                (
+                    {k: v.value for k, v in e.materialization.metadata.items()}
+                    for e in result.get_asset_materialization_events()
+                    if e.asset_key.to_user_string() == "features"
+                ),
+                {},
+            )
             outcome = {
                 "day": day,
                 "success": result.success,
@@ -86,6 +98,8 @@ def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, 
                     for c in checks
                     if not c.passed and c.severity == dg.AssetCheckSeverity.WARN
                 ),
+                "window": features.get("window"),
+                "window_complete": features.get("window_complete"),
                 "family": trained.get("model_family"),
                 "test_roc_auc": trained.get("test_roc_auc"),
                 "test_roc_auc_low": trained.get("test_roc_auc_low"),
@@ -97,7 +111,8 @@ def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, 
             print(
                 f"{day} {'ok ' if outcome['success'] else 'FAIL'} {outcome['seconds']:6.1f} s "
                 f"{outcome['family']} roc_auc {outcome['test_roc_auc']} "
-                f"promoted={outcome['promoted']} errors={outcome['failed_errors']}",
+                f"promoted={outcome['promoted']} errors={outcome['failed_errors']} "
+                f"{outcome['window']}",
                 flush=True,
             )
     return {
@@ -105,6 +120,7 @@ def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, 
         "rows_per_day": rows,
         "succeeded": sum(o["success"] for o in outcomes),
         "promoted": sum(bool(o["promoted"]) for o in outcomes),
+        "complete_windows": sum(bool(o["window_complete"]) for o in outcomes),
         "outcomes": outcomes,
     }
 
@@ -112,10 +128,12 @@ def run_backfill(days: int, rows: int, start: dt.date, root: Path) -> dict[str, 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"{report['succeeded']} of {report['days']} days succeeded "
-        f"({report['rows_per_day']:,} rows a day); the champion moved on {report['promoted']}.",
+        f"({report['rows_per_day']:,} rows a day); the champion moved on {report['promoted']}; "
+        f"{report['complete_windows']} trained on a complete window.",
         "",
-        "| day | ok | family | test ROC-AUC (low) | test positives | promoted | failed gates |",
-        "| --- | --- | --- | --- | ---: | --- | --- |",
+        "| day | ok | window | family | test ROC-AUC (low) | test positives | promoted "
+        "| failed gates |",
+        "| --- | --- | --- | --- | --- | ---: | --- | --- |",
     ]
     for o in report["outcomes"]:
         auc = (
@@ -125,7 +143,8 @@ def markdown(report: dict[str, Any]) -> str:
         )
         failed = ", ".join(o["failed_errors"] + [f"{w} (warn)" for w in o["failed_warnings"]])
         lines.append(
-            f"| {o['day']} | {'yes' if o['success'] else 'no'} | {o['family'] or '-'} | {auc} "
+            f"| {o['day']} | {'yes' if o['success'] else 'no'} | {o['window'] or '-'} "
+            f"| {o['family'] or '-'} | {auc} "
             f"| {o['test_positives'] or '-'} | {o['promoted']} | {failed or '-'} |"
         )
     return "\n".join(lines) + "\n"
@@ -135,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--rows", type=int, default=5000)
-    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 2, 1))
+    parser.add_argument(
+        "--start", type=dt.date.fromisoformat, default=None, help="default: the partitions' start"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:

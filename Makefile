@@ -15,7 +15,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.mlplatform/dagster_home
 # Nothing leaves the machine: no usage telemetry from MLflow (Dagster's is off in dagster.yaml).
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install system-packages dev test lint format clean bench quality
+.PHONY: install system-packages dev test lint format clean bench quality monitoring-bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -60,6 +60,13 @@ bench: install
 # e.g. QUALITY_ARGS='--datasets HMDA,Default'. One thread for every native pool, as for `bench`.
 quality: install
 	OMP_NUM_THREADS=1 $(UV) run --frozen python -m mlplatform_tests.benchmarks.quality $(QUALITY_ARGS)
+
+# A cold exporter scrape and the 7-day report against SQLite instances holding 63, 500 and 2,000
+# platform-like runs (about 10 a day); JSON and Markdown, dated, in
+# mlplatform_tests/benchmarks/results/. MONITORING_ARGS to change sizes or repeats, e.g.
+# MONITORING_ARGS='--runs 500 --repeats 1'.
+monitoring-bench: install
+	$(UV) run --frozen python -m mlplatform_tests.benchmarks.monitoring $(MONITORING_ARGS)
 
 clean:
 	rm -rf .mlplatform .pytest_cache .ruff_cache

@@ -31,6 +31,7 @@ from mlplatform.monitoring.exporter import (
     PlatformCollector,
     build_collector_registry,
 )
+from mlplatform.monitoring.history import percentile
 from mlplatform.monitoring.instance_reader import InstanceHistory
 from mlplatform.monitoring.report import build_report
 from mlplatform.resources.mlflow import CHAMPION
@@ -168,43 +169,54 @@ def test_run_counts_and_durations_are_the_runs(history, exported):
     assert exported.value("mlplatform_queued_runs", dagster_job=JOB) == 0
     assert exported.series("mlplatform_active_run_duration_seconds") == []
 
+    # The four runs ended just now: all in the window, each its own series.
     for status, runs in (("SUCCESS", ("success", "recovery")),
                          ("FAILURE", ("gate failure", "step failure"))):  # fmt: skip
-        durations = [history.record(w).end_time - history.record(w).start_time for w in runs]
-        name = "mlplatform_run_duration_seconds"
-        assert exported.value(f"{name}_count", dagster_job=JOB, status=status) == 2
-        assert exported.value(f"{name}_sum", dagster_job=JOB, status=status) == pytest.approx(
-            sum(durations), rel=1e-9
-        )
-        buckets = exported.series(f"{name}_bucket", dagster_job=JOB, status=status)
-        for bucket in buckets:
-            le = float(bucket.labels["le"])
-            assert bucket.value == sum(d <= le for d in durations), bucket
+        assert exported.value("mlplatform_window_runs", dagster_job=JOB, status=status) == 2
+        for what in runs:
+            record = history.record(what)
+            labels = {"dagster_job": JOB, "status": status, "run_id": record.dagster_run.run_id,
+                      "partition": record.dagster_run.tags["dagster/partition"]}  # fmt: skip
+            assert exported.value("mlplatform_window_run_duration_seconds", **labels) == (
+                pytest.approx(record.end_time - record.start_time, rel=1e-9)
+            )
+            assert exported.value(
+                "mlplatform_window_run_end_timestamp_seconds", **labels
+            ) == pytest.approx(record.end_time, rel=1e-12)
+    assert exported.value("mlplatform_window_runs", dagster_job=JOB, status="CANCELED") == 0
+    assert len(exported.series("mlplatform_window_run_duration_seconds")) == 4
+    assert exported.value("mlplatform_exporter_window_seconds") == 7 * 86400
 
 
 @pytest.mark.slow
 def test_step_durations_are_the_steps(history, exported):
     expected_counts: Counter = Counter()
-    expected_sums: dict[tuple[str, str], float] = defaultdict(float)
+    durations: dict[tuple[str, str], list[float]] = defaultdict(list)
     for _, _, result in history.runs:
         for event in result.all_events:
             if event.is_step_success or event.is_step_failure:
                 status = "SUCCESS" if event.is_step_success else "FAILURE"
                 expected_counts[(event.step_key, status)] += 1
         for stats in history.instance.get_run_step_stats(result.run_id):
-            expected_sums[(stats.step_key, stats.status.value)] += stats.end_time - stats.start_time
+            if stats.status.value in ("SUCCESS", "FAILURE"):
+                durations[(stats.step_key, stats.status.value)].append(
+                    stats.end_time - stats.start_time
+                )
     served = {
         (s.labels["step"], s.labels["status"]): s.value
-        for s in exported.series("mlplatform_step_duration_seconds_count", dagster_job=JOB)
+        for s in exported.series("mlplatform_window_steps", dagster_job=JOB)
     }
     assert served == dict(expected_counts)
     assert served[("trained_model", "SUCCESS")] == 2
     assert served[("raw_transactions", "FAILURE")] == 1
     assert served[("validated_transactions_checks", "FAILURE")] == 1
-    for (step, status), total in expected_sums.items():
-        assert exported.value(
-            "mlplatform_step_duration_seconds_sum", dagster_job=JOB, step=step, status=status
-        ) == pytest.approx(total, rel=1e-9)
+    for (step, status), values in durations.items():
+        labels = {"dagster_job": JOB, "step": step, "status": status}
+        name = "mlplatform_window_step_duration_seconds"
+        assert exported.value(name, quantile="1", **labels) == pytest.approx(max(values))
+        assert exported.value(name, quantile="0.5", **labels) == pytest.approx(
+            percentile(values, 0.5)
+        )
 
 
 @pytest.mark.slow
@@ -218,7 +230,7 @@ def test_check_outcomes_are_the_evaluations(history, exported):
             latest[key] = e
     served = {
         tuple(s.labels[k] for k in ("asset", "check", "severity", "outcome")): s.value
-        for s in exported.series("mlplatform_asset_check_evaluations_total")
+        for s in exported.series("mlplatform_window_asset_check_evaluations")
     }
     assert {k: v for k, v in served.items() if v} == dict(expected)
     assert served[("validated_transactions", "quarantine_rate", "ERROR", "failed")] == 1
@@ -321,6 +333,91 @@ def test_model_metrics_are_the_champions_registered_metrics(history, exported):
     )
     assert exported.value("mlplatform_exporter_source_up", source="mlflow") == 1
     assert exported.value("mlplatform_exporter_source_up", source="dagster") == 1
+
+
+# --- The window: what a scrape and the report read follows the days they show ---------------
+
+DAY = 86400.0
+NOW = 1_800_000_000.0  # a fixed clock: the scrapes compared must see the same "now"
+
+
+def served_samples(collector: PlatformCollector) -> dict[tuple, float]:
+    """(sample name, labels) -> value of one scrape, without the scrape's own timing."""
+    text = generate_latest(build_collector_registry(collector)).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if family.name != "mlplatform_exporter_scrape_duration_seconds"
+    }
+
+
+def test_runs_before_the_window_change_neither_the_scrape_nor_the_report(tmp_path):
+    """Two instances alike in their last days, one with forty to sixty days of older runs before
+    them: their scrapes differ in nothing but the instance's run totals (which count every run),
+    and their 7-day reports are equal. A run stuck for longer than the window is still going."""
+    from mlplatform_tests.benchmarks.monitoring import (
+        RunSpec,
+        plan_history,
+        reused_sqlite_engines,
+        write_history,
+    )
+
+    # A run whose worker died ten days ago: never ended, still counted as going.
+    stuck = RunSpec(JOB, "2026-01-05", NOW - 10 * DAY, "STARTED", stop_at=6)
+    recent = [stuck, *plan_history(8, end=NOW - 3600, runs_per_day=3, seed=1)]
+    old = plan_history(10, end=NOW - 40 * DAY, runs_per_day=0.5, seed=2)
+    assert {spec.outcome for spec in old} >= {"SUCCESS", "FAILURE"}
+
+    def served(with_old_runs: bool) -> tuple[dict, dict, int]:
+        home = tmp_path / ("with_old_runs" if with_old_runs else "recent_only")
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        with reused_sqlite_engines(), dg.DagsterInstance.from_config(str(home)) as instance:
+            # Oldest first, as a real instance records them.
+            if with_old_runs:
+                write_history(instance, old, seed=2)
+            write_history(instance, recent, seed=1)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            collector = PlatformCollector(
+                InstanceHistory(instance), partitions_kept=2, clock=lambda: NOW, window_days=7
+            )
+            week = build_report(instance, since=NOW - 7 * DAY, now=NOW).to_dict()
+            return served_samples(collector), week, build_report(instance).runs_finished
+
+    scrape, week, finished = served(with_old_runs=False)
+    scrape_with_old, week_with_old, finished_with_old = served(with_old_runs=True)
+
+    totals = "mlplatform_runs_total"
+    assert {k: v for k, v in scrape_with_old.items() if k[0] != totals} == {
+        k: v for k, v in scrape.items() if k[0] != totals
+    }
+    # The totals are the whole instance's: the old runs are in them, by job and final status.
+    added = Counter((spec.job, spec.outcome) for spec in old)
+    for (name, labels), value in scrape_with_old.items():
+        if name == totals:
+            job, status = dict(labels)["dagster_job"], dict(labels)["status"]
+            assert value - scrape.get((name, labels), 0.0) == added[(job, status)], labels
+    # Served for the jobs with a run in the window or going (and any this process has seen).
+    served_jobs = {dict(labels)["dagster_job"] for n, labels in scrape_with_old if n == totals}
+    assert served_jobs == {spec.job for spec in recent}
+    assert sum(v for (n, _), v in scrape_with_old.items() if n == totals) == 8 + sum(
+        1 for spec in old if spec.job in served_jobs
+    )
+
+    # What the window holds is served: the recent runs, the stuck one still going.
+    assert sum(v for (n, _), v in scrape.items() if n == "mlplatform_window_runs") == 8
+    assert scrape[("mlplatform_active_runs", (("dagster_job", JOB),))] == 1
+    (stuck_for,) = [v for (n, _), v in scrape.items()
+                    if n == "mlplatform_active_run_duration_seconds"]  # fmt: skip
+    assert stuck_for > 9 * DAY
+    assert any(n == "mlplatform_window_asset_check_evaluations" for n, _ in scrape)
+    assert any(n == "mlplatform_partition_quarantine_rate" for n, _ in scrape)
+
+    assert week_with_old == week
+    assert week["runs_finished"] == 8 and week["steps"]
+    # Without a window the report reads them all: the old runs were there to be seen.
+    assert finished_with_old == finished + 10
 
 
 def test_queued_and_started_runs_are_counted(tmp_path):
@@ -562,6 +659,12 @@ def test_alerts_fire_on_exporter_series_and_stay_quiet_otherwise(tmp_path):
     drift = {"asset": "features", "check": "drift", "severity": "WARN", "partition": "2026-03-05"}
     model = {"model": "card_transactions_classifier", "version": "3"}
     active = {"dagster_job": JOB, "run_id": "r1", "partition": "2026-03-03"}
+    # Finished runs in the exporter's window: over budget and ended 5 minutes into the test's
+    # clock; over budget but ended two hours before it; within budget.
+    over_budget = {"dagster_job": JOB, "status": "SUCCESS", "run_id": "r2",
+                   "partition": "2026-03-02"}  # fmt: skip
+    ended_long_ago = {**over_budget, "run_id": "r3"}
+    within_budget = {**over_budget, "run_id": "r4"}
 
     def series(name: str, labels: dict[str, str], values: str) -> dict:
         inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
@@ -574,6 +677,12 @@ def test_alerts_fire_on_exporter_series_and_stay_quiet_otherwise(tmp_path):
             series("mlplatform_runs_total", {**job, "status": "SUCCESS"}, "0+9x30"),
             series("mlplatform_runs_total", {**job, "status": "FAILURE"}, "0+1x30"),
             series("mlplatform_active_run_duration_seconds", active, "14000+60x30"),
+            series("mlplatform_window_run_duration_seconds", over_budget, "15000x90"),
+            series("mlplatform_window_run_end_timestamp_seconds", over_budget, "300x90"),
+            series("mlplatform_window_run_duration_seconds", ended_long_ago, "15000x30"),
+            series("mlplatform_window_run_end_timestamp_seconds", ended_long_ago, "-7200x30"),
+            series("mlplatform_window_run_duration_seconds", within_budget, "3600x30"),
+            series("mlplatform_window_run_end_timestamp_seconds", within_budget, "300x30"),
             series("mlplatform_asset_check_passed", gate, "0x30"),
             series("mlplatform_asset_check_passed", warning, "0x30"),
             series("mlplatform_asset_check_passed", drift, "0x30"),
@@ -607,6 +716,11 @@ def test_alerts_fire_on_exporter_series_and_stay_quiet_otherwise(tmp_path):
                 [{**active, "severity": "warning"}],
                 summary=f"{JOB} run r1 has been running for 4h 3m 20s",
             ),
+            alert_case(
+                "MlplatformRunFinishedOverBudget", "10m", [{**over_budget, "severity": "warning"}]
+            ),
+            # More than an hour after it ended (the series still served), it no longer fires.
+            alert_case("MlplatformRunFinishedOverBudget", "66m"),
             alert_case("MlplatformBlockingGateFailed", "1m", [{**gate, "severity": "critical"}]),
             alert_case("MlplatformDrift", "1m", [{**drift, "severity": "warning"}]),
             alert_case(
@@ -694,7 +808,7 @@ def test_prometheus_scrapes_the_exporter_and_evaluates_the_rules(history, tmp_pa
         assert successes[0]["metric"]["job"] == "mlplatform"
         assert "exported_job" not in successes[0]["metric"]
         (gate_failures,) = query(
-            'mlplatform_asset_check_evaluations_total{check="quarantine_rate",outcome="failed"}'
+            'mlplatform_window_asset_check_evaluations{check="quarantine_rate",outcome="failed"}'
         )
         assert gate_failures["value"][1] == "1"
         (target,) = query('up{job="mlplatform"}')

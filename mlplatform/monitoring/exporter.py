@@ -1,13 +1,21 @@
 """`mlplatform exporter`: Prometheus metrics read from the Dagster instance on every scrape.
 
-Run counts and durations, step durations, queued and active runs, asset check outcomes, rows and
+Run totals, queued and active runs, run and step durations, asset check outcomes, rows and
 quarantine rate per partition and the age of each asset come from the instance's run and event
 storage; the latest model metrics per alias come from the MLflow registry. A source that cannot be
 read is reported by `mlplatform_exporter_source_up{source=...} 0`, not by a failed scrape.
+
+A scrape costs what it shows, not the instance's history: run totals are counted by the run
+storage; run durations cover the runs that ended in the last `--window-days` days and check
+evaluations those made in them (served as gauges named `mlplatform_window_*`, from the run table and
+the check index); step durations the newest `--step-runs` of those runs and the runs still going
+(each run's own event log is read once: on SQLite that is the dear read); the per-partition gauges
+the newest `--partitions` partitions; the latest check outcomes come from the check index.
 """
 
 import argparse
 import logging
+import math
 import os
 import signal
 import threading
@@ -20,7 +28,6 @@ from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
@@ -32,20 +39,24 @@ from mlplatform.monitoring.history import (
     QUEUED_STATUSES,
     CheckEvaluation,
     Materialization,
-    RunEvents,
     RunRecord,
-    cumulative_buckets,
+    StepRecord,
+    percentile,
 )
 
 log = logging.getLogger("mlplatform.exporter")
 
 DEFAULT_PORT = 9464
-# Seconds. Runs: a minute to past the protocol's 4-hour budget (14400 is a bound, so the alert on
-# finished runs can tell "over budget" apart). Steps: from a second to the longest step limit.
-RUN_DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
-STEP_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # Per-partition gauges keep the newest days only, so the number of series stays bounded.
 DEFAULT_PARTITIONS_KEPT = 31
+# Durations and check outcomes cover the runs that ended in this many days (or are still going):
+# the dashboard's widest range, and what a scrape reads from the runs' own event logs.
+DEFAULT_WINDOW_DAYS = 7.0
+# Step durations come from the newest this many finished runs in the window (and the runs going):
+# a run's steps are only in its own event log, one read per run.
+DEFAULT_STEP_RUNS = 20
+# Quantiles served for step durations (1 is the longest).
+STEP_QUANTILES = (0.5, 0.95, 1.0)
 # Numeric materialization metadata served per partition: metadata key -> metric name.
 PARTITION_VALUES = {
     "dagster/row_count": "mlplatform_partition_rows",
@@ -67,35 +78,54 @@ class ModelAlias:
 
 @dataclass
 class Snapshot:
-    """Everything one scrape reads; `None` for a source that could not be read."""
+    """Everything one scrape reads; `runs` is None when the instance could not be read."""
 
+    # The runs that ended in the window, and those queued or going whatever their age.
     runs: list[RunRecord] | None
-    events: dict[str, RunEvents]
+    # (job, final status) -> finished runs in the whole instance.
+    run_totals: dict[tuple[str, str], int]
+    # The steps of the newest finished runs in the window and of the runs going.
+    steps: list[StepRecord]
+    # Check evaluations made in the window.
+    checks: list[CheckEvaluation]
+    # (asset, check) -> its latest evaluation, however old.
+    latest_checks: dict[tuple[str, str], CheckEvaluation]
+    # The latest materialization of each asset's newest partitions.
+    partitions: list[Materialization]
     last_materialized: dict[str, float]
     models: list[ModelAlias] | None
     now: float
+    window_start: float
 
 
 def _label(value: str | None) -> str:
     return value if value is not None else ""
 
 
-def run_metrics(runs: Sequence[RunRecord], now: float) -> Iterator[Metric]:
-    jobs = sorted({r.job for r in runs})
+def _quantile(q: float) -> str:
+    return f"{q:g}"
+
+
+def run_metrics(
+    runs: Sequence[RunRecord],
+    totals: dict[tuple[str, str], int],
+    now: float,
+    window_start: float,
+) -> Iterator[Metric]:
     finished = CounterMetricFamily(
         "mlplatform_runs",
         "Finished runs in the instance, by job and final status (SUCCESS, FAILURE, CANCELED).",
         labels=["dagster_job", "status"],
     )
+    # Every job gets every final status, at zero too: `increase()` sees the first failure.
+    for (job, status), count in sorted(totals.items()):
+        finished.add_metric([job, status], count)
+    yield finished
+
+    jobs = sorted({job for job, _ in totals} | {r.job for r in runs})
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for run in runs:
         counts[(run.job, run.status)] += 1
-    # Every job gets every final status, at zero too: `increase()` sees the first failure.
-    for job in jobs:
-        for status in FINISHED_STATUSES:
-            finished.add_metric([job, status], counts[(job, status)])
-    yield finished
-
     for name, statuses, text in (
         ("mlplatform_queued_runs", QUEUED_STATUSES, "Runs waiting to start (QUEUED, NOT_STARTED)."),
         ("mlplatform_active_runs", ACTIVE_STATUSES, "Runs going (STARTING, STARTED, CANCELING)."),
@@ -117,50 +147,80 @@ def run_metrics(runs: Sequence[RunRecord], now: float) -> Iterator[Metric]:
             )
     yield active
 
-    durations = HistogramMetricFamily(
-        "mlplatform_run_duration_seconds",
-        "Duration of finished runs (start to end), by job and final status.",
+    ended = [r for r in runs if r.finished and ended_in_window(r, window_start)]
+    window_counts = GaugeMetricFamily(
+        "mlplatform_window_runs",
+        "Finished runs that ended in the exporter's window (mlplatform_exporter_window_seconds), "
+        "by job and final status.",
         labels=["dagster_job", "status"],
     )
-    by_label: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for run in runs:
-        if run.finished and run.duration is not None:
-            by_label[(run.job, run.status)].append(run.duration)
-    for (job, status), values in sorted(by_label.items()):
-        durations.add_metric([job, status], _buckets(values, RUN_DURATION_BUCKETS), sum(values))
-    yield durations
+    in_window: dict[tuple[str, str], int] = defaultdict(int)
+    for run in ended:
+        in_window[(run.job, run.status)] += 1
+    for job in jobs:
+        for status in FINISHED_STATUSES:
+            window_counts.add_metric([job, status], in_window[(job, status)])
+    yield window_counts
 
-
-def _buckets(values: Sequence[float], bounds: Sequence[float]) -> list[tuple[str, float]]:
-    counts = cumulative_buckets(values, bounds)
-    return [(str(float(b)), c) for b, c in zip(bounds, counts, strict=False)] + [
-        ("+Inf", counts[-1])
-    ]
-
-
-def step_metrics(events: dict[str, RunEvents]) -> Iterator[Metric]:
-    durations = HistogramMetricFamily(
-        "mlplatform_step_duration_seconds",
-        "Duration of finished steps (an asset, a multi-asset or a checks step), by job, step and "
-        "status.",
-        labels=["dagster_job", "step", "status"],
+    labels = ["dagster_job", "status", "run_id", "partition"]
+    durations = GaugeMetricFamily(
+        "mlplatform_window_run_duration_seconds",
+        "Start to end of each finished run that ended in the exporter's window.",
+        labels=labels,
     )
+    end_times = GaugeMetricFamily(
+        "mlplatform_window_run_end_timestamp_seconds",
+        "Unix time each finished run in the exporter's window ended.",
+        labels=labels,
+    )
+    for run in sorted(ended, key=lambda r: (r.job, r.ended or 0.0)):
+        values = [run.job, run.status, run.run_id, _label(run.partition)]
+        if run.duration is not None:
+            durations.add_metric(values, run.duration)
+        if run.ended is not None:
+            end_times.add_metric(values, run.ended)
+    yield from (durations, end_times)
+
+
+def ended_in_window(run: RunRecord, window_start: float) -> bool:
+    """A finished run ended at or after the window's start (one canceled before it started has
+    only its creation time)."""
+    when = run.ended if run.ended is not None else run.created
+    return when >= window_start
+
+
+def step_metrics(steps: Sequence[StepRecord]) -> Iterator[Metric]:
     by_label: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    for run_events in events.values():
-        for step in run_events.steps:
-            if step.status in ("SUCCESS", "FAILURE") and step.duration is not None:
-                by_label[(step.job, step.step, step.status)].append(step.duration)
-    for labels, values in sorted(by_label.items()):
-        durations.add_metric(list(labels), _buckets(values, STEP_DURATION_BUCKETS), sum(values))
-    yield durations
+    for step in steps:
+        if step.status in ("SUCCESS", "FAILURE") and step.duration is not None:
+            by_label[(step.job, step.step, step.status)].append(step.duration)
+    labels = ["dagster_job", "step", "status"]
+    counts = GaugeMetricFamily(
+        "mlplatform_window_steps",
+        "Finished steps (an asset, a multi-asset or a checks step) of the newest finished runs in "
+        "the exporter's window (--step-runs) and of the runs going, by job, step and status.",
+        labels=labels,
+    )
+    durations = GaugeMetricFamily(
+        "mlplatform_window_step_duration_seconds",
+        "Quantiles (0.5, 0.95 and 1, the longest) of the durations of the steps counted in "
+        "mlplatform_window_steps, by job, step and status.",
+        labels=[*labels, "quantile"],
+    )
+    for key, values in sorted(by_label.items()):
+        counts.add_metric(list(key), len(values))
+        for q in STEP_QUANTILES:
+            durations.add_metric([*key, _quantile(q)], percentile(values, q))
+    yield from (counts, durations)
 
 
-def check_metrics(events: dict[str, RunEvents]) -> Iterator[Metric]:
-    evaluations: list[CheckEvaluation] = [c for e in events.values() for c in e.checks]
-    totals = CounterMetricFamily(
-        "mlplatform_asset_check_evaluations",
-        "Asset check evaluations, by asset, check, severity (ERROR blocks what follows) and "
-        "outcome (passed, failed).",
+def check_metrics(
+    evaluations: Sequence[CheckEvaluation], latest: dict[tuple[str, str], CheckEvaluation]
+) -> Iterator[Metric]:
+    window = GaugeMetricFamily(
+        "mlplatform_window_asset_check_evaluations",
+        "Asset check evaluations made in the exporter's window, by asset, check, severity "
+        "(ERROR blocks what follows) and outcome (passed, failed).",
         labels=["asset", "check", "severity", "outcome"],
     )
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
@@ -168,14 +228,11 @@ def check_metrics(events: dict[str, RunEvents]) -> Iterator[Metric]:
         counts[(c.asset, c.check, c.severity, "passed" if c.passed else "failed")] += 1
     for asset, check, severity in sorted({(c.asset, c.check, c.severity) for c in evaluations}):
         for outcome in ("passed", "failed"):
-            totals.add_metric(
+            window.add_metric(
                 [asset, check, severity, outcome], counts[(asset, check, severity, outcome)]
             )
-    yield totals
+    yield window
 
-    latest: dict[tuple[str, str], CheckEvaluation] = {}
-    for c in sorted(evaluations, key=lambda c: c.timestamp):
-        latest[(c.asset, c.check)] = c
     passed = GaugeMetricFamily(
         "mlplatform_asset_check_passed",
         "The latest evaluation of each check: 1 passed, 0 failed (with its partition).",
@@ -199,17 +256,8 @@ def check_metrics(events: dict[str, RunEvents]) -> Iterator[Metric]:
     yield from (passed, observed, timestamp)
 
 
-def partition_metrics(events: dict[str, RunEvents], partitions_kept: int) -> Iterator[Metric]:
-    latest: dict[tuple[str, str], Materialization] = {}
-    for m in sorted(
-        (m for e in events.values() for m in e.materializations if m.partition is not None),
-        key=lambda m: m.timestamp,
-    ):
-        latest[(m.asset, m.partition or "")] = m
-    newest_partitions: dict[str, set[str]] = defaultdict(set)
-    for asset in {asset for asset, _ in latest}:
-        keys = sorted((p for a, p in latest if a == asset), reverse=True)[:partitions_kept]
-        newest_partitions[asset] = set(keys)
+def partition_metrics(latest: Sequence[Materialization]) -> Iterator[Metric]:
+    """From the latest materialization of each asset partition served (the newest ones)."""
     help_texts = {
         "mlplatform_partition_rows": "Rows in the latest materialization of each asset partition.",
         "mlplatform_partition_quarantined_rows": "Rows rejected into quarantine, per partition.",
@@ -219,12 +267,10 @@ def partition_metrics(events: dict[str, RunEvents], partitions_kept: int) -> Ite
         name: GaugeMetricFamily(name, help_texts[name], labels=["asset", "partition"])
         for name in PARTITION_VALUES.values()
     }
-    for (asset, partition), m in sorted(latest.items()):
-        if partition not in newest_partitions[asset]:
-            continue
+    for m in sorted(latest, key=lambda m: (m.asset, m.partition or "")):
         for key, name in PARTITION_VALUES.items():
             if key in m.values:
-                families[name].add_metric([asset, partition], m.values[key])
+                families[name].add_metric([m.asset, _label(m.partition)], m.values[key])
     yield from families.values()
 
 
@@ -263,9 +309,7 @@ def model_metrics(models: Sequence[ModelAlias]) -> Iterator[Metric]:
     yield from (metric, created)
 
 
-def metric_families(
-    snapshot: Snapshot, partitions_kept: int = DEFAULT_PARTITIONS_KEPT
-) -> Iterator[Metric]:
+def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
     """Every metric of one scrape, from what was read (pure: no storage access here)."""
     up = GaugeMetricFamily(
         "mlplatform_exporter_source_up",
@@ -275,11 +319,19 @@ def metric_families(
     up.add_metric(["dagster"], 0.0 if snapshot.runs is None else 1.0)
     up.add_metric(["mlflow"], 0.0 if snapshot.models is None else 1.0)
     yield up
+    window = GaugeMetricFamily(
+        "mlplatform_exporter_window_seconds",
+        "How far back the mlplatform_window_* metrics reach (--window-days).",
+    )
+    window.add_metric([], snapshot.now - snapshot.window_start)
+    yield window
     if snapshot.runs is not None:
-        yield from run_metrics(snapshot.runs, snapshot.now)
-        yield from step_metrics(snapshot.events)
-        yield from check_metrics(snapshot.events)
-        yield from partition_metrics(snapshot.events, partitions_kept)
+        yield from run_metrics(
+            snapshot.runs, snapshot.run_totals, snapshot.now, snapshot.window_start
+        )
+        yield from step_metrics(snapshot.steps)
+        yield from check_metrics(snapshot.checks, snapshot.latest_checks)
+        yield from partition_metrics(snapshot.partitions)
         yield from asset_age_metrics(snapshot.last_materialized, snapshot.now)
     if snapshot.models is not None:
         yield from model_metrics(snapshot.models)
@@ -337,6 +389,35 @@ def _prefixed(values: dict, prefix: str) -> dict[str, float]:
     return metrics
 
 
+@dataclass
+class InstanceReading:
+    """What one scrape read from the Dagster instance."""
+
+    runs: list[RunRecord]
+    run_totals: dict[tuple[str, str], int]
+    steps: list[StepRecord]
+    checks: list[CheckEvaluation]
+    latest_checks: dict[tuple[str, str], CheckEvaluation]
+    partitions: list[Materialization]
+    last_materialized: dict[str, float]
+
+
+def newest_finished(runs: Sequence[RunRecord], count: int) -> list[RunRecord]:
+    finished = [r for r in runs if r.finished]
+    return sorted(finished, key=lambda r: r.ended or r.created, reverse=True)[:count]
+
+
+def check_sample_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """One run per job whose check evaluations name the job's checks: its newest successful run
+    (a run that succeeded evaluated every check of its job), else its newest finished run."""
+    chosen: dict[str, RunRecord] = {}
+    for run in newest_finished(runs, len(runs)):
+        current = chosen.get(run.job)
+        if current is None or (current.status != "SUCCESS" and run.status == "SUCCESS"):
+            chosen[run.job] = run
+    return list(chosen.values())
+
+
 class PlatformCollector(Collector):
     """Reads the instance (and the MLflow registry) on every scrape."""
 
@@ -346,11 +427,27 @@ class PlatformCollector(Collector):
         models: Callable[[], list[ModelAlias]] | None = None,
         partitions_kept: int = DEFAULT_PARTITIONS_KEPT,
         clock: Callable[[], float] = time.time,
+        window_days: float = DEFAULT_WINDOW_DAYS,
+        step_runs: int = DEFAULT_STEP_RUNS,
     ) -> None:
+        if not (math.isfinite(window_days) and window_days > 0):
+            raise ValueError(f"window_days must be a positive number of days, got {window_days}")
+        if partitions_kept < 1:
+            raise ValueError(f"partitions_kept must be at least 1, got {partitions_kept}")
+        if step_runs < 0:
+            raise ValueError(f"step_runs must be at least 0, got {step_runs}")
         self.history = history
         self.models = models
         self.partitions_kept = partitions_kept
         self.clock = clock
+        self.window_seconds = window_days * 86400.0
+        self.step_runs = step_runs
+        # Jobs and checks seen by this process keep their series after their runs leave the
+        # window: a job's zero counters and a check's latest outcome do not vanish.
+        self._jobs: set[str] = set()
+        self._checks: set[tuple[str, str]] = set()
+        # Runs whose check evaluations were read for the names of the checks.
+        self._sampled_runs: set[str] = set()
         self._down: set[str] = set()
 
     def describe(self) -> list[Metric]:
@@ -372,21 +469,58 @@ class PlatformCollector(Collector):
             self._down.discard(source)
         return value
 
-    def _read_instance(self) -> tuple[list[RunRecord], dict[str, RunEvents], dict[str, float]]:
-        from mlplatform.monitoring.instance_reader import last_materializations
+    def _read_instance(self, window_start: float) -> InstanceReading:
+        from mlplatform.monitoring import instance_reader as reader
 
-        runs = self.history.runs()
-        return runs, self.history.events(runs), last_materializations(self.history.instance)
+        instance = self.history.instance
+        by_id = {r.run_id: r for r in reader.read_runs_updated_since(instance, window_start)}
+        by_id.update({r.run_id: r for r in reader.read_unfinished_runs(instance)})
+        # A run updated in the window (a tag added) may have ended before it.
+        runs = [r for r in by_id.values() if not r.finished or ended_in_window(r, window_start)]
+        going = [r for r in runs if not r.finished]
+        steps = self.history.steps([*newest_finished(runs, self.step_runs), *going])
+        self._jobs |= {r.job for r in runs}
+        # The check index is read by check: which checks there are comes from the checks this
+        # process has seen, and one run of each job in the window.
+        for run in check_sample_runs(runs):
+            if run.run_id not in self._sampled_runs:
+                evaluations = reader.read_check_evaluations(instance, run)
+                self._checks |= {(c.asset, c.check) for c in evaluations}
+                self._sampled_runs.add(run.run_id)
+        checks, latest = reader.check_history(instance, self._checks, window_start)
+        return InstanceReading(
+            runs=runs,
+            run_totals=reader.count_finished_runs(instance, self._jobs),
+            steps=[step for run_steps in steps.values() for step in run_steps],
+            checks=checks,
+            latest_checks=latest,
+            partitions=reader.newest_partition_materializations(instance, self.partitions_kept),
+            last_materialized=reader.last_materializations(instance),
+        )
 
     def snapshot(self) -> Snapshot:
-        instance = self._read("dagster", self._read_instance)
-        runs, events, last_materialized = instance if instance is not None else (None, {}, {})
+        now = self.clock()
+        window_start = now - self.window_seconds
+        read = self._read("dagster", lambda: self._read_instance(window_start))
         models = self._read("mlflow", self.models) if self.models is not None else None
-        return Snapshot(runs, events, last_materialized, models, self.clock())  # type: ignore[arg-type]
+        if not isinstance(read, InstanceReading):
+            return Snapshot(None, {}, [], [], {}, [], {}, models, now, window_start)  # type: ignore[arg-type]
+        return Snapshot(
+            runs=read.runs,
+            run_totals=read.run_totals,
+            steps=read.steps,
+            checks=read.checks,
+            latest_checks=read.latest_checks,
+            partitions=read.partitions,
+            last_materialized=read.last_materialized,
+            models=models,  # type: ignore[arg-type]
+            now=now,
+            window_start=window_start,
+        )
 
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
-        yield from metric_families(self.snapshot(), self.partitions_kept)
+        yield from metric_families(self.snapshot())
         took = GaugeMetricFamily(
             "mlplatform_exporter_scrape_duration_seconds",
             "How long this scrape took to read the sources.",
@@ -413,6 +547,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_PARTITIONS_KEPT,
         help="newest partitions per asset served by the per-partition gauges",
+    )
+    parser.add_argument(
+        "--window-days",
+        type=float,
+        default=DEFAULT_WINDOW_DAYS,
+        help="runs that ended in this many days feed the mlplatform_window_* metrics (durations, "
+        "check outcomes); what a scrape reads follows it, not the instance's history",
+    )
+    parser.add_argument(
+        "--step-runs",
+        type=int,
+        default=DEFAULT_STEP_RUNS,
+        help="step durations come from the newest N finished runs in the window (and the runs "
+        "going): each is one read of that run's own event log",
     )
     parser.add_argument(
         "--no-mlflow",
@@ -442,6 +590,13 @@ def run(args: argparse.Namespace) -> int:
     if args.partitions < 1:
         print("mlplatform exporter: --partitions must be at least 1", file=sys.stderr)
         return 2
+    if args.step_runs < 0:
+        print("mlplatform exporter: --step-runs must be at least 0", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.window_days) and args.window_days > 0):
+        print(f"mlplatform exporter: --window-days must be positive, got {args.window_days}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     instance = open_instance_for("exporter", args)
     if instance is None:
         return 2
@@ -460,7 +615,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"mlplatform exporter: {error}", file=sys.stderr)
             return 2
         models = MlflowRegistryReader(mlflow_settings.tracking_uri, mlflow_settings.registry_uri)
-    collector = PlatformCollector(InstanceHistory(instance), models, args.partitions)
+    collector = PlatformCollector(
+        InstanceHistory(instance),
+        models,
+        args.partitions,
+        window_days=args.window_days,
+        step_runs=args.step_runs,
+    )
     if args.once:
         from prometheus_client import generate_latest
 

@@ -1,9 +1,15 @@
 """Read a Dagster instance's run and event storage into the plain records of `history`.
 
-A finished run never changes, so what its event log holds is read once and kept; runs still queued
-or going are read again on every call.
+Every read is bounded by what its caller shows, not by the instance's history: runs through
+storage-side filters (created or updated after a time, a job, unfinished statuses), run totals as
+storage-side counts, check evaluations and the newest partitions from the instance's check and
+asset indexes, and a run's own event log only for a bounded number of runs. That last read is the
+dear one on the SQLite storage of `make dev`: the first read of each run's event-log file checks its
+schema revision, tens of milliseconds a run. A finished run never changes, so what its event log
+holds is read once and kept while the run stays in the window.
 """
 
+import datetime as dt
 import os
 import threading
 from collections.abc import Iterable
@@ -12,18 +18,23 @@ from pathlib import Path
 import dagster as dg
 
 from mlplatform.monitoring.history import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    QUEUED_STATUSES,
     CheckEvaluation,
     Materialization,
-    RunEvents,
     RunRecord,
     StepRecord,
 )
 
 PARTITION_TAG = "dagster/partition"
-EVENT_TYPES = {
-    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-    dg.DagsterEventType.ASSET_MATERIALIZATION,
-}
+# Materializations read per query while looking for the newest partitions' latest ones.
+MATERIALIZATION_PAGE = 200
+# Evaluated executions of a check compared to find its latest evaluation: executions are numbered
+# when planned, and runs of different days may evaluate out of that order.
+LATEST_CHECK_CANDIDATES = 10
+# Check executions read per query while going back through a window.
+CHECK_PAGE = 200
 
 
 class InstanceError(RuntimeError):
@@ -56,16 +67,44 @@ def run_record(record: dg.RunRecord) -> RunRecord:
     )
 
 
-def read_runs(instance: dg.DagsterInstance, since: float | None = None) -> list[RunRecord]:
-    """Every run in storage (created after `since`, a Unix time, when given), newest first."""
-    import datetime as dt
+def _utc(timestamp: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
 
-    filters = (
-        dg.RunsFilter(created_after=dt.datetime.fromtimestamp(since, tz=dt.UTC))
-        if since is not None
-        else None
-    )
+
+def read_runs(
+    instance: dg.DagsterInstance, since: float | None = None, job: str | None = None
+) -> list[RunRecord]:
+    """The runs created after `since` (a Unix time; every run when None), of `job` when given,
+    newest first. Both filters are applied by the run storage."""
+    filters = dg.RunsFilter(created_after=_utc(since) if since is not None else None, job_name=job)
     return [run_record(r) for r in instance.get_run_records(filters=filters)]
+
+
+def read_unfinished_runs(instance: dg.DagsterInstance) -> list[RunRecord]:
+    """Runs queued or going, however old: a run stuck for a week is still going."""
+    statuses = [dg.DagsterRunStatus(s) for s in (*QUEUED_STATUSES, *ACTIVE_STATUSES)]
+    return [
+        run_record(r) for r in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses))
+    ]
+
+
+def read_runs_updated_since(instance: dg.DagsterInstance, since: float) -> list[RunRecord]:
+    """Runs whose record changed after `since`: every run that ended since then among them."""
+    filters = dg.RunsFilter(updated_after=_utc(since))
+    return [run_record(r) for r in instance.get_run_records(filters=filters)]
+
+
+def count_finished_runs(
+    instance: dg.DagsterInstance, jobs: Iterable[str]
+) -> dict[tuple[str, str], int]:
+    """(job, final status) -> finished runs in the whole instance, counted by the run storage."""
+    return {
+        (job, status): instance.get_runs_count(
+            dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus(status)])
+        )
+        for job in sorted(set(jobs))
+        for status in FINISHED_STATUSES
+    }
 
 
 def _numeric(value: object) -> float | None:
@@ -77,8 +116,8 @@ def _numeric(value: object) -> float | None:
     return None
 
 
-def read_run_events(instance: dg.DagsterInstance, run: RunRecord) -> RunEvents:
-    steps = tuple(
+def read_steps(instance: dg.DagsterInstance, run: RunRecord) -> tuple[StepRecord, ...]:
+    return tuple(
         StepRecord(
             run_id=run.run_id,
             job=run.job,
@@ -89,43 +128,110 @@ def read_run_events(instance: dg.DagsterInstance, run: RunRecord) -> RunEvents:
         )
         for stats in instance.get_run_step_stats(run.run_id)
     )
-    checks: list[CheckEvaluation] = []
-    materializations: list[Materialization] = []
-    for entry in instance.all_logs(run.run_id, of_type=EVENT_TYPES):
-        event = entry.dagster_event
-        if event is None:
-            continue
-        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
-            checks.append(
-                CheckEvaluation(
-                    run_id=run.run_id,
-                    asset=evaluation.asset_key.to_user_string(),
-                    check=evaluation.check_name,
-                    severity=evaluation.severity.value,
-                    passed=evaluation.passed,
-                    partition=evaluation.partition,
-                    timestamp=entry.timestamp,
-                    observed=_numeric(evaluation.metadata.get("observed")),
-                )
+
+
+def check_evaluation(entry: dg.EventLogEntry) -> CheckEvaluation | None:
+    event = entry.dagster_event
+    if event is None or event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+        return None
+    evaluation = event.event_specific_data
+    return CheckEvaluation(
+        run_id=entry.run_id,
+        asset=evaluation.asset_key.to_user_string(),
+        check=evaluation.check_name,
+        severity=evaluation.severity.value,
+        passed=evaluation.passed,
+        partition=evaluation.partition,
+        timestamp=entry.timestamp,
+        observed=_numeric(evaluation.metadata.get("observed")),
+    )
+
+
+def read_check_evaluations(
+    instance: dg.DagsterInstance, run: RunRecord
+) -> tuple[CheckEvaluation, ...]:
+    """The check evaluations in one run's own event log."""
+    records = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    return tuple(c for r in records if (c := check_evaluation(r.event_log_entry)) is not None)
+
+
+def check_history(
+    instance: dg.DagsterInstance, checks: Iterable[tuple[str, str]], since: float
+) -> tuple[list[CheckEvaluation], dict[tuple[str, str], CheckEvaluation]]:
+    """From the check index: every evaluation of `checks` made after `since`, and the latest
+    evaluation of each however old. Each check's executions are read newest first, a page at a
+    time, until a page holds nothing after `since`; executions only planned have no outcome."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+
+    evaluated = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    in_window: list[CheckEvaluation] = []
+    latest: dict[tuple[str, str], CheckEvaluation] = {}
+    for asset, name in sorted(set(checks)):
+        key = dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name)
+        cursor = None
+        newest: list[CheckEvaluation] = []
+        while True:
+            records = instance.event_log_storage.get_asset_check_execution_history(
+                key, limit=CHECK_PAGE, cursor=cursor, status=evaluated
             )
-        else:
-            materialization = event.step_materialization_data.materialization
-            values = {
-                key: number
-                for key, value in materialization.metadata.items()
-                if (number := _numeric(value)) is not None
-            }
-            materializations.append(
-                Materialization(
-                    run_id=run.run_id,
-                    asset=materialization.asset_key.to_user_string(),
-                    partition=materialization.partition,
-                    timestamp=entry.timestamp,
-                    values=values,
-                )
+            page = [c for r in records if r.event is not None and (c := check_evaluation(r.event))]
+            if len(newest) < LATEST_CHECK_CANDIDATES:
+                newest += page[: LATEST_CHECK_CANDIDATES - len(newest)]
+            recent = [c for c in page if c.timestamp >= since]
+            in_window += recent
+            if not recent or len(records) < CHECK_PAGE:
+                break
+            cursor = records[-1].id
+        if newest:
+            latest[(asset, name)] = max(newest, key=lambda c: c.timestamp)
+    return in_window, latest
+
+
+def newest_partition_materializations(
+    instance: dg.DagsterInstance, partitions_kept: int
+) -> list[Materialization]:
+    """For each asset, the latest materialization of each of its newest `partitions_kept`
+    partitions (partition keys sorted, the newest last), from the asset index: the partitions
+    are listed once, then only those partitions' materializations are read, newest first."""
+    found: list[Materialization] = []
+    for record in instance.get_asset_records():
+        key = record.asset_entry.asset_key
+        partitions = sorted(instance.get_materialized_partitions(key), reverse=True)
+        wanted = set(partitions[:partitions_kept])
+        cursor = None
+        while wanted:
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted)),
+                limit=MATERIALIZATION_PAGE,
+                cursor=cursor,
             )
-    return RunEvents(steps=steps, checks=tuple(checks), materializations=tuple(materializations))
+            for event_record in page.records:
+                entry = event_record.event_log_entry
+                materialization = entry.asset_materialization
+                if materialization is None or materialization.partition not in wanted:
+                    continue
+                wanted.discard(materialization.partition)
+                found.append(
+                    Materialization(
+                        run_id=entry.run_id,
+                        asset=key.to_user_string(),
+                        partition=materialization.partition,
+                        timestamp=entry.timestamp,
+                        values={
+                            name: number
+                            for name, value in materialization.metadata.items()
+                            if (number := _numeric(value)) is not None
+                        },
+                    )
+                )
+            if not page.has_more:
+                break
+            cursor = page.cursor
+    return found
 
 
 def last_materializations(instance: dg.DagsterInstance) -> dict[str, float]:
@@ -139,24 +245,26 @@ def last_materializations(instance: dg.DagsterInstance) -> dict[str, float]:
 
 
 class InstanceHistory:
-    """Runs and their events, with the events of finished runs read once and kept."""
+    """The instance, and the steps of finished runs, read once from each run's event log and kept
+    until the run is no longer asked for."""
 
     def __init__(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
-        self._finished_events: dict[str, RunEvents] = {}
+        self._finished_steps: dict[str, tuple[StepRecord, ...]] = {}
         self._lock = threading.Lock()
 
-    def runs(self, since: float | None = None) -> list[RunRecord]:
-        return read_runs(self.instance, since)
-
-    def events(self, runs: Iterable[RunRecord]) -> dict[str, RunEvents]:
-        by_run: dict[str, RunEvents] = {}
+    def steps(self, runs: Iterable[RunRecord]) -> dict[str, tuple[StepRecord, ...]]:
+        """The steps of `runs`; runs not among them are forgotten."""
+        by_run: dict[str, tuple[StepRecord, ...]] = {}
         with self._lock:
             for run in runs:
-                cached = self._finished_events.get(run.run_id)
+                cached = self._finished_steps.get(run.run_id)
                 if cached is None:
-                    cached = read_run_events(self.instance, run)
+                    cached = read_steps(self.instance, run)
                     if run.finished:
-                        self._finished_events[run.run_id] = cached
+                        self._finished_steps[run.run_id] = cached
                 by_run[run.run_id] = cached
+            self._finished_steps = {
+                run_id: steps for run_id, steps in self._finished_steps.items() if run_id in by_run
+            }
         return by_run

@@ -114,6 +114,12 @@ def test_every_gate_passes_on_a_normal_day_with_value_and_threshold(deployment):
     # Judged against real history, not waved through.
     assert "median" in checks["raw_transactions:volume_in_band"].description
     assert "highest PSI" in checks["features:drift"].description
+    # Per-feature drift is a table a person sorts, one row per numeric feature.
+    psi = checks["features:drift"].metadata["psi_by_feature"]
+    assert [c.name for c in psi.schema.columns] == ["feature", "psi"]
+    rows = {r.data["feature"]: r.data["psi"] for r in psi.records}
+    assert "amount" in rows and all(isinstance(v, float) for v in rows.values())
+    assert max(rows.values()) == checks["features:drift"].metadata["observed"].value
     assert deployment.registry()[1] is not None
 
 

@@ -49,12 +49,33 @@ def gate_checks(
     )
 
 
-def _metadata_value(value: Any) -> Any:
+def _metadata_value(value: Any, key: str = "") -> Any:
+    """Numbers stay numbers (the UI plots them over partitions); a `<measure>_by_<thing>` mapping
+    of numbers (`psi_by_feature`) is a table a person can sort, not a JSON blob."""
     if value is None:
         return dg.MetadataValue.text("n/a")
     if isinstance(value, bool | int | float | str):
         return value
+    measure, by, thing = key.partition("_by_")
+    if by and isinstance(value, dict) and all(_is_number(v) for v in value.values()):
+        return dg.MetadataValue.table(
+            records=[dg.TableRecord({thing: str(k), measure: v}) for k, v in value.items()],
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn(thing, "string"),
+                    dg.TableColumn(measure, "int" if _all_int(value) else "float"),
+                ]
+            ),
+        )
     return dg.MetadataValue.json(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _all_int(mapping: dict[str, Any]) -> bool:
+    return all(isinstance(v, int) for v in mapping.values())
 
 
 def gate_result(asset: str, name: str, gate: Gate, outcome: GateOutcome) -> dg.AssetCheckResult:
@@ -72,7 +93,7 @@ def gate_result(asset: str, name: str, gate: Gate, outcome: GateOutcome) -> dg.A
             "threshold": _metadata_value(outcome.threshold),
             "summary": outcome.summary,
             "inconclusive": outcome.inconclusive,
-            **{key: _metadata_value(value) for key, value in outcome.details.items()},
+            **{key: _metadata_value(value, key) for key, value in outcome.details.items()},
         },
     )
 

@@ -1,12 +1,11 @@
-"""The run-history arithmetic on plain records: success rate, percentiles, recovery times, step
-summaries and histogram buckets (the exporter and the report compute from these)."""
+"""The run-history arithmetic on plain records: success rate, percentiles, recovery times and step
+summaries (the exporter and the report compute from these)."""
 
 import pytest
 
 from mlplatform.monitoring.history import (
     RunRecord,
     StepRecord,
-    cumulative_buckets,
     mean_time_to_recovery,
     percentile,
     recoveries,
@@ -60,7 +59,7 @@ def test_recovery_runs_from_the_first_failure_to_the_next_success_of_that_job_an
     assert mean_time_to_recovery([]) is None
 
 
-def test_step_summaries_and_histogram_buckets():
+def test_step_summaries():
     steps = [
         StepRecord("r1", "j", "trained_model", "SUCCESS", 0.0, 10.0),
         StepRecord("r2", "j", "trained_model", "SUCCESS", 0.0, 30.0),
@@ -72,7 +71,6 @@ def test_step_summaries_and_histogram_buckets():
     assert list(summary) == ["trained_model"]
     assert (summary["trained_model"].count, summary["trained_model"].failures) == (3, 1)
     assert summary["trained_model"].p50 == 10.0 and summary["trained_model"].max == 30.0
-    assert cumulative_buckets([1.0, 5.0, 5.0, 40.0], (1, 5, 30)) == [1, 3, 3, 4]
 
 
 def test_report_criteria_against_the_protocols_targets():

@@ -204,9 +204,3 @@ def step_durations(steps: Iterable[StepRecord]) -> dict[str, DurationSummary]:
         )
         for name, values in sorted(durations.items())
     }
-
-
-def cumulative_buckets(values: Iterable[float], bounds: Sequence[float]) -> list[int]:
-    """Prometheus histogram counts: how many values are <= each bound, then the total (+Inf)."""
-    values = list(values)
-    return [sum(v <= bound for v in values) for bound in bounds] + [len(values)]

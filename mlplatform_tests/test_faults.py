@@ -42,6 +42,45 @@ def test_every_run_has_a_max_runtime_and_frees_its_slots_in_both_instances():
     assert local["run_launcher"]["class"] == "LocalRunLauncher"
 
 
+def test_cleanup_sensor_ends_the_mlflow_runs_a_failed_run_left_open_and_only_those(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from mlplatform.automation.recovery import failed_run_cleanup
+    from mlplatform.resources.mlflow import MlflowResource
+
+    @dg.op
+    def killed_outright() -> None:
+        raise RuntimeError("stands in for a step killed with SIGKILL")
+
+    @dg.job
+    def crashed() -> None:
+        killed_outright()
+
+    mlflow = MlflowResource(
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        artifact_location=str(tmp_path / "artifacts"),
+        experiment_name="faults",
+    )
+    client = MlflowClient(tracking_uri=mlflow.tracking_uri)
+    experiment = client.create_experiment("faults", artifact_location=str(tmp_path / "artifacts"))
+    with dg.instance_for_test() as instance:
+        failed = crashed.execute_in_process(instance=instance, raise_on_error=False)
+        left_open = client.create_run(experiment, tags={"dagster_run_id": failed.run_id})
+        other_run = client.create_run(experiment, tags={"dagster_run_id": "a-live-run"})
+        (failure,) = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        run = instance.get_run_by_id(failed.run_id)
+        with dg.build_run_status_sensor_context(
+            sensor_name="failed_run_cleanup",
+            dagster_instance=instance,
+            dagster_run=run,
+            dagster_event=failure.dagster_event,
+            resources={"mlflow": mlflow},
+        ) as context:
+            failed_run_cleanup(context)
+    assert client.get_run(left_open.info.run_id).info.status == "FAILED"
+    assert client.get_run(other_run.info.run_id).info.status == "RUNNING"
+
+
 # Helpers ------------------------------------------------------------------------------------------
 
 

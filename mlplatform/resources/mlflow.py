@@ -242,8 +242,11 @@ class MlflowResource(dg.ConfigurableResource):
     def end_runs_of(self, dagster_run_id: str, status: str) -> list[str]:
         """End as `status` (FAILED, KILLED) the MLflow runs of a Dagster run still RUNNING,
         which happens only when its step was killed outright; their ids."""
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:  # nothing was ever tracked: nothing to end (and nothing created)
+            return []
         open_runs = self.client.search_runs(
-            [self.experiment_id],
+            [experiment.experiment_id],
             filter_string=(
                 f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'"
             ),

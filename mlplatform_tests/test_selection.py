@@ -54,9 +54,14 @@ def interactions(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 def test_the_family_that_fits_the_data_wins_and_every_family_is_a_candidate():
     x, y = interactions(4000, seed=1)
     plan = dataclasses.replace(search_plan(), trials_per_family=2, folds=2)
-    selection = select_model(x, y, ["colour"], ["a", "b", "noise"], plan)
+    progress: list[str] = []
+    selection = select_model(x, y, ["colour"], ["a", "b", "noise"], plan, log=progress.append)
     table = {row["family"]: row for row in selection.candidates_table()}
     assert set(table) == {"logistic_regression", "hist_gradient_boosting", "lightgbm"}
+    # A long search says where it is: one line per trial, naming family, score and parameters.
+    trial_lines = [line for line in progress if " trial " in line]
+    assert len(trial_lines) == len(selection.trials) == 6
+    assert trial_lines[0].startswith("logistic_regression trial 1/2: roc_auc 0.")
     assert selection.winner.family != "logistic_regression"
     assert table["logistic_regression"]["score"] < 0.6 < table[selection.winner.family]["score"]
     assert [row["selected"] for row in selection.candidates_table()].count(True) == 1

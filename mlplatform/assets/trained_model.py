@@ -49,6 +49,8 @@ def pip_requirements(family: str) -> list[str]:
 
 
 def candidates_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
+    from mlplatform.core.selection import describe_params
+
     return _table(
         [
             {
@@ -58,10 +60,7 @@ def candidates_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
                 "fold_std": row["fold_std"],
                 "trials": row["trials"],
                 "seconds": row["seconds"],
-                "params": ", ".join(
-                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in row["params"].items()
-                ),
+                "params": describe_params(row["params"]),
             }
             for row in rows
         ],

@@ -166,6 +166,13 @@ def _usable_folds(y: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarra
     ]
 
 
+def describe_params(params: Mapping[str, Any]) -> str:
+    """`C=0.1, max_iter=300`: hyperparameters as a person reads them (floats to 4 digits)."""
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
 def _suggest(trial: Any, name: str, dimension: Dimension) -> Any:
     if dimension.integer:
         return trial.suggest_int(name, int(dimension.low), int(dimension.high), log=dimension.log)
@@ -210,6 +217,11 @@ def select_model(
     trials: list[Trial] = []
     budget_reached = False
     families = list(plan.families)
+    log(
+        f"model search: {', '.join(families)}; up to {plan.trials_per_family} trials each on "
+        f"{len(rows)} rows ({int(y_sample.sum())} positives), {len(folds)} time-ordered folds, "
+        f"budget {plan.time_budget_seconds:g} s"
+    )
     for position, family in enumerate(families):
         space = plan.families[family]
         remaining = plan.time_budget_seconds - (time.monotonic() - started)
@@ -225,6 +237,12 @@ def select_model(
                 plan.metric, plan.seed,
             )  # fmt: skip
             trials.append(Trial(family, params, scores, time.monotonic() - began))
+            # A long search says where it is: one line per trial.
+            log(
+                f"{family} trial {trial.number + 1}/{plan.trials_per_family}: {plan.metric} "
+                f"{np.mean(scores):.4f} in {time.monotonic() - began:.1f} s "
+                f"({describe_params(params)})"
+            )
             return float(np.mean(scores))
 
         # TPE models the space after its random start-up trials: a third of the trials (Optuna's

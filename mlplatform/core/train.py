@@ -92,6 +92,10 @@ def train_model(
     threshold = choose_threshold(y_validation, validation_scores, metric=threshold_metric)
     validation_metrics = classification_metrics(y_validation, validation_scores, threshold)
     model = with_decision_threshold(pipeline, threshold, x_validation, y_validation)
+    log(
+        f"decision threshold {threshold:.4g} ({threshold_metric} on {len(y_validation)} "
+        f"validation rows); scoring {int((features[SPLIT_COLUMN] == 'test').sum())} test rows"
+    )
     x_test, y_test = split_xy(features, "test", columns)
     test_scores = pipeline.predict_proba(x_test)[:, 1]
     intervals = metric_intervals(

@@ -9,8 +9,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENV_FILE="${MLPLATFORM_ENV_FILE:-$HERE/.env}"
 TIMEOUT="${MLPLATFORM_DEPLOY_TIMEOUT:-300}"
-SERVICES=(docker-proxy docker-proxy-stop postgresql mlflow user-code webserver daemon
+SERVICES=(docker-proxy docker-proxy-stop postgresql mlflow mlflow-users user-code webserver daemon
     metrics-exporter prometheus)
+# Services that do their work and exit: done when they exited with status 0.
+ONE_SHOT=(mlflow-users)
 
 step() { echo "deploy-pipeline: $*"; }
 fail() {
@@ -37,13 +39,14 @@ if [ ! -f "$ENV_FILE" ]; then
     (
         umask 077
         cp "$HERE/.env.example" "$ENV_FILE"
-        # A different password for every *_PASSWORD line (one role, one password).
-        sed -n 's/^\([A-Z_]*PASSWORD\)=.*/\1/p' "$HERE/.env.example" | while read -r key; do
-            sed -i "s/^${key}=.*/${key}=$(random_password)/" "$ENV_FILE"
-        done
+        # A different secret for every *_PASSWORD and *_SECRET_KEY line (one role, one password).
+        sed -n 's/^\([A-Z_]*\(PASSWORD\|SECRET_KEY\)\)=.*/\1/p' "$HERE/.env.example" |
+            while read -r key; do
+                sed -i "s/^${key}=.*/${key}=$(random_password)/" "$ENV_FILE"
+            done
     )
 fi
-if grep -Eq '^[A-Z_]*PASSWORD=(change-me)?$' "$ENV_FILE"; then
+if grep -Eq '^[A-Z_]*(PASSWORD|SECRET_KEY)=(change-me)?$' "$ENV_FILE"; then
     fail "$ENV_FILE has an empty or 'change-me' password; set real ones"
 fi
 env_value() { sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1; }
@@ -79,9 +82,13 @@ for service in "${SERVICES[@]}"; do
             state="$(docker inspect -f \
                 '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' \
                 "$container" || echo missing)"
+            if [ "$state" = exited ] && [[ " ${ONE_SHOT[*]} " == *" $service "* ]]; then
+                exit_code="$(docker inspect -f '{{.State.ExitCode}}' "$container" || echo 1)"
+                [ "$exit_code" = 0 ] && state="done"
+            fi
         fi
         case "$state" in
-            healthy) step "  $service: healthy"; break ;;
+            healthy | done) step "  $service: $state"; break ;;
             unhealthy | exited | dead)
                 "${COMPOSE[@]}" logs --tail 50 "$service" >&2 || true
                 fail "$service is $state (its last log lines are above)" ;;

@@ -49,6 +49,8 @@ CHECKED_FILES = {
     "docker/workspace.yaml": "test_workspace_points_at_the_code_server",
     "docker/deploy-pipeline.sh": "test_deploy_script_stands_the_stack_up",
     "docker/postgres/create-databases.sh": "test_production_instance_in_postgresql",
+    "docker/mlflow/basic_auth.ini": "test_only_the_platform_account_moves_an_alias",
+    "docker/mlflow/create-users.py": "test_only_the_platform_account_moves_an_alias",
     "docker/README.md": "test_docker_readme_names_every_file",
     "docker/k8s/values.yaml": "test_helm_values_match_the_compose_stack",
     "docker/k8s/README.md": "test_docker_readme_names_every_file",
@@ -260,6 +262,10 @@ def test_services_are_reachable_only_from_this_host_and_healthy_before_use():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
         for dependency, condition in service.get("depends_on", {}).items():
+            if services[dependency].get("restart") == "no":
+                # A service that does its work and exits (MLflow's accounts).
+                assert condition == {"condition": "service_completed_successfully"}, name
+                continue
             assert condition == {"condition": "service_healthy"}, (name, dependency)
             assert "healthcheck" in services[dependency], dependency
     # The MLflow server accepts the host name the platform reaches it by.
@@ -530,8 +536,12 @@ def test_prometheus_scrapes_the_exporter_service_with_the_shipped_rules():
     exporter = services["metrics-exporter"]["environment"]
     daemon = services["daemon"]["environment"]
     differing = {k for k in exporter.keys() | daemon.keys() if exporter.get(k) != daemon.get(k)}
-    assert differing == {"DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DOCKER_HOST"}
+    assert differing == {
+        "DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DOCKER_HOST",
+        "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    }  # fmt: skip
     assert exporter["DAGSTER_POSTGRES_USER"].startswith("${DAGSTER_READER_POSTGRES_USER")
+    assert exporter["MLFLOW_TRACKING_USERNAME"].startswith("${MLFLOW_READER_USERNAME")
 
 
 def test_env_example_names_every_variable_compose_reads():
@@ -541,7 +551,7 @@ def test_env_example_names_every_variable_compose_reads():
     assert interpolated <= set(example), sorted(interpolated - set(example))
     # Secrets are placeholders, never real values.
     for key, value in example.items():
-        if "PASSWORD" in key or "WEBHOOK" in key:
+        if "PASSWORD" in key or "WEBHOOK" in key or "SECRET" in key:
             assert value in ("", "change-me"), key
     assert not (DOCKER / ".env").exists() or ".env" in (PROJECT / ".gitignore").read_text()
 
@@ -682,8 +692,11 @@ def fake_docker(tmp_path):
 def test_deploy_script_stands_the_stack_up(fake_docker):
     # mlflow reports `starting` twice before it is healthy: the script waits for it.
     (fake_docker.state.parent / "state.container-mlflow").write_text("starting\nstarting\n")
+    # MLflow's accounts are made by a service that exits: status 0 is done, not a failure.
+    (fake_docker.state.parent / "state.container-mlflow-users").write_text("exited\n0\n")
     result = fake_docker()
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "mlflow-users: done" in result.stdout
     calls = fake_docker.log.read_text().splitlines()
     commands = [re.sub(r"--project-directory \S+ -f \S+ --env-file \S+ ", "", c) for c in calls]
     order = [
@@ -714,6 +727,13 @@ def test_deploy_script_reports_an_unhealthy_service(fake_docker):
     assert result.returncode != 0
     assert "FAILED: user-code is unhealthy" in result.stderr
     assert "definitions validate" not in fake_docker.log.read_text()
+
+
+def test_deploy_script_reports_a_failed_one_shot_service(fake_docker):
+    (fake_docker.state.parent / "state.container-mlflow-users").write_text("exited\n1\n")
+    result = fake_docker()
+    assert result.returncode != 0
+    assert "FAILED: mlflow-users is exited" in result.stderr
 
 
 def test_deploy_script_refuses_placeholder_passwords(fake_docker):
@@ -753,6 +773,8 @@ class Deployment:
             "DAGSTER_POSTGRES_DB": "dagster",
             "MLPLATFORM_DOCKER_NETWORK": "mlplatform-network",
             "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MLFLOW_TRACKING_USERNAME": MLFLOW_ACCOUNTS["MLFLOW_PLATFORM_USERNAME"],
+            "MLFLOW_TRACKING_PASSWORD": MLFLOW_ACCOUNTS["MLFLOW_PLATFORM_PASSWORD"],
             "MLPLATFORM_MLFLOW_ARTIFACTS": "mlflow-artifacts:/mlplatform",
             "MLPLATFORM_DATA_DIR": str(self.root / "data"),
             "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
@@ -770,6 +792,27 @@ class Deployment:
         )  # fmt: skip
 
 
+# MLflow's accounts as docker/.env sets them (test values).
+MLFLOW_ACCOUNTS = {
+    "MLFLOW_ADMIN_USERNAME": "admin", "MLFLOW_ADMIN_PASSWORD": "admin-secret-4",
+    "MLFLOW_PLATFORM_USERNAME": "platform", "MLFLOW_PLATFORM_PASSWORD": "platform-secret-5",
+    "MLFLOW_READER_USERNAME": "reader", "MLFLOW_READER_PASSWORD": "reader-secret-6",
+}  # fmt: skip
+
+
+def as_mlflow_user(monkeypatch, account: str | None, password: str | None = None) -> None:
+    """Be MLflow's `platform` or `reader` account (with its password unless another is given),
+    or nobody: MLflow's client takes the account from the environment at every request."""
+    if account is None:
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+        return
+    prefix = f"MLFLOW_{account.upper()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", MLFLOW_ACCOUNTS[f"{prefix}_USERNAME"])
+    password = password or MLFLOW_ACCOUNTS[f"{prefix}_PASSWORD"]
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+
+
 # What the postgres service passes to create-databases.sh (docker-compose.yaml), with test values.
 INIT_ROLES = {
     "DAGSTER_POSTGRES_USER": "dagster", "DAGSTER_POSTGRES_PASSWORD": "dagster-secret-1",
@@ -779,6 +822,16 @@ INIT_ROLES = {
     "MLFLOW_POSTGRES_USER": "mlflow", "MLFLOW_POSTGRES_PASSWORD": "mlflow-secret-3",
     "MLFLOW_POSTGRES_DB": "mlflow",
 }  # fmt: skip
+
+
+def test_mlflow_accounts_service_has_the_platforms_registry_settings():
+    """create-users.py names the experiment and registered model from the platform's settings:
+    the service must have the values the platform's own services have."""
+    services = compose()["services"]
+    users, daemon = services["mlflow-users"]["environment"], services["daemon"]["environment"]
+    shared = {k for k in users if k.startswith("MLPLATFORM_") or k == "MLFLOW_TRACKING_URI"}
+    assert {"MLPLATFORM_CONTRACT", "MLPLATFORM_MLFLOW_EXPERIMENT"} <= shared
+    assert {k: users[k] for k in shared} == {k: daemon[k] for k in shared}
 
 
 def test_init_script_gets_every_role_from_the_postgres_service():
@@ -810,12 +863,24 @@ def deployment(tmp_path_factory) -> Deployment:
             if key.endswith("PASSWORD"):
                 assert value not in created.stdout + created.stderr
 
-        # The MLflow server as the compose stack configures it, on 127.0.0.1.
+        # The MLflow server as the compose stack configures it, on 127.0.0.1: the same command,
+        # basic authentication with the same settings (its user store in this test's folder).
         port, artifacts = free_port(), root / "mlflow-artifacts"
-        service = compose()["services"]["mlflow"]["environment"]
+        mlflow_service = compose()["services"]["mlflow"]
+        service = mlflow_service["environment"]
+        auth_config = root / "basic_auth.ini"
+        auth_config.write_text(
+            (DOCKER / "mlflow" / "basic_auth.ini")
+            .read_text()
+            .replace("sqlite:////mlflow/basic_auth.db", f"sqlite:///{root}/basic_auth.db")
+        )
         mlflow_env = {
             **os.environ,
             **{k: str(v) for k, v in service.items() if not k.startswith("MLFLOW_BACKEND")},
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+            "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_ACCOUNTS["MLFLOW_ADMIN_USERNAME"],
+            "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_ACCOUNTS["MLFLOW_ADMIN_PASSWORD"],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
             "MLFLOW_HOST": "127.0.0.1",
             "MLFLOW_PORT": str(port),
             "MLFLOW_WORKERS": "1",
@@ -826,11 +891,28 @@ def deployment(tmp_path_factory) -> Deployment:
             "MLFLOW_SERVER_ALLOWED_HOSTS": f"127.0.0.1,127.0.0.1:{port}",
         }
         log = root / "mlflow-server.log"
-        server = start_process([str(BIN / "mlflow"), "server"], log, env=mlflow_env, cwd=root)
+        command = [str(BIN / "mlflow"), *mlflow_service["command"][1:]]
+        server = start_process(command, log, env=mlflow_env, cwd=root)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_until(lambda: http_ok(f"{url}/health"), 180, "the MLflow server", server, log)
             deployment = Deployment(root, postgres, url, artifacts)
+            # The mlflow-users service: the admin makes the platform's and the reader's accounts,
+            # and the platform's account the experiment and registered model its settings name.
+            users = compose()["services"]["mlflow-users"]
+            script = DOCKER / users["volumes"][0].split(":")[0]
+            accounts = run_tool(
+                str(BIN / "python"), str(script), cwd=PROJECT,
+                env={**deployment.environment(), **MLFLOW_ACCOUNTS,
+                     "MLFLOW_TRACKING_USERNAME": MLFLOW_ACCOUNTS["MLFLOW_ADMIN_USERNAME"],
+                     "MLFLOW_TRACKING_PASSWORD": MLFLOW_ACCOUNTS["MLFLOW_ADMIN_PASSWORD"]},
+            )  # fmt: skip
+            assert accounts.returncode == 0, accounts.stdout + accounts.stderr
+            assert "platform: created" in accounts.stdout and "reader: created" in accounts.stdout
+            assert "card_transactions_classifier' ready" in accounts.stdout
+            for key, value in MLFLOW_ACCOUNTS.items():
+                if key.endswith("PASSWORD"):
+                    assert value not in accounts.stdout + accounts.stderr
             deployment.home.mkdir()
             shutil.copy(DOCKER / "dagster.yaml", deployment.home / "dagster.yaml")
             deployment.result = subprocess.run(
@@ -904,10 +986,12 @@ def test_production_instance_in_postgresql(deployment):
 
 
 @pytest.mark.slow
-def test_model_registered_through_the_mlflow_server(deployment):
+def test_model_registered_through_the_mlflow_server(deployment, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     assert deployment.result.returncode == 0, deployment.result.stderr[-3000:]
+    # Everything here only reads: the reader's account is enough, scoring included.
+    as_mlflow_user(monkeypatch, "reader")
     client = MlflowClient(tracking_uri=deployment.mlflow_url, registry_uri=deployment.mlflow_url)
     (model,) = client.search_registered_models()
     champion = client.get_model_version_by_alias(model.name, "champion")
@@ -981,3 +1065,72 @@ def test_every_role_owns_its_database_and_nothing_more(deployment):
     )  # fmt: skip
     assert scrape.returncode == 0, scrape.stdout[-2000:] + scrape.stderr[-3000:]
     assert 'status="SUCCESS"' in scrape.stdout
+
+
+@pytest.mark.slow
+def test_only_the_platform_account_moves_an_alias(deployment, monkeypatch):
+    """MLflow as deployed (basic_auth.ini, the accounts create-users.py made): nobody without a
+    password reads or moves `champion`, the reader reads it but cannot move it, and the platform's
+    account, which registered the model in the pipeline run, can."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    assert deployment.result.returncode == 0, deployment.result.stderr[-3000:]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    client = MlflowClient(tracking_uri=deployment.mlflow_url, registry_uri=deployment.mlflow_url)
+    as_mlflow_user(monkeypatch, "platform")
+    (model,) = client.search_registered_models()
+    champion = client.get_model_version_by_alias(model.name, "champion")
+
+    as_mlflow_user(monkeypatch, None)
+    with pytest.raises(MlflowException, match="401"):
+        client.set_registered_model_alias(model.name, "champion", champion.version)
+    with pytest.raises(MlflowException, match="401"):
+        client.get_model_version_by_alias(model.name, "champion")
+    as_mlflow_user(monkeypatch, "reader", password="a wrong password")
+    with pytest.raises(MlflowException, match="401"):
+        client.get_model_version_by_alias(model.name, "champion")
+
+    as_mlflow_user(monkeypatch, "reader")
+    assert client.get_model_version_by_alias(model.name, "champion").version == champion.version
+    for move in (
+        lambda: client.set_registered_model_alias(model.name, "champion", champion.version),
+        lambda: client.delete_registered_model_alias(model.name, "champion"),
+        lambda: client.delete_registered_model(model.name),
+    ):
+        with pytest.raises(MlflowException, match="403"):
+            move()
+
+    as_mlflow_user(monkeypatch, "platform")
+    client.set_registered_model_alias(model.name, "champion", champion.version)
+    assert client.get_model_version_by_alias(model.name, "champion").version == champion.version
+    # The platform's account is not an admin: it cannot make accounts for itself.
+    from mlflow.server.auth.client import AuthServiceClient
+
+    with pytest.raises(MlflowException, match="403"):
+        AuthServiceClient(deployment.mlflow_url).create_user("intruder", "intruder-password-1")
+
+
+@pytest.mark.slow
+def test_an_unreachable_database_does_not_show_its_password(tmp_path):
+    """The production instance with its database down: the error Dagster raises (and the
+    SQLAlchemy and psycopg2 errors chained to it) names host and port, never the password."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(DOCKER / "dagster.yaml", home / "dagster.yaml")
+    password = "p4ss/w@rd-that-must-not-show"
+    script = (
+        "import traceback, dagster as dg\n"
+        "try:\n    dg.DagsterInstance.get()\n"
+        "except Exception as error:\n    print(''.join(traceback.format_exception(error)))\n"
+    )
+    environment = {
+        **os.environ, "DAGSTER_HOME": str(home), "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+        "DAGSTER_POSTGRES_PORT": str(free_port()), "DAGSTER_POSTGRES_USER": "dagster",
+        "DAGSTER_POSTGRES_PASSWORD": password, "DAGSTER_POSTGRES_DB": "dagster",
+        "MLPLATFORM_DOCKER_NETWORK": "mlplatform-network",
+    }  # fmt: skip
+    result = run_tool(str(BIN / "python"), "-c", script, env=environment)
+    shown = result.stdout + result.stderr
+    assert "DagsterPostgresException" in shown and "127.0.0.1" in shown, shown[-2000:]
+    assert password not in shown and "p4ss" not in shown

@@ -517,6 +517,8 @@ def test_the_proxies_open_exactly_what_the_run_launcher_uses(monkeypatch):
             assert not proxy_allows(switches, method, path), (proxy, method, path)
         assert proxy_allows(switches, "POST", "/v1.45/containers/abc/stop")
         assert proxy_allows(switches, "POST", "/v1.45/containers/abc/start") is expected
+        # The docker executor's step handler also waits for a step container's exit code.
+        assert proxy_allows(switches, "POST", "/v1.45/containers/abc/wait") is expected
 
 
 def test_prometheus_scrapes_the_exporter_service_with_the_shipped_rules():

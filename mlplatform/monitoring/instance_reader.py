@@ -28,13 +28,15 @@ from mlplatform.monitoring.history import (
 )
 
 PARTITION_TAG = "dagster/partition"
-# Materializations read per query while looking for the newest partitions' latest ones.
-MATERIALIZATION_PAGE = 200
 # Evaluated executions of a check compared to find its latest evaluation: executions are numbered
 # when planned, and runs of different days may evaluate out of that order.
 LATEST_CHECK_CANDIDATES = 10
-# Check executions read per query while going back through a window.
-CHECK_PAGE = 200
+# Check executions read per query while going back through a window: a small first page (most
+# scrapes need only the newest), doubling up to the last size.
+FIRST_CHECK_PAGE = 32
+LAST_CHECK_PAGE = 512
+# How far past a window's start a check's executions are read: longer than any run lasts.
+CHECK_SLACK_SECONDS = 86400.0
 
 
 class InstanceError(RuntimeError):
@@ -161,8 +163,10 @@ def check_history(
     instance: dg.DagsterInstance, checks: Iterable[tuple[str, str]], since: float
 ) -> tuple[list[CheckEvaluation], dict[tuple[str, str], CheckEvaluation]]:
     """From the check index: every evaluation of `checks` made after `since`, and the latest
-    evaluation of each however old. Each check's executions are read newest first, a page at a
-    time, until a page holds nothing after `since`; executions only planned have no outcome."""
+    evaluation of each however old. Each check's executions are read newest first, in growing
+    pages, until one reaches back past `since` by CHECK_SLACK_SECONDS (executions are numbered
+    when their run plans them, so one evaluated in the window may sit among slightly older ones);
+    executions only planned have no outcome."""
     from dagster._core.storage.asset_check_execution_record import (
         AssetCheckExecutionRecordStatus,
     )
@@ -172,20 +176,19 @@ def check_history(
     latest: dict[tuple[str, str], CheckEvaluation] = {}
     for asset, name in sorted(set(checks)):
         key = dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name)
-        cursor = None
+        cursor, page_size = None, FIRST_CHECK_PAGE
         newest: list[CheckEvaluation] = []
         while True:
             records = instance.event_log_storage.get_asset_check_execution_history(
-                key, limit=CHECK_PAGE, cursor=cursor, status=evaluated
+                key, limit=page_size, cursor=cursor, status=evaluated
             )
             page = [c for r in records if r.event is not None and (c := check_evaluation(r.event))]
-            if len(newest) < LATEST_CHECK_CANDIDATES:
-                newest += page[: LATEST_CHECK_CANDIDATES - len(newest)]
-            recent = [c for c in page if c.timestamp >= since]
-            in_window += recent
-            if not recent or len(records) < CHECK_PAGE:
+            newest += page[: max(0, LATEST_CHECK_CANDIDATES - len(newest))]
+            in_window += [c for c in page if c.timestamp >= since]
+            reached_back = any(c.timestamp < since - CHECK_SLACK_SECONDS for c in page)
+            if reached_back or len(records) < page_size:
                 break
-            cursor = records[-1].id
+            cursor, page_size = records[-1].id, min(2 * page_size, LAST_CHECK_PAGE)
         if newest:
             latest[(asset, name)] = max(newest, key=lambda c: c.timestamp)
     return in_window, latest
@@ -204,9 +207,10 @@ def newest_partition_materializations(
         wanted = set(partitions[:partitions_kept])
         cursor = None
         while wanted:
+            # Most partitions were materialized once or twice: twice their number is one page.
             page = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted)),
-                limit=MATERIALIZATION_PAGE,
+                limit=2 * len(wanted),
                 cursor=cursor,
             )
             for event_record in page.records:

@@ -356,7 +356,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def benchmark(folder: Path, sizes: Sequence[int], repeats: int, before: Path | None) -> dict:
+def benchmark(
+    folder: Path,
+    sizes: Sequence[int],
+    repeats: int,
+    before: Path | None,
+    before_sizes: Sequence[int] | None = None,
+) -> dict:
     rows = []
     for runs in sorted(sizes):
         meta = json.loads((folder / str(runs) / "meta.json").read_text())
@@ -365,7 +371,9 @@ def benchmark(folder: Path, sizes: Sequence[int], repeats: int, before: Path | N
             home = Path(scratch) / "home"
             shutil.copytree(folder / str(runs) / "home", home)
             for code, label, times in ((None, "after", repeats), (before, "before", 1)):
-                if label == "before" and code is None:
+                if label == "before" and (
+                    code is None or (before_sizes is not None and runs not in before_sizes)
+                ):
                     continue
                 for what in ("scrape", "report"):
                     samples = [measure(home, meta["now"], what, code) for _ in range(times)]
@@ -426,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="measure the instances built earlier into this folder")  # fmt: skip
     parser.add_argument("--before", type=Path, default=None,
                         help="also measure (once) this checkout's mlplatform package")  # fmt: skip
+    parser.add_argument("--before-runs", default=None,
+                        help="sizes measured with --before too (default: all)")  # fmt: skip
     parser.add_argument("--name", default="monitoring", help="results file name, after the date")
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.runs.split(",")]
@@ -437,7 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if folder is None:
             folder = Path(scratch) / "built"
             build_instances(folder, sizes, time.time())
-        result = benchmark(folder, sizes, args.repeats, args.before)
+        before_sizes = [int(n) for n in args.before_runs.split(",")] if args.before_runs else None
+        result = benchmark(folder, sizes, args.repeats, args.before, before_sizes)
     stem = RESULTS / f"{dt.date.today().isoformat()}-{args.name}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(result))

@@ -53,6 +53,9 @@ def test_materialize_everything_for_one_day_from_the_cli(cli_env, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # The quality gates ran in the same command, and passed on the default data.
     assert "did not pass" not in result.stderr + result.stdout
+    # The preview/beta features the platform relies on knowingly say so once, in the code.
+    for notice in ("PreviewWarning", "BetaWarning"):
+        assert notice not in result.stderr + result.stdout
 
     os.environ["DAGSTER_HOME"], previous = cli_env["DAGSTER_HOME"], os.environ.get("DAGSTER_HOME")
     try:

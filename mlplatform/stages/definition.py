@@ -2,6 +2,7 @@
 resources and automation condition come from the stage's name and orchestration.yaml, so an asset
 module declares only what is its own (kinds, description, inputs)."""
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,28 @@ import dagster as dg
 
 from mlplatform.config.active import ORCHESTRATION, SETTINGS
 from mlplatform.config.orchestration import Stage
+
+# Dagster features every stage relies on knowingly, whose preview/beta notices each CLI call and
+# step would otherwise print (about 20 lines). Filtered here, where stages are defined and before
+# any asset or check module uses them, and by message, so a notice about any other feature shows.
+# - Partitioned asset checks (`AssetCheckSpec(partitions_def=...)`): each gate judges one day.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Specifying a partitions_def on an AssetCheckSpec",
+    category=dg.PreviewWarning,
+)
+# - `TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)`: the feature window of
+#   the partitions' first days reaches back before the first partition.
+warnings.filterwarnings(
+    "ignore", message=r"Parameter `allow_nonexistent_upstream_partitions`", category=dg.BetaWarning
+)
+
+# - `AssetSelection.all(include_sources=...)`: Dagster's own CLI calls it for `--select '*'`, the
+#   README's way to materialize a day from the command line.
+warnings.filterwarnings(
+    "ignore", message=r"Parameter `include_sources` of function `AssetSelection.all`",
+    category=dg.BetaWarning,
+)  # fmt: skip
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=SETTINGS.partitions.start_date.isoformat(),

@@ -490,7 +490,11 @@ def raw_transactions_gates(
     rows = len(raw)
     latest = None
     if contract.event_time in raw.columns and rows:
-        latest = pd.to_datetime(raw[contract.event_time], utc=True, errors="coerce").max()
+        # ISO 8601 as ingestion reads it: without a format pandas takes the first value's layout
+        # for every row, and CSV text of mixed precision (`00:00:00`, `00:04:31.576`) became NaT.
+        latest = pd.to_datetime(
+            raw[contract.event_time], utc=True, errors="coerce", format="ISO8601"
+        ).max()
     band = gates.volume_in_band
     return {
         "schema_matches_contract": schema_matches_contract(raw, contract),

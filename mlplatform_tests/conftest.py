@@ -74,10 +74,10 @@ def platform(tmp_path: Path) -> Platform:
 
 @pytest.fixture(scope="session")
 def card_contract():
-    from mlplatform.config.settings import resolve_contract_path
+    from mlplatform.config.dataset import open_dataset
     from mlplatform.core.contract import load_contract
 
-    return load_contract(resolve_contract_path("card_transactions"))
+    return load_contract(open_dataset("card_transactions").contract)
 
 
 class WebhookReceiver:

@@ -134,7 +134,7 @@ def test_empty_partition_is_refused_with_the_partition_named(tmp_path):
 
 
 def test_generator_refuses_a_contract_it_does_not_produce(tmp_path):
-    platform = make_platform(tmp_path, MLPLATFORM_CONTRACT="credit_data")
+    platform = make_platform(tmp_path, MLPLATFORM_DATASET="credit_data")
     result = materialize(platform, ["raw_transactions"])
     assert not result.success
     assert "produces card_transactions, but the contract is 'credit_data'" in failure_message(

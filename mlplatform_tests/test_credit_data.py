@@ -36,13 +36,13 @@ def test_credit_data_trains_and_registers_through_the_same_graph(tmp_path):
     raw = credit_data_csv(source)
     platform = make_platform(
         tmp_path,
-        MLPLATFORM_CONTRACT="credit_data",
+        MLPLATFORM_DATASET="credit_data",
         MLPLATFORM_SOURCE_KIND="files",
         MLPLATFORM_SOURCE_PATH=str(source),
     )
     result = dg.materialize([*ASSETS, *CHECKS], partition_key=DAY, resources=platform.resources)
     assert result.success
-    # Its own gates (config/contracts/credit_data.quality_gates.yaml) ran and passed.
+    # Its own gates (config/datasets/credit_data/quality_gates.yaml) ran and passed.
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 19
     assert [e.asset_check_key.to_user_string() for e in evaluations if not e.passed] == []

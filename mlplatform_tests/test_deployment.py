@@ -832,7 +832,7 @@ def test_mlflow_accounts_service_has_the_platforms_registry_settings():
     services = compose()["services"]
     users, daemon = services["mlflow-users"]["environment"], services["daemon"]["environment"]
     shared = {k for k in users if k.startswith("MLPLATFORM_") or k == "MLFLOW_TRACKING_URI"}
-    assert {"MLPLATFORM_CONTRACT", "MLPLATFORM_MLFLOW_EXPERIMENT"} <= shared
+    assert {"MLPLATFORM_DATASET", "MLPLATFORM_MLFLOW_EXPERIMENT"} <= shared
     assert {k: users[k] for k in shared} == {k: daemon[k] for k in shared}
 
 

@@ -116,7 +116,7 @@ def test_content_settings_and_programming_errors_fail_fast(tmp_path, http_server
         "bad rows": DatasetError("day.csv line 7: amount 'abc' is not a number"),
         "bad contract": raised(lambda: load_contract(broken_contract)),
         "bad settings": raised(
-            lambda: load_settings(environ={"MLPLATFORM_CONTRACT": "nope"}, root=tmp_path)
+            lambda: load_settings(environ={"MLPLATFORM_DATASET": "nope"}, root=tmp_path)
         ),
         "invalid value": raised(lambda: Bounded(rate=2)),
         "KeyError": raised(lambda: {}["amount"]),

@@ -17,7 +17,8 @@ def test_packaged_defaults_load_with_paths_anchored_at_root(tmp_path):
     assert settings.features.window_days == 7
     assert settings.storage.base_dir == str(tmp_path / ".mlplatform" / "data")
     assert settings.mlflow.tracking_uri == f"sqlite:///{tmp_path}/.mlplatform/mlflow/mlflow.db"
-    assert Path(settings.contract).name == "card_transactions.yaml"
+    assert Path(settings.dataset).name == "card_transactions"
+    assert Path(settings.contract) == Path(settings.dataset) / "contract.yaml"
 
 
 def test_user_settings_folder_overrides_only_the_keys_it_names(tmp_path):
@@ -55,9 +56,9 @@ def test_files_source_without_path_is_refused(tmp_path):
         load_settings(environ={"MLPLATFORM_SOURCE_KIND": "files"}, root=tmp_path)
 
 
-def test_unknown_contract_is_named(tmp_path):
-    with pytest.raises(SettingsError, match="contract: 'nope'"):
-        load_settings(environ={"MLPLATFORM_CONTRACT": "nope"}, root=tmp_path)
+def test_unknown_dataset_is_named(tmp_path):
+    with pytest.raises(SettingsError, match="dataset: 'nope' is neither a packaged dataset"):
+        load_settings(environ={"MLPLATFORM_DATASET": "nope"}, root=tmp_path)
 
 
 def test_broken_yaml_names_the_file(tmp_path):

@@ -17,7 +17,6 @@ import pandas as pd
 from mlplatform.assets.common import metric_metadata
 from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import GATES, SETTINGS
-from mlplatform.config.gates import gates_for
 from mlplatform.core.contract import Contract
 from mlplatform.core.promote import PromotionDecision
 from mlplatform.resources.contract import DatasetContract
@@ -127,7 +126,7 @@ def registered_model_version(
                 test_labels(features), scores, trained_model["decision_threshold"]
             )
         )
-        contract_gates = gates_for(contract.name)
+        contract_gates = dataset_contract.gates()
         reproduction = quality.reproduces(
             trained_model["test_metrics"],
             reproduced or {},

@@ -9,7 +9,6 @@ import pandas as pd
 
 from mlplatform.assets.common import metric_metadata
 from mlplatform.config.active import SETTINGS
-from mlplatform.config.gates import gates_for
 from mlplatform.config.launchpad import launchpad_config
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import MlflowResource
@@ -165,7 +164,7 @@ def trained_model(
 
     contract = dataset_contract.load()
     settings = SETTINGS.training.model_copy(update=config.model_dump())
-    rule = gates_for(contract.name).trained_model.not_worse_than_champion
+    rule = dataset_contract.gates().trained_model.not_worse_than_champion
     categorical, numeric = model_columns(features, contract)
     run_name = f"trained_model {context.partition_key}"
     with carried_out(context, "training"), mlflow.run(name=run_name) as run_id:

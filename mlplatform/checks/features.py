@@ -4,7 +4,6 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
-from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
@@ -25,6 +24,6 @@ def features_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     with carried_out(context, "checks"):
         contract = dataset_contract.load()
-        gates = gates_for(contract.name).features
+        gates = dataset_contract.gates().features
         outcomes = quality.features_gates(features, contract, gates, context.partition_key)
         yield from gate_results("features", gates, outcomes)

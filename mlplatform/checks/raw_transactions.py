@@ -5,7 +5,6 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
-from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
@@ -57,7 +56,7 @@ def raw_transactions_checks(
         # Rows carried to quarantine (dated in no partition) say nothing about the day's volume
         # or freshness.
         of_day = rows_of_day(raw_transactions)
-        gates = gates_for(contract.name).raw_transactions
+        gates = dataset_contract.gates().raw_transactions
         end = pd.Timestamp(context.partition_time_window.end)
         history = row_count_history(
             context.instance, context.partition_key, gates.volume_in_band.lookback_partitions

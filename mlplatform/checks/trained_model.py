@@ -4,7 +4,6 @@ from typing import Any
 import dagster as dg
 
 from mlplatform.checks.common import gate_checks, gate_results
-from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.core.uncertainty import Interval
 from mlplatform.resources.contract import DatasetContract
@@ -42,5 +41,5 @@ def trained_model_checks(
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
     with carried_out(context, "checks"):
-        gates = gates_for(dataset_contract.load().name).trained_model
+        gates = dataset_contract.gates().trained_model
         yield from gate_results("trained_model", gates, judged_model_gates(trained_model, gates))

@@ -4,7 +4,6 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
-from mlplatform.config.gates import gates_for
 from mlplatform.core import quality
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
@@ -29,7 +28,7 @@ def validated_transactions_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     with carried_out(context, "checks"):
         contract = dataset_contract.load()
-        gates = gates_for(contract.name).validated_transactions
+        gates = dataset_contract.gates().validated_transactions
         outcomes = quality.validated_transactions_gates(
             validated_transactions, len(quarantined_transactions), contract, gates
         )

@@ -7,11 +7,10 @@ resources and run config can still be changed per run.
 from mlplatform.config.gates import gates_for
 from mlplatform.config.orchestration import load_error_handling, load_orchestration
 from mlplatform.config.settings import load_settings
-from mlplatform.core.contract import load_contract
 
 SETTINGS = load_settings()
-# The gates are keyed by the contract's `name:`, here (severities, fixed at load) as at run time
-# (thresholds), so both always come from the same file.
-GATES = gates_for(load_contract(SETTINGS.contract).name)
+# The gates are keyed by the dataset folder, here (severities, fixed at load) as at run time
+# (thresholds, `DatasetContract.gates()`), so both always come from the same files.
+GATES = gates_for(SETTINGS.dataset)
 ORCHESTRATION = load_orchestration()
 ERROR_HANDLING = load_error_handling()

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
+from mlplatform.config.dataset import GATES_FILE
 from mlplatform.config.loading import StrictModel, load_layered
-from mlplatform.config.settings import CONTRACTS_DIR
 
-GATES_FILE = "quality_gates.yaml"
 Rate = float
 
 
@@ -141,19 +141,24 @@ class QualityGates(StrictModel):
 def load_quality_gates(
     settings_dir: str | os.PathLike[str] | None = None,
     environ: dict[str, str] | None = None,
-    contract_name: str | None = None,
+    dataset: str | os.PathLike[str] | None = None,
 ) -> QualityGates:
-    """Packaged gates, then the contract's own (`contracts/<name>.quality_gates.yaml`: a dataset
-    with 28% positives needs other label-rate bounds than fraud), then the user's folder."""
+    """Packaged gates, then the dataset folder's own quality_gates.yaml (a dataset with 28%
+    positives needs other label-rate bounds than fraud), then the user's settings folder."""
     overlays = []
-    if contract_name:
-        contract_gates = CONTRACTS_DIR / f"{contract_name}.{GATES_FILE}"
-        if contract_gates.exists():
-            overlays.append(contract_gates)
+    if dataset is not None:
+        dataset_gates = Path(dataset) / GATES_FILE
+        if dataset_gates.exists():
+            overlays.append(dataset_gates)
     return load_layered(GATES_FILE, QualityGates, settings_dir, environ, overlays=overlays)
 
 
+def gates_for(dataset: str | os.PathLike[str]) -> QualityGates:
+    """The gates in effect for a dataset folder: the severities fixed when the definitions load
+    and the thresholds read at run time come from this one call, so from the same files."""
+    return _gates_for(Path(dataset).resolve())
+
+
 @functools.cache
-def gates_for(contract_name: str) -> QualityGates:
-    """The gates in effect for a dataset contract (thresholds and severities at run time)."""
-    return load_quality_gates(contract_name=contract_name)
+def _gates_for(dataset: Path) -> QualityGates:
+    return load_quality_gates(dataset=dataset)

@@ -7,6 +7,7 @@ dotted key named."""
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,7 +82,11 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def describe_validation_error(source: str, error: ValidationError) -> str:
+def describe_validation_error(
+    source: str, error: ValidationError, layers: Sequence[tuple[str, Mapping[str, Any]]] = ()
+) -> str:
+    """One line per invalid key; with `layers` (file name, its data), each key also names the
+    files that set it, so among several layered files the one to fix is named."""
     lines = [f"{source}: invalid settings"]
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
@@ -90,8 +95,31 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
             if item["type"] == "extra_forbidden"
             else (item["msg"])
         )
-        lines.append(f"  {key}: {message}")
+        setting = [name for name, data in layers if item["loc"] and _holds(data, item["loc"])]
+        # A key the packaged defaults share with a user's file is the user's to fix.
+        setting = setting[1:] if len(setting) > 1 and layers[0][0] == setting[0] else setting
+        lines.append(f"  {key}: {message}" + (f" (set in {', '.join(setting)})" if setting else ""))
     return "\n".join(lines)
+
+
+def _holds(data: Mapping[str, Any], keys: Sequence[Any]) -> bool:
+    node: Any = data
+    for key in keys:
+        present = (isinstance(node, Mapping) and key in node) or (
+            isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node)
+        )
+        if not present:
+            return False
+        node = node[key]
+    return True
+
+
+def absolute_local(path_or_uri: str, root: Path) -> str:
+    """Anchor a relative local path at `root`; leave URIs (s3://..., mlflow-artifacts:/) alone."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", path_or_uri):
+        return path_or_uri
+    path = Path(path_or_uri).expanduser()
+    return str(path if path.is_absolute() else (root / path).resolve())
 
 
 def _set_dotted(data: dict[str, Any], keys: tuple[str, ...], value: str) -> None:
@@ -113,30 +141,43 @@ def user_settings_dir(
     return Path(user_dir)
 
 
+# An overlay: a settings file, or a file already read and adjusted (paths anchored) by its owner.
+Overlay = Path | tuple[Path, Mapping[str, Any]]
+
+
 def load_layered(
     file_name: str,
     model: type[Model],
     settings_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
-    overlays: Sequence[Path] = (),
+    overlays: Sequence[Overlay] = (),
     env_overrides: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Model:
     """The packaged `file_name`, then `overlays`, then `file_name` in the user's settings folder,
     then `env_overrides` (environment variable -> dotted key), validated by `model`."""
     environ = os.environ if environ is None else environ
     default_path = PACKAGE_CONFIG_DIR / file_name
-    data = read_yaml(default_path)
-    sources = [str(default_path)]
+    layers: list[tuple[str, Mapping[str, Any]]] = [(str(default_path), read_yaml(default_path))]
     user_dir = user_settings_dir(settings_dir, environ)
     user_path = user_dir / file_name if user_dir else None
-    for path in [*overlays, *([user_path] if user_path and user_path.exists() else [])]:
-        data = deep_merge(data, read_yaml(path))
-        sources.append(str(path))
+    for overlay in [*overlays, *([user_path] if user_path and user_path.exists() else [])]:
+        path, data = overlay if isinstance(overlay, tuple) else (overlay, read_yaml(overlay))
+        layers.append((str(path), data))
+    data: dict[str, Any] = {}
+    for _, layer in layers:
+        data = deep_merge(data, dict(layer))
     for variable, keys in (env_overrides or {}).items():
         if environ.get(variable):
             _set_dotted(data, keys, environ[variable])
-            sources.append(f"${variable}")
+            layers.append((f"${variable}", _dotted(keys, environ[variable])))
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise SettingsError(describe_validation_error(" + ".join(sources), error)) from None
+        sources = " + ".join(name for name, _ in layers)
+        raise SettingsError(describe_validation_error(sources, error, layers)) from None
+
+
+def _dotted(keys: tuple[str, ...], value: str) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    _set_dotted(data, keys, value)
+    return data

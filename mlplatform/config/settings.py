@@ -7,28 +7,35 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from mlplatform.config.dataset import (
+    CONTRACT_FILE,
+    DATASET_ENV,
+    dataset_settings,
+    open_dataset,
+)
 from mlplatform.config.loading import (
     PACKAGE_CONFIG_DIR,
     SETTINGS_DIR_ENV,
     SettingsError,
     StrictModel,
     TimeZoneName,
+    absolute_local,
     load_layered,
+    read_yaml,
+    user_settings_dir,
 )
 
 if TYPE_CHECKING:
     from mlplatform.core.selection import SearchPlan
 
-CONTRACTS_DIR = PACKAGE_CONFIG_DIR / "contracts"
-
 __all__ = [
-    "CONTRACTS_DIR",
+    "DATASET_ENV",
     "SETTINGS_DIR_ENV",
     "PlatformSettings",
     "SettingsError",
@@ -270,18 +277,24 @@ class MlflowSettings(StrictModel):
 
 class PlatformSettings(StrictModel):
     partitions: PartitionSettings
-    contract: str
+    # A packaged dataset's name or a dataset folder; once loaded, the folder's absolute path.
+    dataset: str
     data_source: DataSourceSettings
     storage: StorageSettings
     features: FeatureSettings
     training: TrainingSettings
     mlflow: MlflowSettings
 
+    @property
+    def contract(self) -> str:
+        """The dataset contract file (the dataset folder's contract.yaml)."""
+        return str(Path(self.dataset) / CONTRACT_FILE)
+
 
 # Environment variables that override one dotted settings key (endpoints, paths).
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MLPLATFORM_DATA_DIR": ("storage", "base_dir"),
-    "MLPLATFORM_CONTRACT": ("contract",),
+    DATASET_ENV: ("dataset",),
     "MLPLATFORM_SOURCE_PATH": ("data_source", "path"),
     "MLPLATFORM_SOURCE_KIND": ("data_source", "kind"),
     "MLPLATFORM_GENERATOR_INCIDENT": ("data_source", "generator", "incident"),
@@ -293,14 +306,6 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _absolute_local(path_or_uri: str, root: Path) -> str:
-    """Anchor a relative local path at `root`; leave URIs (s3://..., mlflow-artifacts:/) alone."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", path_or_uri):
-        return path_or_uri
-    path = Path(path_or_uri).expanduser()
-    return str(path if path.is_absolute() else (root / path).resolve())
-
-
 def _absolute_sqlite_uri(uri: str, root: Path) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
@@ -310,48 +315,59 @@ def _absolute_sqlite_uri(uri: str, root: Path) -> str:
 
 def load_settings(
     settings_dir: str | os.PathLike[str] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     root: Path | None = None,
 ) -> PlatformSettings:
-    """Load the packaged defaults, overlay a user's settings folder and environment overrides.
+    """The packaged defaults, then the dataset's own settings.yaml, then a user's settings folder,
+    then environment overrides.
 
     Relative local paths are anchored at `root` (the working directory by default), so every process
-    of one deployment (webserver, daemon, run workers) agrees on where data and models live.
+    of one deployment (webserver, daemon, run workers) agrees on where data and models live; a
+    relative `data_source.path` in the dataset's settings.yaml at the dataset folder.
     """
     root = Path.cwd() if root is None else root
+    environ = os.environ if environ is None else environ
+    dataset = open_dataset(selected_dataset(settings_dir, environ), root)
+    overlays = [(dataset.settings, dataset_settings(dataset))] if dataset.settings else []
     settings = load_layered(
-        "platform.yaml", PlatformSettings, settings_dir, environ, env_overrides=ENV_OVERRIDES
+        "platform.yaml",
+        PlatformSettings,
+        settings_dir,
+        environ,
+        overlays=overlays,
+        env_overrides=ENV_OVERRIDES,
     )
     return settings.model_copy(
         update={
             "storage": settings.storage.model_copy(
-                update={"base_dir": _absolute_local(settings.storage.base_dir, root)}
+                update={"base_dir": absolute_local(settings.storage.base_dir, root)}
             ),
             "mlflow": settings.mlflow.model_copy(
                 update={
                     "tracking_uri": _absolute_sqlite_uri(settings.mlflow.tracking_uri, root),
                     "registry_uri": settings.mlflow.registry_uri
                     and _absolute_sqlite_uri(settings.mlflow.registry_uri, root),
-                    "artifact_location": _absolute_local(settings.mlflow.artifact_location, root),
+                    "artifact_location": absolute_local(settings.mlflow.artifact_location, root),
                 }
             ),
-            "contract": str(resolve_contract_path(settings.contract, root)),
+            "dataset": str(dataset.folder),
         }
     )
 
 
-def resolve_contract_path(name_or_path: str, root: Path | None = None) -> Path:
-    """A packaged contract name (`card_transactions`) or a path to a contract YAML file."""
-    packaged = CONTRACTS_DIR / f"{name_or_path}.yaml"
-    if packaged.exists():
-        return packaged
-    path = Path(name_or_path).expanduser()
-    if not path.is_absolute():
-        path = (root or Path.cwd()) / path
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml")))
-        raise SettingsError(
-            f"contract: '{name_or_path}' is neither a packaged contract ({known}) "
-            "nor an existing file"
-        )
-    return path.resolve()
+def selected_dataset(
+    settings_dir: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> str:
+    """The `dataset:` in effect, read before the rest: the dataset's own settings.yaml is a layer
+    of the settings, so which dataset it is must be known first (env > user's folder > packaged)."""
+    if environ.get(DATASET_ENV):
+        return environ[DATASET_ENV]
+    for folder in (user_settings_dir(settings_dir, environ), PACKAGE_CONFIG_DIR):
+        path = folder / "platform.yaml" if folder else None
+        if path and path.exists():
+            value = read_yaml(path).get("dataset")
+            if value is not None:
+                if not isinstance(value, str) or not value:
+                    raise SettingsError(f"{path}: dataset: expected a dataset name or folder")
+                return value
+    raise SettingsError(f"{PACKAGE_CONFIG_DIR / 'platform.yaml'}: dataset: missing")

@@ -28,8 +28,8 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
     with timed("imports"):
         import pandas as pd
 
+        from mlplatform.config.dataset import open_dataset
         from mlplatform.config.gates import gates_for
-        from mlplatform.config.settings import resolve_contract_path
         from mlplatform.core import quality
         from mlplatform.core.contract import load_contract
         from mlplatform.core.features import build_features, model_columns
@@ -43,8 +43,9 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
             threshold_metric,
         )
 
-    contract = load_contract(resolve_contract_path("card_transactions"))
-    gates = gates_for(contract.name)
+    dataset = open_dataset("card_transactions")
+    contract = load_contract(dataset.contract)
+    gates = gates_for(dataset.folder)
     failed: list[str] = []
 
     def gated(outcomes: dict[str, quality.GateOutcome]) -> None:

@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mlplatform.reporting.evidence",
         "write the protocol's evidence package to a folder",
     ),
+    "dataset": (
+        "mlplatform.reporting.dataset",
+        "draft a dataset folder from a sample (init), check a sample against it (check)",
+    ),
 }
 
 

@@ -1,0 +1,765 @@
+"""A first dataset folder drafted from a sample: the contract (column types, nullability, ranges,
+categories, and guesses of the id, event time and target), gate thresholds from the sample's own
+label rate and volume, and the partition start from its first day.
+
+The drafted values describe the sample, not what the data may become: every guess and every range
+is written with a comment that says where it came from, for a person to confirm or widen.
+
+Types are decided here, not by pandas or pandera: a CSV arrives as text (see core/sources.py), and
+pandera's `infer_schema` reads the dtype pandas holds, so every column of a CSV would be a string
+to it. Each column is instead given the narrowest contract type whose conversion (the validator's
+own, so the draft and validation agree) accepts every value of the sample; then pandera's inference
+runs on the converted frame for what it does well (nullability, min/max, the levels of a category).
+What is done differently from pandera, and why:
+- text with few distinct values becomes a `category` with its levels (pandera lists levels only
+  for a pandas Categorical dtype), and many-valued text a `string` kept out of the features;
+- numbers written with leading zeros (`007`) stay text: as numbers they would lose the zeros;
+- `yes`/`no` stay words (a category), only `true`/`false` become boolean, so a target reading
+  `Yes` keeps `Yes` as its positive label;
+- no range on the id (new ids lie outside the sample's) nor on datetimes (a contract has none).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mlplatform.core.contract import ColumnSpec, parse_contract
+from mlplatform.core.features import positive_label_flags
+from mlplatform.core.validate import FALSE_STRINGS, TRUE_STRINGS, _coerce_column
+from mlplatform.core.yaml_files import parse_yaml
+
+# Text with at most this many distinct values, each seen CATEGORY_MIN_AVERAGE_COUNT times on
+# average, is a category; more varied text (names, free text, secondary ids) is a string.
+MAX_CATEGORIES = 100
+CATEGORY_MIN_AVERAGE_COUNT = 5
+# Words that make a column of two values boolean. yes/no, y/n and 0/1 are left as words or numbers.
+BOOLEAN_WORDS = {"true", "false", "t", "f"}
+INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+LEADING_ZERO = re.compile(r"^[+-]?0\d")
+
+ID_WORDS = {"id", "key", "uuid", "guid"}
+TIME_WORDS = {"time", "date", "timestamp", "ts", "datetime", "at", "created", "when", "day"}
+# Names that say "this is what is predicted", then names of common binary outcomes.
+TARGET_WORDS = {"target", "label", "y", "class", "outcome", "response"}
+OUTCOME_WORDS = {
+    "default", "defaulted", "churn", "churned", "fraud", "fraudulent", "bad", "status", "deny",
+    "denied", "approved", "accepted", "purchase", "purchased", "converted", "clicked", "fail",
+    "failed", "failure", "survived", "attrition", "delinquent", "chargeback",
+}  # fmt: skip
+POSITIVE_WORDS = {
+    "1", "true", "t", "yes", "y", "bad", "fraud", "default", "churn", "positive", "pos", "deny",
+    "denied", "fail", "failed", "failure", "event",
+}  # fmt: skip
+
+# Standard errors of a day's label rate (at the sample's rate and median day) the label-rate band
+# spans on each side: four leave about one false alarm in 15,000 days from sampling alone.
+LABEL_RATE_STANDARD_ERRORS = 4
+# Margins around the sample's own extremes, for the volume and null-rate bands.
+VOLUME_LOW_MARGIN, VOLUME_HIGH_MARGIN = 0.8, 1.25
+NULL_RATE_MARGIN = 1.5
+# Floors for a dataset nothing is known about yet (the packaged ones are a fraud model's).
+DRAFT_ROC_AUC_FLOOR = 0.6
+DRAFT_ACCURACY_FLOOR = 0.5
+
+
+class DraftError(ValueError):
+    """The sample cannot give a usable contract (no event time, no id, no target...); the message
+    says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Guess:
+    """A column chosen for a role: given by the user (confirmed) or guessed, with the reason."""
+
+    column: str
+    confirmed: bool
+    reason: str
+    alternatives: tuple[str, ...] = ()
+
+    def comment(self, role: str) -> str:
+        if self.confirmed:
+            return f"{role}: given on the command line"
+        others = f"; other candidates: {', '.join(self.alternatives)}" if self.alternatives else ""
+        return f"CONFIRM: guessed {role} ({self.reason}{others})"
+
+
+@dataclass(frozen=True)
+class ColumnDraft:
+    spec: dict[str, Any]
+    note: str = ""
+
+
+@dataclass
+class Draft:
+    name: str
+    columns: dict[str, ColumnDraft]
+    id: Guess
+    event_time: Guess
+    target: Guess
+    positive_label: Any
+    positive_label_note: str
+    timezone: str
+    contract: dict[str, Any]
+    gates: dict[str, Any]
+    gate_notes: dict[str, str]
+    settings: dict[str, Any]
+    settings_notes: dict[str, str]
+    facts: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+# Column types --------------------------------------------------------------------------------
+
+
+def name_words(name: str) -> list[str]:
+    """A column name's words, lower case: `customerID` -> customer, id; `is_fraud` -> is, fraud."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [word for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if word]
+
+
+def infer_column_type(values: pd.Series) -> tuple[str, str]:
+    """The narrowest contract type whose conversion accepts every value present, and a note."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(object)
+    present = values.dropna()
+    if present.empty:
+        return "string", "no value in the sample: the type is unknown"
+    if pd.api.types.is_bool_dtype(values):
+        return "boolean", ""
+    if pd.api.types.is_integer_dtype(values):
+        return "integer", ""
+    if pd.api.types.is_float_dtype(values):
+        return "float", ""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime", ""
+    text = present.astype(str).str.strip()
+    if text.str.match(LEADING_ZERO).any():
+        return "string", "numbers written with leading zeros: kept as text"
+    if text.str.lower().isin(BOOLEAN_WORDS).all():
+        return "boolean", ""
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.notna().all():
+        return ("integer" if text.str.match(INTEGER_TEXT).all() else "float"), ""
+    times = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    if times.notna().all():
+        return "datetime", ""
+    distinct = text.nunique()
+    if distinct <= MAX_CATEGORIES and distinct * CATEGORY_MIN_AVERAGE_COUNT <= len(text):
+        return "category", ""
+    return "string", f"{distinct} distinct values in {len(text)}: not used as a feature"
+
+
+def _converts_fully(values: pd.Series, column_type: str) -> pd.Series | None:
+    """The column converted as validation converts it, or None when a value would not convert."""
+    spec = ColumnSpec(type=column_type, categories=["-"] if column_type == "category" else None)
+    converted = _coerce_column(values, spec)
+    if (values.notna().to_numpy() & converted.isna().to_numpy()).any():
+        return None
+    return converted
+
+
+def typed_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
+    """The sample converted to its inferred types (categories as pandas Categoricals), the types
+    and a note per column."""
+    converted, types, notes = {}, {}, {}
+    for name in frame.columns:
+        column_type, note = infer_column_type(frame[name])
+        values = _converts_fully(frame[name], column_type)
+        if values is None:  # cannot happen by the rules above; kept as text rather than lost
+            column_type, note = "string", "mixed values: kept as text"
+            values = _converts_fully(frame[name], "string")
+        if column_type == "category":
+            values = pd.Categorical(values)
+        converted[name], types[name], notes[name] = values, column_type, note
+    return pd.DataFrame(converted, index=frame.index), types, notes
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def column_specs(typed: pd.DataFrame, types: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Nullability, min/max and categories, from pandera's inference on the typed sample."""
+    from pandera.pandas import infer_schema
+
+    inferred = infer_schema(typed)
+    specs: dict[str, dict[str, Any]] = {}
+    for name, column_type in types.items():
+        column = inferred.columns[name]
+        spec: dict[str, Any] = {"type": column_type, "nullable": bool(column.nullable)}
+        for check in column.checks:
+            stats = check.statistics
+            if column_type in ("integer", "float") and "min_value" in stats:
+                spec["min"] = _number(stats["min_value"], column_type)
+            if column_type in ("integer", "float") and "max_value" in stats:
+                spec["max"] = _number(stats["max_value"], column_type)
+            if column_type == "category" and "allowed_values" in stats:
+                spec["categories"] = sorted(str(v) for v in stats["allowed_values"])
+        specs[name] = spec
+    return specs
+
+
+def _number(value: Any, column_type: str) -> int | float:
+    value = float(_plain(value))
+    return int(value) if column_type == "integer" else value
+
+
+# Roles -----------------------------------------------------------------------------------------
+
+
+def guess_id(typed: pd.DataFrame, types: dict[str, str]) -> Guess | None:
+    """A column unique and never missing in the sample, text or integer; an id-like name first."""
+    candidates = [
+        name
+        for name in typed.columns
+        if types[name] in ("string", "integer", "category")
+        and typed[name].notna().all()
+        and typed[name].is_unique
+    ]
+    named = [name for name in candidates if set(name_words(name)) & ID_WORDS]
+    if named:
+        reason = "unique in the sample, and its name says id"
+        return Guess(named[0], False, reason, tuple(c for c in candidates if c != named[0]))
+    if candidates:
+        reason = "the first column unique in the sample; its name does not say id"
+        return Guess(candidates[0], False, reason, tuple(candidates[1:]))
+    return None
+
+
+def guess_event_time(typed: pd.DataFrame, types: dict[str, str]) -> Guess | None:
+    """A datetime column, a time-like name first, then the most distinct instants (a column with
+    times of day rather than dates only)."""
+    candidates = [name for name in typed.columns if types[name] == "datetime"]
+    if not candidates:
+        return None
+    named = [name for name in candidates if set(name_words(name)) & TIME_WORDS]
+    pool = named or candidates
+    best = max(pool, key=lambda name: (-typed[name].isna().sum(), typed[name].nunique()))
+    reason = (
+        "parses as dates, and its name says time"
+        if named
+        else "parses as dates; its name does not say time"
+    )
+    return Guess(best, False, reason, tuple(c for c in candidates if c != best))
+
+
+def _target_score(name: str) -> int:
+    words = name_words(name)
+    if set(words) & TARGET_WORDS:
+        return 3
+    if set(words) & OUTCOME_WORDS:
+        return 2
+    if words and words[0] in ("is", "has", "was", "will"):
+        return 1
+    return 0
+
+
+def guess_target(typed: pd.DataFrame, types: dict[str, str], reserved: set[str]) -> Guess | None:
+    """A column of exactly two values; a name that says label or a known outcome first, else the
+    last such column (where a label usually sits)."""
+    candidates = [
+        name
+        for name in typed.columns
+        if name not in reserved
+        and types[name] in ("category", "boolean", "integer", "float", "string")
+        and typed[name].nunique() == 2
+    ]
+    if not candidates:
+        return None
+    best_score = max(_target_score(name) for name in candidates)
+    top = [name for name in candidates if _target_score(name) == best_score]
+    if best_score:
+        chosen = top[0]
+        reason = "two values, and its name says label or outcome"
+    else:
+        chosen = candidates[-1]
+        reason = "the last column of two values; no name says label or outcome"
+    return Guess(chosen, False, reason, tuple(c for c in candidates if c != chosen))
+
+
+def guess_positive_label(values: pd.Series) -> tuple[Any, str]:
+    """The value meaning "positive": a word that says so, else the rarer of the two."""
+    counts = values.dropna().astype(object).value_counts()
+    by_word = [v for v in counts.index if str(v).strip().lower() in POSITIVE_WORDS]
+    if len(by_word) == 1:
+        return _plain(by_word[0]), f"CONFIRM: guessed positive label ('{by_word[0]}' says so)"
+    rarer = counts.sort_values(kind="stable").index[0]
+    share = counts[rarer] / counts.sum()
+    return _plain(rarer), f"CONFIRM: guessed positive label (the rarer value, {share:.1%} of rows)"
+
+
+def parse_label(text: str, column_type: str, values: pd.Series) -> Any:
+    """A positive label given on the command line, in the target's type; one the sample never
+    holds is refused with the values it does hold."""
+    held = sorted({str(_plain(v)) for v in values.dropna()})
+    label: Any = text
+    if column_type == "integer":
+        label = int(text) if INTEGER_TEXT.match(text.strip()) else text
+    elif column_type == "float":
+        label = float(text) if re.match(r"^[+-]?[\d.]+(e[+-]?\d+)?$", text.strip(), re.I) else text
+    elif column_type == "boolean":
+        word = text.strip().lower()
+        label = True if word in TRUE_STRINGS else False if word in FALSE_STRINGS else text
+    if isinstance(label, str) and column_type in ("integer", "float", "boolean"):
+        raise DraftError(f"--positive-label {text!r}: the target is {column_type}")
+    if str(label) not in held and not any(
+        isinstance(label, (int, float, bool)) and _plain(v) == label for v in values.dropna()
+    ):
+        raise DraftError(f"--positive-label {text!r} is not a value of the target: {held}")
+    return label
+
+
+# Gates and settings from the sample ------------------------------------------------------------
+
+
+def _days(times: pd.Series, timezone: str) -> pd.Series:
+    return times.dt.tz_convert(timezone).dt.date
+
+
+def label_rate_band(day_rates: pd.Series, day_rows: pd.Series, overall: float) -> dict[str, Any]:
+    """min/max rate covering every day of the sample and the overall rate give or take
+    LABEL_RATE_STANDARD_ERRORS standard errors of a median-sized day."""
+    median_rows = float(day_rows.median())
+    error = math.sqrt(overall * (1 - overall) / median_rows) if median_rows else 0.0
+    low = min(float(day_rates.min()), overall - LABEL_RATE_STANDARD_ERRORS * error)
+    high = max(float(day_rates.max()), overall + LABEL_RATE_STANDARD_ERRORS * error)
+    return {
+        "min_rate": max(0.0, math.floor(low * 1e4) / 1e4),
+        "max_rate": min(1.0, math.ceil(high * 1e4) / 1e4),
+        "standard_error": error,
+    }
+
+
+def volume_ratios(day_rows: pd.Series, lookback: int, min_history: int) -> dict[dt.date, float]:
+    """Each day's rows against the median of its earlier days in the sample, as the volume gate
+    judges it (days with at least `min_history` earlier days among the `lookback` before it)."""
+    ratios = {}
+    for day, rows in day_rows.items():
+        history = [
+            day_rows[day - dt.timedelta(days=i)]
+            for i in range(1, lookback + 1)
+            if day - dt.timedelta(days=i) in day_rows.index
+        ]
+        if len(history) >= min_history:
+            ratios[day] = rows / statistics.median(history)
+    return ratios
+
+
+def _day_end_lags(times: pd.Series, timezone: str) -> pd.Series:
+    """Minutes from each day's newest event to the end of that day."""
+    local = times.dt.tz_convert(timezone)
+    newest = local.groupby(local.dt.date).max()
+    ends = [pd.Timestamp(day + dt.timedelta(days=1), tz=timezone) for day in newest.index]
+    return pd.Series(
+        [(end - t).total_seconds() / 60 for end, t in zip(ends, newest, strict=True)],
+        index=newest.index,
+    )
+
+
+@dataclass(frozen=True)
+class PackagedGates:
+    """The packaged values a draft widens or replaces (core does not read settings)."""
+
+    max_lag_minutes: float
+    lookback_partitions: int
+    min_history: int
+    min_ratio: float
+    max_ratio: float
+    null_max_rate: float
+    window_days: int
+    test_fraction: float
+    min_positives: int
+
+
+def draft_gates(
+    typed: pd.DataFrame, contract: dict[str, Any], timezone: str, packaged: PackagedGates
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, Any]]:
+    """(gate overrides, a comment per dotted key, facts of the sample, settings overrides)."""
+    times = typed[contract["event_time"]].dropna()
+    labelled = typed.loc[typed[contract["target"]].notna()]
+    flags = positive_label_flags(labelled[contract["target"]], contract["positive_label"])
+    days = _days(labelled[contract["event_time"]], timezone)
+    day_rows = days.value_counts().sort_index()
+    day_rates = flags.groupby(days.to_numpy()).mean()
+    overall = float(flags.mean())
+    band = label_rate_band(day_rates, day_rows, overall)
+    gates: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    facts = {
+        "rows": len(typed),
+        "first_day": min(day_rows.index),
+        "last_day": max(day_rows.index),
+        "days": len(day_rows),
+        "median_rows_per_day": float(day_rows.median()),
+        "label_rate": overall,
+        "positives": int(flags.sum()),
+    }
+
+    lags = _day_end_lags(times, timezone)
+    if lags.max() > packaged.max_lag_minutes:
+        lag = math.ceil(lags.max() * 1.1)
+        gates.setdefault("raw_transactions", {})["fresh"] = {"max_lag_minutes": lag}
+        notes["raw_transactions.fresh"] = (
+            f"In the sample a day's newest event came up to {lags.max():.0f} min before the "
+            f"day's end (on {lags.idxmax()}; packaged limit {packaged.max_lag_minutes:g}): "
+            "widened by 10%. Dates without a time of day always show 1440."
+        )
+
+    ratios = volume_ratios(day_rows, packaged.lookback_partitions, packaged.min_history)
+    low = min(packaged.min_ratio, VOLUME_LOW_MARGIN * min(ratios.values(), default=1.0))
+    high = max(packaged.max_ratio, VOLUME_HIGH_MARGIN * max(ratios.values(), default=1.0))
+    gates.setdefault("raw_transactions", {})["volume_in_band"] = {
+        "min_ratio": math.floor(low * 100) / 100,
+        "max_ratio": math.ceil(high * 100) / 100,
+    }
+    shown = (
+        f"each day against the median of its earlier days: {min(ratios.values()):.2f}x to "
+        f"{max(ratios.values()):.2f}x"
+        if ratios
+        else f"too few days to compare (fewer than {packaged.min_history + 1})"
+    )
+    notes["raw_transactions.volume_in_band"] = (
+        f"Rows per day in the sample: median {day_rows.median():g} (from {day_rows.min()} to "
+        f"{day_rows.max()} over {len(day_rows)} days); {shown}. The packaged band "
+        f"{packaged.min_ratio}-{packaged.max_ratio}x, widened to cover every day with a margin."
+    )
+
+    nullable = [name for name, spec in contract["columns"].items() if spec["nullable"]]
+    null_rates = typed[nullable].isna().mean() if nullable else pd.Series(dtype=float)
+    if len(null_rates) and null_rates.max() > packaged.null_max_rate:
+        limit = min(1.0, math.ceil(NULL_RATE_MARGIN * null_rates.max() * 1000) / 1000)
+        gates.setdefault("validated_transactions", {})["null_rate"] = {"max_rate": limit}
+        notes["validated_transactions.null_rate"] = (
+            f"Highest null rate in the sample: {null_rates.max():.4f} ({null_rates.idxmax()}); "
+            f"the packaged limit {packaged.null_max_rate} would warn every day: "
+            f"{NULL_RATE_MARGIN}x the sample's."
+        )
+
+    gates.setdefault("validated_transactions", {})["label_rate"] = {
+        "min_rate": band["min_rate"],
+        "max_rate": band["max_rate"],
+    }
+    notes["validated_transactions.label_rate"] = (
+        f"Label rate in the sample: {overall:.4f} ({int(flags.sum())} of {len(flags)} rows); by "
+        f"day {day_rates.min():.4f} to {day_rates.max():.4f} over {len(day_rates)} days of median "
+        f"{day_rows.median():g} rows. The band covers every day and the rate "
+        f"+/- {LABEL_RATE_STANDARD_ERRORS} standard errors of a median day "
+        f"({band['standard_error']:.4f} each)."
+    )
+
+    chance = math.floor(overall * 1000) / 1000
+    gates["trained_model"] = {
+        "accuracy": {"severity": "WARN", "min": DRAFT_ACCURACY_FLOOR},
+        "roc_auc": {"min": DRAFT_ROC_AUC_FLOOR},
+        "pr_auc": {"min": chance},
+    }
+    notes["trained_model"] = (
+        "Floors for a dataset nothing is known about yet (the packaged ones suit card fraud): "
+        f"ROC-AUC {DRAFT_ROC_AUC_FLOOR} blocks a model hardly better than chance; PR-AUC at "
+        f"chance, the label rate {overall:.4f}; accuracy only warns (with a threshold chosen "
+        "for F1 it says little). Raise them once you know what a good model reaches."
+    )
+
+    settings: dict[str, Any] = {}
+    expected_positives = (
+        overall * packaged.test_fraction * facts["median_rows_per_day"] * packaged.window_days
+    )
+    if 0 < expected_positives < packaged.min_positives:
+        per_day = overall * packaged.test_fraction * facts["median_rows_per_day"]
+        needed = min(366, math.ceil(packaged.min_positives / per_day))
+        settings["features"] = {"window_days": needed}
+        facts["window_note"] = (
+            f"A {packaged.window_days}-day window of the sample holds about "
+            f"{expected_positives:.0f} positives in its test split ({packaged.test_fraction:.0%}); "
+            f"the model gates need {packaged.min_positives} to judge: {needed} days give that."
+        )
+    return gates, notes, facts, settings
+
+
+# The draft -------------------------------------------------------------------------------------
+
+
+def contract_name(text: str) -> str:
+    """A contract name from a folder name: letters, digits, _ and -, starting with a letter."""
+    name = re.sub(r"[^A-Za-z0-9_\-]+", "_", text).strip("_-")
+    return name if re.match(r"^[A-Za-z]", name) else f"dataset_{name}".rstrip("_")
+
+
+def _chosen(
+    given: str | None,
+    guess: Callable[[], Guess | None],
+    frame: pd.DataFrame,
+    role: str,
+    missing: str,
+) -> Guess:
+    if given is not None:
+        if given not in frame.columns:
+            raise DraftError(f"--{role.replace('_', '-')} {given}: no such column in the sample")
+        return Guess(given, True, "given")
+    guessed = guess()
+    if guessed is None:
+        raise DraftError(missing)
+    return guessed
+
+
+def draft_dataset(
+    frame: pd.DataFrame,
+    name: str,
+    packaged: PackagedGates,
+    *,
+    id_column: str | None = None,
+    event_time: str | None = None,
+    target: str | None = None,
+    positive_label: str | None = None,
+    timezone: str = "UTC",
+    source: str = "sample",
+) -> Draft:
+    """A contract, gate overrides and settings for data like `frame` (read as the pipeline reads
+    it: CSV as text, Parquet as stored)."""
+    if frame.empty:
+        raise DraftError(f"{source}: the sample has no rows")
+    typed, types, notes = typed_frame(frame)
+    columns = ", ".join(f"{n} ({types[n]})" for n in frame.columns)
+    time_guess = _chosen(
+        event_time,
+        lambda: guess_event_time(typed, types),
+        frame,
+        "event_time",
+        f"{source}: no column parses as dates and times, and the platform needs one: it cuts the "
+        "data into daily partitions by each row's event time and trains on the older rows, tests "
+        "on the newer. Add a column with the time each row happened (ISO 8601, such as "
+        "2016-01-31T14:05:00), or name it with --event-time. Columns: " + columns,
+    )
+    if types[time_guess.column] != "datetime":
+        raise DraftError(
+            f"--event-time {time_guess.column}: its values do not all parse as dates and times "
+            f"(ISO 8601); it was read as {types[time_guess.column]}"
+        )
+    id_guess = _chosen(
+        id_column,
+        lambda: guess_id(typed, types),
+        frame,
+        "id",
+        f"{source}: no column is unique and never missing, and the platform needs an id (rows are "
+        "told apart and deduplicated by it). Add one, or name it with --id (its duplicates will "
+        "be quarantined). Columns: " + columns,
+    )
+    target_guess = _chosen(
+        target,
+        lambda: guess_target(typed, types, {id_guess.column, time_guess.column}),
+        frame,
+        "target",
+        f"{source}: no column holds exactly two values to use as the label; name it with --target "
+        "(and --positive-label). Columns: " + columns,
+    )
+    roles = {"id": id_guess, "event time": time_guess, "target": target_guess}
+    taken: dict[str, str] = {}
+    for role, guess in roles.items():
+        if guess.column in taken:
+            raise DraftError(
+                f"column '{guess.column}' cannot be both the {taken[guess.column]} and the {role}"
+            )
+        taken[guess.column] = role
+
+    target_values = typed[target_guess.column]
+    target_type = types[target_guess.column]
+    if target_type == "datetime":
+        raise DraftError(f"--target {target_guess.column}: a datetime is not a label")
+    distinct = target_values.dropna().unique()
+    if positive_label is not None:
+        label = parse_label(positive_label, target_type, target_values)
+        label_note = "positive label: given on the command line"
+    elif len(distinct) == 2:
+        label, label_note = guess_positive_label(target_values)
+    else:
+        raise DraftError(
+            f"target '{target_guess.column}' holds {len(distinct)} values, not two: name the "
+            "positive one with --positive-label (the others count as negative)"
+        )
+    if target_type == "string":
+        # A target is a handful of labels, whatever their count in a small sample.
+        types[target_guess.column] = target_type = "category"
+        typed[target_guess.column] = pd.Categorical(target_values)
+        notes[target_guess.column] = ""
+
+    specs = column_specs(typed, types)
+    draft_warnings: list[str] = []
+    column_drafts: dict[str, ColumnDraft] = {}
+    for column, spec in specs.items():
+        note = notes[column]
+        if column == id_guess.column:
+            # No range and no categories: new ids lie outside the sample's.
+            spec = {"type": "string" if spec["type"] == "category" else spec["type"]}
+            spec.update(nullable=False, feature=False)
+            note = "the id: not a feature"
+            duplicates = int(typed[column].duplicated().sum())
+            if duplicates:
+                note = f"{duplicates} duplicate value(s) in the sample: they will be quarantined"
+                draft_warnings.append(f"id '{column}': {note}")
+        elif column in (time_guess.column, target_guess.column):
+            missing = int(typed[column].isna().sum())
+            spec = {**spec, "nullable": False}
+            if missing:
+                note = f"{missing} row(s) without a value in the sample: they will be quarantined"
+                draft_warnings.append(f"{column}: {note}")
+        elif spec["type"] == "string":
+            spec["feature"] = False
+        if "min" in spec and column != target_guess.column:
+            note = "range of the sample: widen it to what is possible" + (
+                f"; {note}" if note else ""
+            )
+        column_drafts[column] = ColumnDraft(spec, note)
+
+    contract = {
+        "name": name,
+        "description": f"Drafted by `mlplatform dataset init` from {source}.",
+        "id": id_guess.column,
+        "event_time": time_guess.column,
+        "target": target_guess.column,
+        "positive_label": label,
+        "columns": {column: drafted.spec for column, drafted in column_drafts.items()},
+    }
+    parse_contract(contract, source=f"draft of {source}")  # the draft must be a valid contract
+    gates, gate_notes, facts, settings = draft_gates(typed, contract, timezone, packaged)
+    settings = {
+        "partitions": {"start_date": facts["first_day"].isoformat(), "timezone": timezone},
+        **settings,
+    }
+    return Draft(
+        name=name,
+        columns=column_drafts,
+        id=id_guess,
+        event_time=time_guess,
+        target=target_guess,
+        positive_label=label,
+        positive_label_note=label_note,
+        timezone=timezone,
+        contract=contract,
+        gates=gates,
+        gate_notes=gate_notes,
+        settings=settings,
+        settings_notes={},
+        facts=facts,
+        warnings=draft_warnings,
+    )
+
+
+# Writing the draft as commented YAML -----------------------------------------------------------
+
+
+def yaml_scalar(value: Any) -> str:
+    """One value as YAML reads it back (`no` quoted, 1e-05 as a float), on one line."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _mapping(values: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{yaml_scalar(k)}: {yaml_scalar(v)}" for k, v in values.items()) + "}"
+
+
+def _comment_lines(text: str, indent: str = "", width: int = 98) -> list[str]:
+    import textwrap
+
+    return [
+        f"{indent}# {line}"
+        for line in textwrap.wrap(text, width - len(indent) - 2, break_on_hyphens=False)
+    ]
+
+
+def contract_yaml(draft: Draft, sample: str) -> str:
+    contract = draft.contract
+    lines = [
+        *_comment_lines(
+            f"Dataset contract drafted by `mlplatform dataset init` from {sample} "
+            f"({draft.facts['rows']} rows, {draft.facts['first_day']} to "
+            f"{draft.facts['last_day']}). Types, nullability, ranges and categories describe "
+            "that sample: review each line, widen ranges to what is possible, and confirm the "
+            "lines marked CONFIRM."
+        ),
+        f"name: {yaml_scalar(contract['name'])}",
+        f"description: {yaml_scalar(contract['description'])}",
+        f"id: {yaml_scalar(contract['id'])}  # {draft.id.comment('id')}",
+        f"event_time: {yaml_scalar(contract['event_time'])}  # "
+        + draft.event_time.comment("event time"),
+        f"target: {yaml_scalar(contract['target'])}  # {draft.target.comment('target')}",
+        f"positive_label: {yaml_scalar(contract['positive_label'])}  # {draft.positive_label_note}",
+        "columns:",
+    ]
+    for column, drafted in draft.columns.items():
+        line = f"  {yaml_scalar(column)}: {_mapping(drafted.spec)}"
+        lines.append(f"{line}  # {drafted.note}" if drafted.note else line)
+    return "\n".join(lines) + "\n"
+
+
+def _nested_yaml(data: dict[str, Any], notes: dict[str, str], path: str = "") -> list[str]:
+    lines: list[str] = []
+    indent = "  " * path.count(".") + ("  " if path else "")
+    for key, value in data.items():
+        dotted = f"{path}.{key}" if path else key
+        if dotted in notes:
+            lines.extend(_comment_lines(notes[dotted], indent))
+        if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+            lines.append(f"{indent}{key}:")
+            lines.extend(_nested_yaml(value, notes, dotted))
+        elif isinstance(value, dict):
+            lines.append(f"{indent}{key}: {_mapping(value)}")
+        else:
+            lines.append(f"{indent}{key}: {yaml_scalar(value)}")
+    return lines
+
+
+def gates_yaml(draft: Draft, sample: str) -> str:
+    header = _comment_lines(
+        f"Quality gates of {draft.name} that differ from the packaged ones "
+        "(mlplatform/config/quality_gates.yaml lists every key), drafted by `mlplatform dataset "
+        f"init` from {sample}: the bands come from the sample's own figures, shown above each."
+    )
+    return "\n".join([*header, *_nested_yaml(draft.gates, draft.gate_notes)]) + "\n"
+
+
+def settings_yaml(draft: Draft, sample_path: str, file_format: str) -> str:
+    notes = {
+        "partitions": (
+            f"The sample's first day: partitions start here (the sample runs from "
+            f"{draft.facts['first_day']} to {draft.facts['last_day']}). Event times without an "
+            f"offset are read as UTC; days are cut in the time zone below."
+        ),
+        "data_source": (
+            "The sample itself, for a first run: point `path` at where the data arrives (a "
+            "file, a folder or a glob; local or an fsspec URL; a relative path is relative to "
+            "this folder)."
+        ),
+    }
+    if "window_note" in draft.facts:
+        notes["features"] = draft.facts["window_note"]
+    data = {
+        **draft.settings,
+        "data_source": {"kind": "files", "path": sample_path, "file_format": file_format},
+    }
+    header = _comment_lines(
+        f"Settings of {draft.name}, drafted by `mlplatform dataset init`: they override the "
+        "same sections of the packaged platform.yaml."
+    )
+    lines = [*header]
+    for section, values in data.items():
+        lines.extend(_comment_lines(notes.get(section, "")) if section in notes else [])
+        lines.append(f"{section}:")
+        lines.extend(f"  {key}: {yaml_scalar(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def reads_back(text: str, expected: dict[str, Any], what: str) -> None:
+    """The written YAML must read back, with the project's strict reader, as what was meant."""
+    parsed = parse_yaml(text)
+    if parsed != expected:
+        raise AssertionError(f"{what}: the drafted YAML does not read back as drafted")

@@ -198,43 +198,39 @@ def newest_partition_materializations(
     instance: dg.DagsterInstance, partitions_kept: int
 ) -> list[Materialization]:
     """For each asset, the latest materialization of each of its newest `partitions_kept`
-    partitions (partition keys sorted, the newest last), from the asset index: the partitions
-    are listed once, then only those partitions' materializations are read, newest first."""
+    partitions (partition keys sorted, the newest last), from the asset index: the storage id of
+    each partition's latest materialization (one grouped query), then those records only."""
     found: list[Materialization] = []
     for record in instance.get_asset_records():
         key = record.asset_entry.asset_key
-        partitions = sorted(instance.get_materialized_partitions(key), reverse=True)
-        wanted = set(partitions[:partitions_kept])
-        cursor = None
-        while wanted:
-            # Most partitions were materialized once or twice: twice their number is one page.
-            page = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=key, asset_partitions=sorted(wanted)),
-                limit=2 * len(wanted),
-                cursor=cursor,
-            )
-            for event_record in page.records:
-                entry = event_record.event_log_entry
-                materialization = entry.asset_materialization
-                if materialization is None or materialization.partition not in wanted:
-                    continue
-                wanted.discard(materialization.partition)
-                found.append(
-                    Materialization(
-                        run_id=entry.run_id,
-                        asset=key.to_user_string(),
-                        partition=materialization.partition,
-                        timestamp=entry.timestamp,
-                        values={
-                            name: number
-                            for name, value in materialization.metadata.items()
-                            if (number := _numeric(value)) is not None
-                        },
-                    )
+        latest_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
+            key, dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        newest = sorted(latest_ids, reverse=True)[:partitions_kept]
+        if not newest:
+            continue
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, storage_ids=[latest_ids[p] for p in newest]),
+            limit=len(newest),
+        ).records
+        for event_record in records:
+            entry = event_record.event_log_entry
+            materialization = entry.asset_materialization
+            if materialization is None:
+                continue
+            found.append(
+                Materialization(
+                    run_id=entry.run_id,
+                    asset=key.to_user_string(),
+                    partition=materialization.partition,
+                    timestamp=entry.timestamp,
+                    values={
+                        name: number
+                        for name, value in materialization.metadata.items()
+                        if (number := _numeric(value)) is not None
+                    },
                 )
-            if not page.has_more:
-                break
-            cursor = page.cursor
+            )
     return found
 
 

@@ -62,7 +62,7 @@ quality: install
 	OMP_NUM_THREADS=1 $(UV) run --frozen python -m mlplatform_tests.benchmarks.quality $(QUALITY_ARGS)
 
 # A cold exporter scrape and the 7-day report against SQLite instances holding 63, 500 and 2,000
-# platform-like runs (about 10 a day); JSON and Markdown, dated, in
+# platform-like runs (about 10 a day; writing them takes about 45 min); JSON and Markdown, dated, in
 # mlplatform_tests/benchmarks/results/. MONITORING_ARGS to change sizes or repeats, e.g.
 # MONITORING_ARGS='--runs 500 --repeats 1'.
 monitoring-bench: install

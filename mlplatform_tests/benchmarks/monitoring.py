@@ -1,15 +1,19 @@
 """How long a cold exporter scrape and the 7-day report take as the instance's history grows.
 
     python -m mlplatform_tests.benchmarks.monitoring --runs 63,500,2000 --repeats 3
+    python -m mlplatform_tests.benchmarks.monitoring --build-only DIR   # write the instances once
+    python -m mlplatform_tests.benchmarks.monitoring --built DIR --before CHECKOUT
 
-For each size, a fresh SQLite instance (the storage `make dev` uses) gets that many runs written
-through the instance's storage APIs, spread over the days before now like the platform's daily
-runs: the jobs' real steps, partitions, successes, gate failures, step failures and cancellations,
-step events, materializations with the metadata the exporter reads and check evaluations, all with
-their historical timestamps. Each measurement runs in a new process (a cold instance object, no
-cache): one scrape of the exporter's collector (the MLflow registry left out), and
-`build_report(..., since=now - 7 days)`; the whole `mlplatform report --days 7` command is timed
-too, imports included. Writes JSON and a Markdown table into results/.
+One history of platform-like runs (about 10 a day, ending now) is written oldest first into a
+SQLite instance (the storage `make dev` uses) through the instance's storage and event APIs, with
+their historical timestamps: the jobs' real steps and partitions, successes, gate failures, step
+failures and cancellations with a retry of the day, step events, materializations with the
+metadata the exporter reads and check evaluations. When it holds 63, 500 (...) runs, the instance is
+copied: the instance as it was then, measured with its clock. Writing 2,000 runs took 45 minutes on
+the shared 2-core machine. Each measurement runs in a new process (a cold instance object, nothing
+cached) on a copy on disk: one scrape of the exporter's collector (the MLflow registry left out)
+and `build_report(..., since=now - 7 days)`, wall and CPU time; `--before` measures another
+checkout's mlplatform package the same way. Writes JSON and a Markdown table into results/.
 """
 
 from __future__ import annotations

@@ -82,14 +82,27 @@ def sample_frame(rows: int = 600, days: int = 6, seed: int = 3) -> pd.DataFrame:
     ],
 )
 def test_column_types_from_text(values: list[object], expected: str) -> None:
-    assert infer_column_type(text(values))[0] == expected
+    assert infer_column_type(text(values)).type == expected
+
+
+def test_a_few_unreadable_values_keep_the_type_and_are_named() -> None:
+    """A stray value does not turn a number column into text: its rows go to quarantine, and
+    the draft says so; beyond 1% of the values the column is not that type."""
+    drafted = infer_column_type(text(["1.5"] * 199 + ["abc"]))
+    assert (drafted.type, drafted.unreadable) == ("float", 1)
+    assert "'abc'" in drafted.note and "quarantines" in drafted.note
+    assert infer_column_type(text(["1"] * 97 + ["x"] * 3)).type == "category"
+    # Words for "missing": left out of the decision, and named (only an empty field is missing).
+    drafted = infer_column_type(text(["NA", "3", "4", None] * 10))
+    assert (drafted.type, drafted.unreadable) == ("integer", 10)
+    assert "'NA'" in drafted.note and "write them empty" in drafted.note
 
 
 def test_column_types_of_parquet_dtypes_are_kept() -> None:
-    assert infer_column_type(pd.Series([1.0, 2.0]))[0] == "float"
-    assert infer_column_type(pd.Series([1, 2]))[0] == "integer"
-    assert infer_column_type(pd.Series([True, False]))[0] == "boolean"
-    assert infer_column_type(pd.Series(pd.to_datetime(["2016-01-01"], utc=True)))[0] == "datetime"
+    assert infer_column_type(pd.Series([1.0, 2.0])).type == "float"
+    assert infer_column_type(pd.Series([1, 2])).type == "integer"
+    assert infer_column_type(pd.Series([True, False])).type == "boolean"
+    assert infer_column_type(pd.Series(pd.to_datetime(["2016-01-01"], utc=True))).type == "datetime"
 
 
 def test_nullability_ranges_and_categories_describe_the_sample() -> None:
@@ -336,6 +349,35 @@ def test_check_passes_on_the_sample_and_reports_bad_rows_with_reasons(
     day_line = next(line for line in out.splitlines() if line.startswith("2016-03-03"))
     assert "FAILED: validated_transactions.quarantine_rate" in day_line
     assert "blocking gates failed on 1 of 6 days" in out
+
+
+def test_missing_values_written_as_na_are_named_by_init_and_quarantined_by_check(
+    tmp_path: Path, capsys
+) -> None:
+    frame = sample_frame().astype(object)
+    frame.loc[frame["balance"].isna(), "balance"] = "NA"  # as R writes a missing value
+    sample = write_csv(frame, tmp_path / "customers.csv")
+    folder = tmp_path / "customers"
+    assert main(["dataset", "init", str(sample), str(folder)]) == 0
+    assert "warning: balance: 30 value(s) written 'NA' for missing" in capsys.readouterr().out
+    assert "balance: {type: float, nullable: false" in (folder / "contract.yaml").read_text()
+    assert main(["dataset", "check", str(folder), str(sample)]) == 1
+    out = capsys.readouterr().out
+    assert "quarantined 30: balance: not a valid float" in out
+
+
+def test_event_times_with_an_offset_ask_for_the_time_zone(tmp_path: Path, capsys) -> None:
+    frame = sample_frame()
+    frame["signed_up_at"] = pd.to_datetime(frame["signed_up_at"]).dt.tz_convert("Europe/Paris")
+    sample = write_csv(frame, tmp_path / "customers.csv")
+    assert main(["dataset", "init", str(sample), str(tmp_path / "utc")]) == 0
+    assert "carry a UTC offset (+01:00)" in capsys.readouterr().out
+    assert "+01:00" in (tmp_path / "utc" / "settings.yaml").read_text()
+    folder = tmp_path / "paris"
+    assert main(["dataset", "init", str(sample), str(folder), "--timezone", "Europe/Paris"]) == 0
+    assert "UTC offset" not in capsys.readouterr().out
+    assert "timezone: Europe/Paris" in (folder / "settings.yaml").read_text()
+    assert main(["dataset", "check", str(folder), str(sample)]) == 0
 
 
 def test_check_names_the_file_and_key_of_a_bad_folder(tmp_path: Path, capsys) -> None:

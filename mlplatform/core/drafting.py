@@ -45,6 +45,9 @@ CATEGORY_MIN_AVERAGE_COUNT = 5
 # Words that make a column of two values boolean. yes/no, y/n and 0/1 are left as words or numbers.
 BOOLEAN_WORDS = {"true", "false", "t", "f"}
 INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+# Words a sample may use for "no value" (R writes NA); only an empty field is missing to the
+# platform, so they are named to the user, not taken for a type's values.
+MISSING_MARKERS = {"na", "n/a", "nan", "null", "none", "nil", "#n/a"}
 LEADING_ZERO = re.compile(r"^[+-]?0\d")
 
 ID_WORDS = {"id", "key", "uuid", "guid"}
@@ -127,76 +130,124 @@ def name_words(name: str) -> list[str]:
     return [word for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if word]
 
 
-def infer_column_type(values: pd.Series) -> tuple[str, str]:
-    """The narrowest contract type whose conversion accepts every value present, and a note."""
+@dataclass(frozen=True)
+class ColumnType:
+    """A column's inferred type; `unreadable` values present in the sample do not convert to it
+    (validation will quarantine their rows), and the note says why and which."""
+
+    type: str
+    note: str = ""
+    unreadable: int = 0
+
+
+def _examples(values: pd.Series) -> str:
+    return ", ".join(repr(v) for v in sorted(set(values))[:3])
+
+
+def infer_column_type(values: pd.Series) -> ColumnType:
+    """The narrowest contract type whose conversion accepts the values present: all of them, or
+    all but a few (at most 1%, so a stray `n/a` does not turn a number column into text); words
+    that usually mean "missing" (`NA`, `null`) are left out of the decision and named, as only an
+    empty field is missing to the platform."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
     present = values.dropna()
     if present.empty:
-        return "string", "no value in the sample: the type is unknown"
+        return ColumnType("string", "no value in the sample: the type is unknown")
     if pd.api.types.is_bool_dtype(values):
-        return "boolean", ""
+        return ColumnType("boolean")
     if pd.api.types.is_integer_dtype(values):
-        return "integer", ""
+        return ColumnType("integer")
     if pd.api.types.is_float_dtype(values):
-        return "float", ""
+        return ColumnType("float")
     if pd.api.types.is_datetime64_any_dtype(values):
-        return "datetime", ""
+        return ColumnType("datetime")
     text = present.astype(str).str.strip()
-    if text.str.match(LEADING_ZERO).any():
-        return "string", "numbers written with leading zeros: kept as text"
-    if text.str.lower().isin(BOOLEAN_WORDS).all():
-        return "boolean", ""
-    numbers = pd.to_numeric(text, errors="coerce")
-    if numbers.notna().all():
-        return ("integer" if text.str.match(INTEGER_TEXT).all() else "float"), ""
-    times = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    if times.notna().all():
-        return "datetime", ""
+    markers = text.str.lower().isin(MISSING_MARKERS)
+    candidates = text[~markers]
+    tolerated = len(candidates) // 100
+    if candidates.str.match(LEADING_ZERO).any():
+        return ColumnType("string", "numbers written with leading zeros: kept as text")
+    if len(candidates) and candidates.str.lower().isin(BOOLEAN_WORDS).all():
+        return _with_markers(ColumnType("boolean"), text[markers])
+    numbers = pd.to_numeric(candidates, errors="coerce")
+    times = None
+    if len(candidates) and (~numbers.notna()).sum() <= tolerated:
+        readable = numbers.notna()
+        kind = "integer" if candidates[readable].str.match(INTEGER_TEXT).all() else "float"
+    else:
+        times = pd.to_datetime(candidates, errors="coerce", utc=True, format="ISO8601")
+        readable = times.notna()
+        kind = "datetime" if len(candidates) and (~readable).sum() <= tolerated else ""
+    if kind:
+        unreadable = candidates[~readable]
+        drafted = ColumnType(kind)
+        if len(unreadable):
+            drafted = ColumnType(
+                kind,
+                f"{len(unreadable)} value(s) in the sample are not {kind}s "
+                f"({_examples(unreadable)}): validation quarantines their rows",
+                len(unreadable),
+            )
+        return _with_markers(drafted, text[markers])
     distinct = text.nunique()
     if distinct <= MAX_CATEGORIES and distinct * CATEGORY_MIN_AVERAGE_COUNT <= len(text):
-        return "category", ""
-    return "string", f"{distinct} distinct values in {len(text)}: not used as a feature"
+        return ColumnType("category")
+    return ColumnType("string", f"{distinct} distinct values in {len(text)}: not used as a feature")
 
 
-def _converts_fully(values: pd.Series, column_type: str) -> pd.Series | None:
-    """The column converted as validation converts it, or None when a value would not convert."""
-    spec = ColumnSpec(type=column_type, categories=["-"] if column_type == "category" else None)
-    converted = _coerce_column(values, spec)
-    if (values.notna().to_numpy() & converted.isna().to_numpy()).any():
-        return None
-    return converted
+def _with_markers(drafted: ColumnType, markers: pd.Series) -> ColumnType:
+    if markers.empty:
+        return drafted
+    note = (
+        f"{len(markers)} value(s) written {_examples(markers)} for missing: only an empty field "
+        "is missing to the platform, so validation quarantines their rows (write them empty)"
+    )
+    return ColumnType(
+        drafted.type,
+        f"{drafted.note}; {note}" if drafted.note else note,
+        drafted.unreadable + len(markers),
+    )
 
 
-def typed_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
-    """The sample converted to its inferred types (categories as pandas Categoricals), the types
-    and a note per column."""
-    converted, types, notes = {}, {}, {}
+def typed_frame(
+    frame: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, ColumnType]]:
+    """The sample converted to its inferred types as validation converts it (the validator's own
+    conversion, so draft and validation agree; categories as pandas Categoricals), the types and
+    what was inferred per column. A value that does not convert is missing in the converted
+    frame."""
+    converted, types, inferred = {}, {}, {}
     for name in frame.columns:
-        column_type, note = infer_column_type(frame[name])
-        values = _converts_fully(frame[name], column_type)
-        if values is None:  # cannot happen by the rules above; kept as text rather than lost
-            column_type, note = "string", "mixed values: kept as text"
-            values = _converts_fully(frame[name], "string")
-        if column_type == "category":
+        drafted = infer_column_type(frame[name])
+        spec = ColumnSpec(
+            type=drafted.type, categories=["-"] if drafted.type == "category" else None
+        )
+        values = _coerce_column(frame[name], spec)
+        if drafted.type == "category":
             values = pd.Categorical(values)
-        converted[name], types[name], notes[name] = values, column_type, note
-    return pd.DataFrame(converted, index=frame.index), types, notes
+        converted[name], types[name], inferred[name] = values, drafted.type, drafted
+    return pd.DataFrame(converted, index=frame.index), types, inferred
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def column_specs(typed: pd.DataFrame, types: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Nullability, min/max and categories, from pandera's inference on the typed sample."""
+def column_specs(
+    typed: pd.DataFrame, types: dict[str, str], missing: pd.Series | None = None
+) -> dict[str, dict[str, Any]]:
+    """Min/max and categories from pandera's inference on the typed sample; nullability too,
+    unless `missing` (per column: whether the sample as read has empty fields) is given: a value
+    that does not convert is missing in the typed sample, but it is not an empty field."""
     from pandera.pandas import infer_schema
 
     inferred = infer_schema(typed)
     specs: dict[str, dict[str, Any]] = {}
     for name, column_type in types.items():
         column = inferred.columns[name]
-        spec: dict[str, Any] = {"type": column_type, "nullable": bool(column.nullable)}
+        nullable = column.nullable if missing is None else missing[name]
+        spec: dict[str, Any] = {"type": column_type, "nullable": bool(nullable)}
         for check in column.checks:
             stats = check.statistics
             if column_type in ("integer", "float") and "min_value" in stats:
@@ -397,8 +448,9 @@ def draft_gates(
     notes: dict[str, str] = {}
     facts = {
         "rows": len(typed),
-        "first_day": min(day_rows.index),
-        "last_day": max(day_rows.index),
+        # Every dated row, labelled or not: a row before the first partition is quarantined.
+        "first_day": min(_days(times, timezone)),
+        "last_day": max(_days(times, timezone)),
         "days": len(day_rows),
         "median_rows_per_day": float(day_rows.median()),
         "label_rate": overall,
@@ -528,7 +580,8 @@ def draft_dataset(
     it: CSV as text, Parquet as stored)."""
     if frame.empty:
         raise DraftError(f"{source}: the sample has no rows")
-    typed, types, notes = typed_frame(frame)
+    typed, types, inferred = typed_frame(frame)
+    notes = {name: column.note for name, column in inferred.items()}
     columns = ", ".join(f"{n} ({types[n]})" for n in frame.columns)
     time_guess = _chosen(
         event_time,
@@ -592,32 +645,33 @@ def draft_dataset(
         typed[target_guess.column] = pd.Categorical(target_values)
         notes[target_guess.column] = ""
 
-    specs = column_specs(typed, types)
-    draft_warnings: list[str] = []
+    specs = column_specs(typed, types, frame.isna().any())
+    draft_warnings = [
+        f"{name}: {column.note}" for name, column in inferred.items() if column.unreadable
+    ]
     column_drafts: dict[str, ColumnDraft] = {}
     for column, spec in specs.items():
-        note = notes[column]
+        remarks = [notes[column]] if notes[column] else []
         if column == id_guess.column:
             # No range and no categories: new ids lie outside the sample's.
             spec = {"type": "string" if spec["type"] == "category" else spec["type"]}
             spec.update(nullable=False, feature=False)
-            note = "the id: not a feature"
-            duplicates = int(typed[column].duplicated().sum())
+            remarks = ["the id: not a feature", *remarks]
+            duplicates = int(typed[column].dropna().duplicated().sum())
             if duplicates:
-                note = f"{duplicates} duplicate value(s) in the sample: they will be quarantined"
-                draft_warnings.append(f"id '{column}': {note}")
-        elif column in (time_guess.column, target_guess.column):
-            missing = int(typed[column].isna().sum())
+                remarks.append(f"{duplicates} duplicate value(s) in the sample: quarantined")
+                draft_warnings.append(f"id '{column}': {remarks[-1]}")
+        if column in (id_guess.column, time_guess.column, target_guess.column):
             spec = {**spec, "nullable": False}
-            if missing:
-                note = f"{missing} row(s) without a value in the sample: they will be quarantined"
-                draft_warnings.append(f"{column}: {note}")
+            empty = int(frame[column].isna().sum())
+            if empty:
+                remarks.append(f"{empty} row(s) without a value in the sample: quarantined")
+                draft_warnings.append(f"{column}: {remarks[-1]}")
         elif spec["type"] == "string":
             spec["feature"] = False
         if "min" in spec and column != target_guess.column:
-            note = "range of the sample: widen it to what is possible" + (
-                f"; {note}" if note else ""
-            )
+            remarks.insert(0, "range of the sample: widen it to what is possible")
+        note = "; ".join(remarks)
         column_drafts[column] = ColumnDraft(spec, note)
 
     contract = {
@@ -648,10 +702,30 @@ def draft_dataset(
         gates=gates,
         gate_notes=gate_notes,
         settings=settings,
-        settings_notes={},
+        settings_notes=_time_zone_notes(frame[time_guess.column], timezone, draft_warnings),
         facts=facts,
         warnings=draft_warnings,
     )
+
+
+def _time_zone_notes(times: pd.Series, timezone: str, warnings: list[str]) -> dict[str, str]:
+    """A remark when the sample's times carry a UTC offset and days are cut in UTC: the day of
+    an evening event would then be the next one. An offset does not name its zone (daylight
+    saving changes it), so the zone is the user's to give."""
+    if timezone != "UTC" or pd.api.types.is_datetime64_any_dtype(times):
+        return {}
+    offsets = times.dropna().astype(str).str.extract(r"([+-]\d\d:?\d\d)$")[0]
+    offsets = offsets[offsets.notna() & ~offsets.isin(["+00:00", "-00:00", "+0000", "-0000"])]
+    if offsets.empty:
+        return {}
+    shown = ", ".join(offsets.value_counts().index[:3])
+    remark = (
+        f"{len(offsets)} event time(s) of the sample carry a UTC offset ({shown}) and days are "
+        "cut in UTC: set the data's own time zone (such as Europe/Paris, with --timezone or "
+        "below) so a day ends at its local midnight"
+    )
+    warnings.append(remark)
+    return {"partitions": remark}
 
 
 # Writing the draft as commented YAML -----------------------------------------------------------
@@ -740,6 +814,8 @@ def settings_yaml(draft: Draft, sample_path: str, file_format: str) -> str:
             "this folder)."
         ),
     }
+    for section, remark in draft.settings_notes.items():
+        notes[section] = f"{notes.get(section, '')} {remark}".strip()
     if "window_note" in draft.facts:
         notes["features"] = draft.facts["window_note"]
     data = {

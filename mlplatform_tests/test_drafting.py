@@ -348,7 +348,10 @@ def test_check_passes_on_the_sample_and_reports_bad_rows_with_reasons(
     assert "signed_up_at: outside every partition: before the first partition" in out
     day_line = next(line for line in out.splitlines() if line.startswith("2016-03-03"))
     assert "FAILED: validated_transactions.quarantine_rate" in day_line
-    assert "blocking gates failed on 1 of 6 days" in out
+    assert (
+        "blocking gates failed on 1 of 6 days: validated_transactions.quarantine_rate (1 day)"
+        in out
+    )
 
 
 def test_missing_values_written_as_na_are_named_by_init_and_quarantined_by_check(
@@ -368,7 +371,11 @@ def test_missing_values_written_as_na_are_named_by_init_and_quarantined_by_check
 
 def test_event_times_with_an_offset_ask_for_the_time_zone(tmp_path: Path, capsys) -> None:
     frame = sample_frame()
-    frame["signed_up_at"] = pd.to_datetime(frame["signed_up_at"]).dt.tz_convert("Europe/Paris")
+    times = pd.to_datetime(frame["signed_up_at"])
+    # Nothing between 23:00 and midnight UTC: the last local day is not cut short.
+    frame = frame.loc[times.dt.hour < 23].assign(
+        signed_up_at=times.dt.tz_convert("Europe/Paris").astype(str)
+    )
     sample = write_csv(frame, tmp_path / "customers.csv")
     assert main(["dataset", "init", str(sample), str(tmp_path / "utc")]) == 0
     assert "carry a UTC offset (+01:00)" in capsys.readouterr().out
@@ -378,6 +385,28 @@ def test_event_times_with_an_offset_ask_for_the_time_zone(tmp_path: Path, capsys
     assert "UTC offset" not in capsys.readouterr().out
     assert "timezone: Europe/Paris" in (folder / "settings.yaml").read_text()
     assert main(["dataset", "check", str(folder), str(sample)]) == 0
+
+
+def test_a_last_day_cut_short_stays_out_of_the_bands_and_check_flags_it(
+    tmp_path: Path, capsys
+) -> None:
+    """An export that ends at 2 a.m.: covering that day would stretch the volume band to nothing."""
+    frame = sample_frame()
+    late = sample_frame(rows=5, seed=9).assign(
+        customer_id=[f"L{i}" for i in range(5)],
+        signed_up_at=[f"2016-03-07T01:0{i}:00+00:00" for i in range(5)],
+    )
+    sample = write_csv(pd.concat([frame, late]), tmp_path / "customers.csv")
+    folder = tmp_path / "customers"
+    assert main(["dataset", "init", str(sample), str(folder)]) == 0
+    assert "last day (2016-03-07, 5 rows)" in capsys.readouterr().out
+    gates = (folder / "quality_gates.yaml").read_text()
+    assert "volume_in_band: {min_ratio: 0.5, max_ratio: 2.0}" in gates
+    assert main(["dataset", "check", str(folder), str(sample)]) == 1
+    out = capsys.readouterr().out
+    day_line = next(line for line in out.splitlines() if line.startswith("2016-03-07"))
+    assert "FAILED: raw_transactions.volume_in_band" in day_line
+    assert "blocking gates failed on 1 of 7 days" in out
 
 
 def test_check_names_the_file_and_key_of_a_bad_folder(tmp_path: Path, capsys) -> None:

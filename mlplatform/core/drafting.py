@@ -162,51 +162,55 @@ def infer_column_type(values: pd.Series) -> ColumnType:
         return ColumnType("float")
     if pd.api.types.is_datetime64_any_dtype(values):
         return ColumnType("datetime")
-    text = present.astype(str).str.strip()
-    markers = text.str.lower().isin(MISSING_MARKERS)
-    candidates = text[~markers]
-    tolerated = len(candidates) // 100
+    # Each distinct value once, with its count: a column of a million rows has far fewer.
+    counts = present.value_counts(sort=False)
+    distinct = pd.Series(counts.index.astype(str), dtype=object)
+    weights = counts.to_numpy()
+    words = distinct.str.strip().str.lower()
+    is_marker = words.isin(MISSING_MARKERS).to_numpy()
+    markers = (distinct[is_marker], int(weights[is_marker].sum()))
+    candidates, candidate_weights = distinct[~is_marker], weights[~is_marker]
+    total = int(candidate_weights.sum())
+    tolerated = total // 100
     if candidates.str.match(LEADING_ZERO).any():
         return ColumnType("string", "numbers written with leading zeros: kept as text")
-    if len(candidates) and candidates.str.lower().isin(BOOLEAN_WORDS).all():
-        return _with_markers(ColumnType("boolean"), text[markers])
-    numbers = pd.to_numeric(candidates, errors="coerce")
-    times = None
-    if len(candidates) and (~numbers.notna()).sum() <= tolerated:
-        readable = numbers.notna()
+    if total and words[~is_marker].isin(BOOLEAN_WORDS).all():
+        return _with_markers(ColumnType("boolean"), *markers)
+    readable = pd.to_numeric(candidates, errors="coerce").notna().to_numpy()
+    if total and candidate_weights[~readable].sum() <= tolerated:
         kind = "integer" if candidates[readable].str.match(INTEGER_TEXT).all() else "float"
     else:
         times = pd.to_datetime(candidates, errors="coerce", utc=True, format="ISO8601")
-        readable = times.notna()
-        kind = "datetime" if len(candidates) and (~readable).sum() <= tolerated else ""
+        readable = times.notna().to_numpy()
+        kind = "datetime" if total and candidate_weights[~readable].sum() <= tolerated else ""
     if kind:
-        unreadable = candidates[~readable]
+        unreadable = int(candidate_weights[~readable].sum())
         drafted = ColumnType(kind)
-        if len(unreadable):
+        if unreadable:
             drafted = ColumnType(
                 kind,
-                f"{len(unreadable)} value(s) in the sample are not {kind}s "
-                f"({_examples(unreadable)}): validation quarantines their rows",
-                len(unreadable),
+                f"{unreadable} value(s) in the sample are not {kind}s "
+                f"({_examples(candidates[~readable])}): validation quarantines their rows",
+                unreadable,
             )
-        return _with_markers(drafted, text[markers])
-    distinct = text.nunique()
-    if distinct <= MAX_CATEGORIES and distinct * CATEGORY_MIN_AVERAGE_COUNT <= len(text):
+        return _with_markers(drafted, *markers)
+    rows = int(weights.sum())
+    if len(distinct) <= MAX_CATEGORIES and len(distinct) * CATEGORY_MIN_AVERAGE_COUNT <= rows:
         return ColumnType("category")
-    return ColumnType("string", f"{distinct} distinct values in {len(text)}: not used as a feature")
+    return ColumnType("string", f"{len(distinct)} distinct values in {rows}: not used as a feature")
 
 
-def _with_markers(drafted: ColumnType, markers: pd.Series) -> ColumnType:
-    if markers.empty:
+def _with_markers(drafted: ColumnType, markers: pd.Series, count: int) -> ColumnType:
+    if not count:
         return drafted
     note = (
-        f"{len(markers)} value(s) written {_examples(markers)} for missing: only an empty field "
+        f"{count} value(s) written {_examples(markers)} for missing: only an empty field "
         "is missing to the platform, so validation quarantines their rows (write them empty)"
     )
     return ColumnType(
         drafted.type,
         f"{drafted.note}; {note}" if drafted.note else note,
-        drafted.unreadable + len(markers),
+        drafted.unreadable + count,
     )
 
 
@@ -437,27 +441,47 @@ def draft_gates(
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], dict[str, Any]]:
     """(gate overrides, a comment per dotted key, facts of the sample, settings overrides)."""
     times = typed[contract["event_time"]].dropna()
-    labelled = typed.loc[typed[contract["target"]].notna()]
+    all_days = _days(times, timezone)
+    day_rows = all_days.value_counts().sort_index()
+    ratios = volume_ratios(day_rows, packaged.lookback_partitions, packaged.min_history)
+    # An export usually ends in the middle of a day. Covering that day would stretch the volume
+    # band to nothing (a 0.02x floor), so it is left out of every band: `dataset check` then
+    # fails it on volume, as the pipeline would fail such a day.
+    last = max(day_rows.index)
+    short_last_day = len(ratios) > 1 and ratios.get(last, 1.0) < packaged.min_ratio
+    judged = [day for day in day_rows.index if not (short_last_day and day == last)]
+    if short_last_day:
+        last_ratio = ratios.pop(last)
+    labelled = typed.loc[typed[contract["target"]].notna() & typed[contract["event_time"]].notna()]
     flags = positive_label_flags(labelled[contract["target"]], contract["positive_label"])
-    days = _days(labelled[contract["event_time"]], timezone)
-    day_rows = days.value_counts().sort_index()
-    day_rates = flags.groupby(days.to_numpy()).mean()
+    label_days = _days(labelled[contract["event_time"]], timezone)
+    day_rates = flags.groupby(label_days.to_numpy()).mean()
+    day_rates = day_rates[day_rates.index.isin(judged)]
     overall = float(flags.mean())
-    band = label_rate_band(day_rates, day_rows, overall)
+    band = label_rate_band(day_rates, day_rows[judged], overall)
     gates: dict[str, Any] = {}
     notes: dict[str, str] = {}
-    facts = {
+    facts: dict[str, Any] = {
         "rows": len(typed),
         # Every dated row, labelled or not: a row before the first partition is quarantined.
-        "first_day": min(_days(times, timezone)),
-        "last_day": max(_days(times, timezone)),
+        "first_day": min(all_days),
+        "last_day": last,
         "days": len(day_rows),
-        "median_rows_per_day": float(day_rows.median()),
+        "median_rows_per_day": float(day_rows[judged].median()),
         "label_rate": overall,
         "positives": int(flags.sum()),
     }
+    left_out = ""
+    if short_last_day:
+        facts["short_last_day"] = (
+            f"the sample's last day ({last}, {day_rows[last]} rows) is {last_ratio:.2f}x its "
+            "earlier days: cut short by the export? It is left out of the gate bands, and "
+            "`dataset check` fails it on volume as the pipeline would"
+        )
+        left_out = f" The last day ({last}, {day_rows[last]} rows) is left out: cut short?"
 
     lags = _day_end_lags(times, timezone)
+    lags = lags[lags.index.isin(judged)]
     if lags.max() > packaged.max_lag_minutes:
         lag = math.ceil(lags.max() * 1.1)
         gates.setdefault("raw_transactions", {})["fresh"] = {"max_lag_minutes": lag}
@@ -467,7 +491,6 @@ def draft_gates(
             "widened by 10%. Dates without a time of day always show 1440."
         )
 
-    ratios = volume_ratios(day_rows, packaged.lookback_partitions, packaged.min_history)
     low = min(packaged.min_ratio, VOLUME_LOW_MARGIN * min(ratios.values(), default=1.0))
     high = max(packaged.max_ratio, VOLUME_HIGH_MARGIN * max(ratios.values(), default=1.0))
     gates.setdefault("raw_transactions", {})["volume_in_band"] = {
@@ -480,10 +503,12 @@ def draft_gates(
         if ratios
         else f"too few days to compare (fewer than {packaged.min_history + 1})"
     )
+    judged_rows = day_rows[judged]
     notes["raw_transactions.volume_in_band"] = (
-        f"Rows per day in the sample: median {day_rows.median():g} (from {day_rows.min()} to "
-        f"{day_rows.max()} over {len(day_rows)} days); {shown}. The packaged band "
-        f"{packaged.min_ratio}-{packaged.max_ratio}x, widened to cover every day with a margin."
+        f"Rows per day in the sample: median {judged_rows.median():g} (from {judged_rows.min()} "
+        f"to {judged_rows.max()} over {len(judged_rows)} days); {shown}. The packaged band "
+        f"{packaged.min_ratio}-{packaged.max_ratio}x, widened to cover every day with a "
+        f"margin.{left_out}"
     )
 
     nullable = [name for name, spec in contract["columns"].items() if spec["nullable"]]
@@ -504,9 +529,9 @@ def draft_gates(
     notes["validated_transactions.label_rate"] = (
         f"Label rate in the sample: {overall:.4f} ({int(flags.sum())} of {len(flags)} rows); by "
         f"day {day_rates.min():.4f} to {day_rates.max():.4f} over {len(day_rates)} days of median "
-        f"{day_rows.median():g} rows. The band covers every day and the rate "
+        f"{judged_rows.median():g} rows. The band covers every day and the rate "
         f"+/- {LABEL_RATE_STANDARD_ERRORS} standard errors of a median day "
-        f"({band['standard_error']:.4f} each)."
+        f"({band['standard_error']:.4f} each).{left_out}"
     )
 
     chance = math.floor(overall * 1000) / 1000
@@ -685,6 +710,8 @@ def draft_dataset(
     }
     parse_contract(contract, source=f"draft of {source}")  # the draft must be a valid contract
     gates, gate_notes, facts, settings = draft_gates(typed, contract, timezone, packaged)
+    if "short_last_day" in facts:
+        draft_warnings.append(facts["short_last_day"])
     settings = {
         "partitions": {"start_date": facts["first_day"].isoformat(), "timezone": timezone},
         **settings,
@@ -714,13 +741,16 @@ def _time_zone_notes(times: pd.Series, timezone: str, warnings: list[str]) -> di
     saving changes it), so the zone is the user's to give."""
     if timezone != "UTC" or pd.api.types.is_datetime64_any_dtype(times):
         return {}
-    offsets = times.dropna().astype(str).str.extract(r"([+-]\d\d:?\d\d)$")[0]
+    # A remark, not a rule: up to 10,000 rows spread over the sample show the offsets in use.
+    present = times.dropna()
+    present = present.iloc[:: max(1, len(present) // 10_000)]
+    offsets = present.astype(str).str.extract(r"([+-]\d\d:?\d\d)$")[0]
     offsets = offsets[offsets.notna() & ~offsets.isin(["+00:00", "-00:00", "+0000", "-0000"])]
     if offsets.empty:
         return {}
     shown = ", ".join(offsets.value_counts().index[:3])
     remark = (
-        f"{len(offsets)} event time(s) of the sample carry a UTC offset ({shown}) and days are "
+        f"Event times of the sample carry a UTC offset ({shown}) and days are "
         "cut in UTC: set the data's own time zone (such as Europe/Paris, with --timezone or "
         "below) so a day ends at its local midnight"
     )

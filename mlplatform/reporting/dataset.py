@@ -449,7 +449,9 @@ def print_reports(reports: list[DayReport]) -> None:
         print(f"  quarantined {count}: {reason}")
     if failures:
         failed_days = sum(1 for r in reports if r.blocking_failures)
-        shown = ", ".join(f"{name} ({count} days)" for name, count in failures.items())
+        shown = ", ".join(
+            f"{name} ({count} day{'' if count == 1 else 's'})" for name, count in failures.items()
+        )
         print(f"  blocking gates failed on {failed_days} of {len(reports)} days: {shown}")
     else:
         print("  every blocking data gate passes on every day")

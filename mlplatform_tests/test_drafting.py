@@ -327,6 +327,11 @@ def test_check_passes_on_the_sample_and_reports_bad_rows_with_reasons(
     out = capsys.readouterr().out
     assert "every blocking data gate passes on every day" in out
     assert "600 rows: 600 validated, 0 quarantined" in out
+    assert "passed validated_transactions" not in out
+    assert main(["dataset", "check", str(folder), str(sample), "--verbose"]) == 0
+    assert out.count("\n2016-03-0") == capsys.readouterr().out.count(
+        "passed validated_transactions.label_rate"
+    )
 
     # Bad rows on the third day: more than the 5% quarantine rate allows.
     bad = frame.copy().astype(object)

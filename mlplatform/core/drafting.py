@@ -831,6 +831,14 @@ def gates_yaml(draft: Draft, sample: str) -> str:
     return "\n".join([*header, *_nested_yaml(draft.gates, draft.gate_notes)]) + "\n"
 
 
+def settings_data(draft: Draft, sample_path: str, file_format: str) -> dict[str, Any]:
+    """The dataset's settings.yaml: the drafted sections, and the sample itself as the source."""
+    return {
+        **draft.settings,
+        "data_source": {"kind": "files", "path": sample_path, "file_format": file_format},
+    }
+
+
 def settings_yaml(draft: Draft, sample_path: str, file_format: str) -> str:
     notes = {
         "partitions": (
@@ -848,10 +856,7 @@ def settings_yaml(draft: Draft, sample_path: str, file_format: str) -> str:
         notes[section] = f"{notes.get(section, '')} {remark}".strip()
     if "window_note" in draft.facts:
         notes["features"] = draft.facts["window_note"]
-    data = {
-        **draft.settings,
-        "data_source": {"kind": "files", "path": sample_path, "file_format": file_format},
-    }
+    data = settings_data(draft, sample_path, file_format)
     header = _comment_lines(
         f"Settings of {draft.name}, drafted by `mlplatform dataset init`: they override the "
         "same sections of the packaged platform.yaml."

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("folder", help="the dataset folder")
     check.add_argument("sample", help="a CSV or Parquet file of the data")
     check.add_argument("--file-format", choices=("auto", "csv", "parquet"), default="auto")
+    check.add_argument(
+        "--verbose", action="store_true", help="every gate's outcome, not only those that fail"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,6 +126,7 @@ def run_init(args: argparse.Namespace) -> int:
         draft_dataset,
         gates_yaml,
         reads_back,
+        settings_data,
         settings_yaml,
     )
     from mlplatform.core.sources import SourceError, format_of
@@ -160,14 +164,7 @@ def run_init(args: argparse.Namespace) -> int:
         GATES_FILE: (gates_yaml(draft, args.sample), draft.gates),
         SETTINGS_FILE: (
             settings_yaml(draft, sample_path, args.file_format),
-            {
-                **draft.settings,
-                "data_source": {
-                    "kind": "files",
-                    "path": sample_path,
-                    "file_format": args.file_format,
-                },
-            },
+            settings_data(draft, sample_path, args.file_format),
         ),
     }
     for file_name, (text, meant) in texts.items():
@@ -403,14 +400,14 @@ def run_check(args: argparse.Namespace) -> int:
             f"{folder.timezone}, up to yesterday): check partitions.start_date and the event "
             "times"
         )
-    print_reports(reports)
+    print_reports(reports, every_gate=args.verbose)
     for note in unreported_rows(folder, reports):
         print(f"  note: {note}")
     failed_days = [report for report in reports if report.blocking_failures]
     return 1 if failed_days else 0
 
 
-def print_reports(reports: list[DayReport]) -> None:
+def print_reports(reports: list[DayReport], every_gate: bool = False) -> None:
     print(f"{'day':<12}{'rows':>8}{'validated':>11}{'quarantined':>13}  blocking gates")
     totals: dict[str, int] = {}
     failures: dict[str, int] = {}
@@ -426,10 +423,12 @@ def print_reports(reports: list[DayReport]) -> None:
             print(f"    quarantined {count}: {reason}")
             totals[reason] = totals.get(reason, 0) + count
         for name, gate, outcome in report.gates:
-            if outcome.passed:
+            if outcome.passed and not every_gate:
                 continue
             kind = (
-                "inconclusive"
+                "passed"
+                if outcome.passed
+                else "inconclusive"
                 if outcome.inconclusive
                 else "FAILED (ERROR, blocking)"
                 if gate.blocking

@@ -279,7 +279,7 @@ def test_a_csv_with_2016_dates_becomes_a_champion_from_the_dataset_folder_alone(
             )
         ]
     assert days == {"validated_transactions": DAYS, "features": DAYS[2:], "batch_scores": DAYS[2:]}
-    # 8 gates on each of the three days' raw and validated data, 11 on the last day's features,
+    # 9 gates on each of the three days' raw and validated data, 10 on the last day's features,
     # model and version: all passed with the folder's thresholds.
     assert len(evaluations) == 3 * 9 + 10
     assert [e.asset_check_key.to_user_string() for e in evaluations if not e.passed] == []
@@ -298,7 +298,9 @@ def test_a_csv_with_2016_dates_becomes_a_champion_from_the_dataset_folder_alone(
     assert set(local_days.dt.date.astype(str)) == {DAYS[0]}
 
     record = pd.read_json(data / "trained_model" / f"{DAYS[2]}.json", typ="series")
-    assert record["window_days"] == DAYS  # the folder's three-day window
+    # The folder's three-day window, its days cut in the folder's time zone (in UTC, the evening
+    # applications of 2016-01-03 fall on 2016-01-04).
+    assert record["window_days"] == DAYS
     # The folder's training settings: two families searched, LightGBM not tried.
     families = {row["family"] for row in record["candidates"]}
     assert families == {"logistic_regression", "hist_gradient_boosting"}

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import column_schema, preview
+from mlplatform.config.active import SETTINGS
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out, stage_multi_asset, stage_output
 
@@ -31,6 +32,7 @@ def validated_transactions(
     raw_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.Output]:
+    from mlplatform.core.days import in_time_zone
     from mlplatform.core.features import positive_label_flags
     from mlplatform.core.validate import validate
 
@@ -38,6 +40,11 @@ def validated_transactions(
         contract = dataset_contract.load()
         outcome = validate(
             raw_transactions, contract, source=f"raw_transactions[{context.partition_key}]"
+        )
+        # Every day taken downstream (the feature window, the day scored, the day's rows the
+        # drift gate compares) is then the day the partitions cut, in the dataset's time zone.
+        outcome.validated = in_time_zone(
+            outcome.validated, contract.event_time, SETTINGS.partitions.timezone
         )
     if outcome.ignored_columns:
         context.log.warning(f"Columns not in the contract were ignored: {outcome.ignored_columns}")

@@ -67,7 +67,8 @@ def packaged_dataset_names() -> list[str]:
 def open_dataset(name_or_path: str | os.PathLike[str], root: Path | None = None) -> Dataset:
     """A packaged dataset's name (`credit_data`) or a path to a dataset folder (relative to `root`,
     the working directory by default), checked: the folder exists, holds `contract.yaml` and
-    nothing the platform would not read."""
+    nothing the platform would not read. A bare name is a packaged dataset's first (`./name` is
+    a folder of that name)."""
     given = str(name_or_path)
     packaged = PACKAGED_DATASETS_DIR / given
     if re.fullmatch(r"[A-Za-z0-9_.-]+", given) and given not in (".", "..") and packaged.is_dir():

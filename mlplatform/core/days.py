@@ -7,6 +7,16 @@ from __future__ import annotations
 import pandas as pd
 
 
+def in_time_zone(frame: pd.DataFrame, column: str, timezone: str) -> pd.DataFrame:
+    """`frame` with its times in `column` (timezone-aware) shown in `timezone`: the days below are
+    then the partitions' days wherever the rows came from (in UTC, an evening in Chicago is the
+    next day)."""
+    times = frame[column]
+    if times.dt.tz is None or str(times.dt.tz) == timezone:
+        return frame
+    return frame.assign(**{column: times.dt.tz_convert(timezone)})
+
+
 def _day_start(times: pd.Series, day: str) -> pd.Timestamp:
     start = pd.Timestamp(day)
     return start.tz_localize(times.dt.tz) if times.dt.tz is not None else start

@@ -212,6 +212,32 @@ def test_a_misspelt_key_in_the_settings_names_the_file_and_key(tmp_path, setting
     assert expected in message and str(folder / "settings.yaml") in message
 
 
+# Days in the dataset's time zone ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "timezone",
+    [
+        "America/Chicago",  # 2016-03-13 has 23 hours, 2016-11-06 has 25
+        "America/Santiago",  # 2016-08-14 has no midnight: clocks went from 23:59:59 to 01:00
+        "Asia/Kolkata",  # half-hour offset
+    ],
+)
+def test_the_days_of_validated_rows_are_the_partitions_days(timezone):
+    from mlplatform.core.days import days_present, in_time_zone, on_any_day, on_day
+
+    utc = pd.Series(pd.date_range("2016-03-10", "2016-11-10", freq="37min", tz="UTC"))
+    frame = in_time_zone(pd.DataFrame({"t": utc}), "t", timezone)
+    local = frame["t"]
+    as_text = local.dt.strftime("%Y-%m-%d")  # the slow, obviously right way
+    assert str(local.dt.tz) == timezone and (local == utc).all()  # same instants
+    assert days_present(local) == sorted(as_text.unique())
+    for day in ("2016-03-13", "2016-08-14", "2016-11-06", "2016-06-01"):
+        assert on_day(local, day).tolist() == (as_text == day).tolist(), day
+    days = ["2016-03-13", "2016-08-14"]
+    assert on_any_day(local, days).tolist() == as_text.isin(days).tolist()
+
+
 # The walkthrough: a CSV with 2016 dates to a registered champion, nothing set outside the folder -
 
 

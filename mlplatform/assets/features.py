@@ -64,6 +64,7 @@ def features(
             context.partition_key,
             WINDOW_DAYS,
             gated_assets=("raw_transactions", "validated_transactions"),
+            loaded_days=days_present(validated_transactions[contract.event_time]),
         )
         _wait_for_pending_days(context, window)
         if window.states[context.partition_key] == DayState.MISSING:

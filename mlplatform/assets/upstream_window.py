@@ -33,17 +33,22 @@ def window_status(
     day: str,
     window: int,
     gated_assets: Iterable[str],
+    loaded_days: Iterable[str] = (),
 ) -> WindowStatus:
     """Each day of the `window` days of `upstream` ending on `day`. A day is left out when a
-    blocking gate of one of `gated_assets` failed on it."""
+    blocking gate of one of `gated_assets` failed on it. `loaded_days`, found in the data already
+    loaded, count as written even when this instance holds no record of them (an ephemeral
+    instance, or one created after the data)."""
     instance = context.instance
     key = dg.AssetKey(upstream)
     first = context.assets_def.partitions_def.get_first_partition_key()
     days = window_days(day, window)
     in_range = [each for each in days if each >= first]
-    materialized = instance.event_log_storage.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(in_range)
-    )
+    materialized = set(
+        instance.event_log_storage.get_latest_storage_id_by_partition(
+            key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(in_range)
+        )
+    ) | set(loaded_days)
     writers = _pending_writers(
         context, key, {each for each in in_range if each not in materialized}
     )

@@ -577,7 +577,10 @@ def test_step_containers_take_image_and_limits_from_settings():
     # dagster-docker accepts this configuration as its own.
     from dagster_docker import docker_executor
 
-    processed = dg._config.process_config(docker_executor.config_schema.config_type, config)
+    from mlplatform.automation.execution import CHAMPION_LANE_LIMIT
+
+    lane = {**config, "tag_concurrency_limits": CHAMPION_LANE_LIMIT}
+    processed = dg._config.process_config(docker_executor.config_schema.config_type, lane)
     assert processed.success, processed.errors
     # Locally: a process per step, forked from a server that preloaded the platform.
     local = job_executor(load_orchestration(environ={}).execution)

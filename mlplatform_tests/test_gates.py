@@ -40,7 +40,8 @@ DOWNSTREAM_OF = {
     "validated_transactions": {"features", "trained_model", "registered_model_version",
                                "batch_scores"},
     "features": {"trained_model", "registered_model_version", "batch_scores"},
-    "trained_model": {"registered_model_version", "batch_scores"},
+    # Scoring is its own path: a blocked challenger does not stop the champion from scoring.
+    "trained_model": {"registered_model_version"},
 }  # fmt: skip
 
 
@@ -162,6 +163,17 @@ def test_blocking_gate_stops_the_run_and_leaves_the_registry(
     assert not (DOWNSTREAM_OF[stopped_asset] & materialized(result))
     assert deployment.registry() == registry_before
     assert "RUNNING" not in deployment.mlflow_run_statuses()
+    if stopped_asset == "trained_model":
+        # The day is still scored, by the champion it already had, and says why.
+        _, champion = registry_before
+        scored = next(
+            {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events()
+            if e.asset_key.to_user_string() == "batch_scores"
+        )
+        assert scored["model_version"] == champion
+        why = scored["why_this_version"]
+        assert "failed its blocking gates" in why and f"'{gate.split(':')[1]}'" in why
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,10 @@
-"""Deployment: the `champion` model, resolved from the registry when this runs, scores the
-newest day."""
+"""Deployment: the `champion` model, resolved from the registry when this runs, scores the day.
 
-from typing import Any
+Scoring is its own path beside training: it reads the day's features, not today's registration, so
+a day whose challenger is blocked by a gate is still scored by the champion that is there. In a run
+it shares the champion lane with training and registration (`mlplatform.stages.definition`): it
+goes after them, so it scores with the version this run's registration left as champion.
+"""
 
 import dagster as dg
 import pandas as pd
@@ -12,18 +15,44 @@ from mlplatform.resources.mlflow import CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset, step_name
 
 
+def why_this_version(instance: dg.DagsterInstance, day: str, champion_version: str) -> str:
+    """Why the champion scored this day and not a model trained for it, from the instance."""
+    from mlplatform.checks.gate_history import failed_blocking_checks
+
+    registered = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("registered_model_version"), asset_partitions=[day]
+        ),
+        limit=1,
+    ).records
+    if registered and registered[0].asset_materialization is not None:
+        metadata = {k: v.value for k, v in registered[0].asset_materialization.metadata.items()}
+        version = str(metadata.get("version"))
+        if version == champion_version:
+            return f"the model trained for {day} (v{version}) is the champion"
+        reason = metadata.get("promotion_reason")
+        return f"v{version}, trained for {day}, did not take champion: {reason}"
+    blocked = failed_blocking_checks(instance, "trained_model", day)
+    if blocked:
+        return f"the model trained for {day} failed its blocking gates {blocked}: not registered"
+    return f"no model was registered for {day}"
+
+
 @stage_asset(
     "deployment",
     kinds={"mlflow", "pandas", "parquet"},
+    # Not on upstream updates alone: features are written before training, and a scoring run of
+    # its own would race the training run's registration. The day's runs (schedule, sensors, a
+    # click) include it, behind training in the champion lane.
+    automated=False,
     description=(
         "Scores, decisions and model version for every transaction of the partition's day, from "
-        "the model holding the `champion` alias when this runs."
+        "the model holding the `champion` alias when this runs, whatever today's challenger did."
     ),
 )
 def batch_scores(
     context: dg.AssetExecutionContext,
     features: pd.DataFrame,
-    registered_model_version: dict[str, Any],
     dataset_contract: DatasetContract,
     mlflow: MlflowResource,
 ) -> dg.Output[pd.DataFrame]:
@@ -33,11 +62,13 @@ def batch_scores(
 
     with carried_out(context, "deployment"):
         contract = dataset_contract.load()
-        name = registered_model_version["model_name"]
+        name = mlflow.model_name_for(contract.name)
         champion = mlflow.current_champion(name)
         if champion is None:
             raise dg.Failure(
-                f"batch_scores: {name} has no '{CHAMPION}' version to score with",
+                f"{step_name(context)}: no champion yet: {name} has no version with the "
+                f"'{CHAMPION}' alias, so the day cannot be scored. The first model that passes its "
+                "gates becomes champion; score the day again then.",
                 allow_retries=False,
             )
         # Resolve the alias once and load that exact version, so the scores and the version
@@ -71,6 +102,8 @@ def batch_scores(
             event_time_column=contract.event_time,
             model_version=str(champion.version),
         )
+    why = why_this_version(context.instance, context.partition_key, str(champion.version))
+    context.log.info(f"{name} v{champion.version} scored {len(scores)} rows: {why}")
     alert_rate = float(scores["decision"].mean()) if len(scores) else 0.0
     return dg.Output(
         scores,
@@ -79,6 +112,7 @@ def batch_scores(
             "model_name": name,
             "model_version": str(champion.version),
             "model_uri": f"models:/{name}@{CHAMPION} (v{champion.version})",
+            "why_this_version": why,
             "decision_threshold": dg.MetadataValue.float(threshold),
             "alerts": int(scores["decision"].sum()),
             "alert_rate": dg.MetadataValue.float(round(alert_rate, 6)),

@@ -44,6 +44,8 @@ def gate_checks(
     spec per gate (severity from quality_gates.yaml), reading `asset` and `also_reads`."""
     return stage_checks(
         name=f"{asset}_checks",
+        # The model's gates decide what registration may do: in the champion lane, before scoring.
+        in_champion_lane=asset == "trained_model",
         specs=gate_specs(asset, getattr(GATES, asset), descriptions, also_reads),
         ins={name: dg.AssetIn() for name in (asset, *also_reads)},
     )

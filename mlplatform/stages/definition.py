@@ -79,9 +79,25 @@ def step_tags(stage: Stage) -> dict[str, Any]:
     }
 
 
-def _step_arguments(stage: Stage) -> dict[str, Any]:
+# The champion lane: the steps that train a challenger, judge it, move `champion` and score with it.
+# Within one run they go one at a time (the executors' tag limit, automation/execution.py) and,
+# among those ready at once, scoring last (lowest priority): a run of the whole graph scores with
+# the champion its own registration left. Scoring does not depend on registration, so a challenger
+# blocked by its gates stops registration only; the champion still scores the day.
+CHAMPION_LANE_TAG = "mlplatform/lane"
+CHAMPION_LANE = "champion"
+CHAMPION_LANE_STAGES: tuple[Stage, ...] = ("training", "registration", "deployment")
+_LOWEST_PRIORITY = {"deployment": "-1"}
+
+
+def _step_arguments(stage: Stage, *, in_champion_lane: bool = False) -> dict[str, Any]:
     """What the step of every stage declares, for its asset and check decorators alike."""
-    return {"retry_policy": retry_policy(stage), "op_tags": step_tags(stage)}
+    tags = step_tags(stage)
+    if in_champion_lane or stage in CHAMPION_LANE_STAGES:
+        tags[CHAMPION_LANE_TAG] = CHAMPION_LANE
+    if stage in _LOWEST_PRIORITY:
+        tags["dagster/priority"] = _LOWEST_PRIORITY[stage]
+    return {"retry_policy": retry_policy(stage), "op_tags": tags}
 
 
 def stage_asset(
@@ -130,6 +146,13 @@ def stage_multi_asset(
     )
 
 
-def stage_checks(name: str, **check_arguments: Any) -> Callable[..., dg.AssetChecksDefinition]:
-    """`@dg.multi_asset_check` in the `checks` stage (its retry policy and step resources)."""
-    return dg.multi_asset_check(name=name, **_step_arguments("checks"), **check_arguments)
+def stage_checks(
+    name: str, *, in_champion_lane: bool = False, **check_arguments: Any
+) -> Callable[..., dg.AssetChecksDefinition]:
+    """`@dg.multi_asset_check` in the `checks` stage (its retry policy and step resources);
+    `in_champion_lane` for the gates that decide whether a challenger may take champion."""
+    return dg.multi_asset_check(
+        name=name,
+        **_step_arguments("checks", in_champion_lane=in_champion_lane),
+        **check_arguments,
+    )

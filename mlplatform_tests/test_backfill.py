@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from mlplatform_tests.conftest import TEST_SETTINGS_DIR, WebhookReceiver, platform_environment
-from mlplatform_tests.servers import start_process, stop_process_group
 from mlplatform_tests.test_daemon import Daemon
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -83,21 +82,12 @@ def daemon(tmp_path) -> Iterator[Daemon]:
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
         "OMP_NUM_THREADS": "1",
     }
-    process = start_process(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        tmp_path / "daemon.log", env=env, cwd=PROJECT,
-    )  # fmt: skip
-    daemon = Daemon(home, env, workspace, receiver, tmp_path, process)
     try:
-
-        def all_daemons_beating():
-            with daemon.instance() as instance:
-                return len(instance.get_daemon_heartbeats()) >= 4
-
-        daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
-        yield daemon
+        with Daemon.started(
+            home, env, workspace, tmp_path / "daemon.log", receiver=receiver, landing=tmp_path
+        ) as daemon:
+            yield daemon
     finally:
-        stop_process_group(process)
         receiver.close()
         artifacts = PROJECT / "test-artifacts"
         if artifacts.is_dir():

@@ -1,6 +1,7 @@
 """Against a real dagster-daemon on a temporary DAGSTER_HOME: retry policies, run retries for a
 crashed run, one alert for a deterministic failure, max runtime, and the new-data sensor."""
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -35,12 +37,34 @@ class Daemon:
     home: Path
     env: dict[str, str]
     workspace: Path
-    receiver: WebhookReceiver
+    receiver: WebhookReceiver | None
     landing: Path
     process: subprocess.Popen
 
     def instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(self.home))
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(
+        cls, home: Path, env: dict[str, str], workspace: Path, log: Path, **fields: Any
+    ) -> Iterator["Daemon"]:
+        """`dagster-daemon run` in its own process group (SIGINT/SIGTERM reset: a background
+        shell may ignore them), yielded once all its daemons beat; stopped with its children."""
+        process = start_process(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], log, env=env, cwd=PROJECT
+        )
+        daemon = cls(home=home, env=env, workspace=workspace, process=process, **fields)
+        try:
+
+            def all_daemons_beating():
+                with daemon.instance() as instance:
+                    return len(instance.get_daemon_heartbeats()) >= 4
+
+            daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
+            yield daemon
+        finally:
+            stop_process_group(process)
 
     def launch(self, location: str, job: str, *extra: str) -> str:
         result = subprocess.run(
@@ -125,22 +149,12 @@ def daemon(tmp_path_factory) -> Iterator[Daemon]:
         "MLPLATFORM_FAULT_DIR": str(faults),
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
     }
-    # Its own process group, SIGINT/SIGTERM reset (a background shell may ignore them).
-    process = start_process(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        root / "daemon.log", env=env, cwd=PROJECT,
-    )  # fmt: skip
-    daemon = Daemon(home, env, workspace, receiver, landing, process)
     try:
-
-        def all_daemons_beating():
-            with daemon.instance() as instance:
-                return len(instance.get_daemon_heartbeats()) >= 4
-
-        daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
-        yield daemon
+        with Daemon.started(
+            home, env, workspace, root / "daemon.log", receiver=receiver, landing=landing
+        ) as daemon:
+            yield daemon
     finally:
-        stop_process_group(process)
         receiver.close()
         shutil.copy(root / "daemon.log", PROJECT / "test-artifacts" / "daemon.log") if (
             PROJECT / "test-artifacts"

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from mlplatform_tests.conftest import TEST_SETTINGS_DIR, platform_environment
-from mlplatform_tests.servers import start_process, stop_process_group
+from mlplatform_tests.servers import start_process
 from mlplatform_tests.test_daemon import TERMINAL, Daemon
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -267,22 +267,13 @@ def daemon(tmp_path_factory) -> Iterator[Daemon]:
     with instance_at(home):
         pass  # the SQLite tables, once, before several processes race to create them
     env = environment(root, home)
-    process = start_process(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-        root / "daemon.log", env=env, cwd=PROJECT,
-    )  # fmt: skip
     # No webhook and no landing folder: the generator is the source, alerts go nowhere.
-    daemon = Daemon(home, env, workspace, None, root, process)  # type: ignore[arg-type]
     try:
-
-        def all_daemons_beating():
-            with daemon.instance() as instance:
-                return len(instance.get_daemon_heartbeats()) >= 4
-
-        daemon.wait(all_daemons_beating, timeout=120, what="the daemon's heartbeats")
-        yield daemon
+        with Daemon.started(
+            home, env, workspace, root / "daemon.log", receiver=None, landing=root
+        ) as daemon:
+            yield daemon
     finally:
-        stop_process_group(process)
         artifacts = PROJECT / "test-artifacts"
         if artifacts.is_dir():
             (artifacts / "faults-daemon.log").write_bytes((root / "daemon.log").read_bytes())

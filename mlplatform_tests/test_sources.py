@@ -35,9 +35,14 @@ def read(path, card_contract, day=DAY, **arguments):
 def test_csv_file_is_cut_to_the_day(tmp_path, two_days, card_contract):
     path = tmp_path / "tx.csv"
     two_days.to_csv(path, index=False)
-    day = read(path, card_contract)
+    progress: list[str] = []
+    day = read(path, card_contract, log=progress.append)
     assert len(day) == len(expected_day(two_days))
     assert set(day["transaction_id"]) == set(expected_day(two_days)["transaction_id"])
+    # A long read says where it is: per file, rows read and rows of the day.
+    assert progress == [
+        f"{path}: {len(two_days)} rows read, {len(day)} on {DAY}, 0 in no partition"
+    ]
 
 
 def test_csv_text_is_kept_as_written(tmp_path, card_contract):

@@ -45,7 +45,9 @@ def raw_transactions(
         contract = dataset_contract.load()
         # A file the platform cannot use (unreadable, a contract column missing, no row for the
         # day) fails here, before anything is stored: the day's previous raw data stays.
-        raw = data_source.read_day(partition_day(context), contract, current_partition_span())
+        raw = data_source.read_day(
+            partition_day(context), contract, current_partition_span(), log=context.log.info
+        )
     outside = outside_partitions_summary(raw, contract)
     if outside["rows"]:
         context.log.warning(

@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -363,8 +363,10 @@ def read_source_day(
     day: dt.date,
     span: PartitionSpan,
     file_format: str = "auto",
+    log: Callable[[str], None] = lambda message: None,
 ) -> pd.DataFrame:
-    """The rows of all files under `path` whose event time falls on `day`.
+    """The rows of all files under `path` whose event time falls on `day` (`log` hears, per
+    file, how many rows it held and how many are the day's: a long read says where it is).
 
     Rows of a file that fall in no partition come along with the file's first day that is a
     partition, marked with their reason in OUTSIDE_PARTITIONS_COLUMN: validation quarantines them
@@ -377,6 +379,10 @@ def read_source_day(
         placement = place_rows(frame[contract.event_time], span)
         of_day.append(frame.loc[(placement.day == day).to_numpy() & placement.in_partition])
         outside = placement.outside
+        log(
+            f"{file}: {len(frame)} rows read, {len(of_day[-1])} on {day}, "
+            f"{int(outside.sum())} in no partition"
+        )
         if outside.any() and min(placement.partition_days, default=None) == day:
             carried.append(
                 frame.loc[outside].assign(

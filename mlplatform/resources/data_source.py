@@ -13,6 +13,8 @@ from mlplatform.config.launchpad import launchpad_config
 from mlplatform.config.settings import FileFormat, SourceKind
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from mlplatform.core.contract import Contract
@@ -39,7 +41,13 @@ class DataSource(dg.ConfigurableResource):
             return f"synthetic generator (seed {(self.generator or GeneratorConfig()).seed})"
         return f"files at {self.path}"
 
-    def read_day(self, day: dt.date, contract: Contract, span: PartitionSpan) -> pd.DataFrame:
+    def read_day(
+        self,
+        day: dt.date,
+        contract: Contract,
+        span: PartitionSpan,
+        log: Callable[[str], None] = lambda message: None,
+    ) -> pd.DataFrame:
         """The day's rows; from files, also their rows that fall in no partition of `span`
         (carried by the file's first day, see read_source_day)."""
         if self.kind == "generator":
@@ -59,4 +67,4 @@ class DataSource(dg.ConfigurableResource):
             )
         from mlplatform.core.sources import read_source_day
 
-        return read_source_day(self.path, contract, day, span, self.file_format)
+        return read_source_day(self.path, contract, day, span, self.file_format, log=log)

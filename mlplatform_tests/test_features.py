@@ -8,6 +8,7 @@ from mlplatform.core.features import (
     LABEL_COLUMN,
     MISSING_CATEGORY,
     SPLIT_COLUMN,
+    WAITING,
     build_features,
     model_columns,
     positive_label_flags,
@@ -106,6 +107,38 @@ def test_time_split_has_no_leakage_and_right_sizes(card_contract):
     shares = table[SPLIT_COLUMN].value_counts(normalize=True)
     assert shares["train"] == pytest.approx(0.7, abs=0.01)
     assert shares["test"] == pytest.approx(0.1, abs=0.01)
+
+
+def test_rows_whose_labels_are_not_known_yet_wait_outside_every_split(card_contract):
+    """With a label delay, the newest days are kept (to be scored) but no split learns from or is
+    judged on them; nor on a row without a label. The fractions apply to the labelled rows."""
+    days = [dt.date(2026, 3, d) for d in (1, 2, 3)]
+    validated = pd.concat(
+        [validate(generated_day(day, rows_per_day=3000), card_contract).validated for day in days],
+        ignore_index=True,
+    )
+    validated["is_fraud"] = validated["is_fraud"].astype("Int64")
+    validated.loc[5, "is_fraud"] = pd.NA  # a label still to come, on an old day
+    table = build_features(
+        validated, card_contract, validation_fraction=0.2, test_fraction=0.1,
+        labels_known_before="2026-03-03",
+    )  # fmt: skip
+    waiting = table[SPLIT_COLUMN] == WAITING
+    on_last_day = table["event_time"].dt.date == days[2]
+    assert waiting.sum() == on_last_day.sum() + 1
+    assert waiting[on_last_day].all()
+    assert (
+        table.loc[
+            table["transaction_id"] == validated.loc[5, "transaction_id"], SPLIT_COLUMN
+        ].item()
+        == WAITING
+    )
+    labelled = table[~waiting]
+    assert labelled["event_time"].dt.date.max() == days[1]
+    shares = labelled[SPLIT_COLUMN].value_counts(normalize=True)
+    assert shares["test"] == pytest.approx(0.1, abs=0.01)
+    # Without a delay every labelled row is in a split.
+    assert (build_features(validated.drop(index=5), card_contract)[SPLIT_COLUMN] != WAITING).all()
 
 
 def test_rows_sharing_a_timestamp_share_a_split():

@@ -255,3 +255,41 @@ def test_links_to_mlflow_open_the_ui_people_use(trained_platform):
     assert (
         browsable.version_link("m", "3").value == "https://mlflow.example.org/#/models/m/versions/3"
     )
+
+
+def test_with_a_label_delay_the_model_learns_only_from_labelled_days(tmp_path):
+    """A contract whose labels arrive a day late: the partition's own day is in the features (to
+    be scored) but waits outside every split; the model trains, validates and tests on the days
+    before it, and the metadata says how many rows waited."""
+    import yaml
+
+    from mlplatform.config.dataset import open_dataset
+
+    contract = yaml.safe_load(open_dataset("card_transactions").contract.read_text())
+    contract["label_delay_days"] = 1
+    folder = tmp_path / "delayed"
+    folder.mkdir()
+    (folder / "contract.yaml").write_text(yaml.safe_dump(contract))
+    platform = make_platform(tmp_path, rows_per_day=5000, MLPLATFORM_DATASET=str(folder))
+    days = ("2026-01-01", "2026-01-02", "2026-01-03")
+    ingestion = ["raw_transactions", "validated_transactions", "quarantined_transactions"]
+    for day in days[:2]:
+        assert dg.materialize(
+            ASSETS, selection=ingestion, partition_key=day, resources=platform.resources
+        ).success
+    result = dg.materialize(
+        ASSETS, selection=[*ingestion, "features", "trained_model"], partition_key=days[2],
+        resources=platform.resources,
+    )  # fmt: skip
+    assert result.success
+    features = pd.read_parquet(platform.data_dir / "features" / f"{days[2]}.parquet")
+    on_the_day = features["event_time"].dt.strftime("%Y-%m-%d") == days[2]
+    assert (features.loc[on_the_day, "split"] == "waiting").all()
+    assert (features.loc[~on_the_day, "split"] != "waiting").all()
+    shown = metadata_of(result, "features")
+    assert shown["label_delay_days"] == 1
+    assert shown["rows_waiting_for_labels"] == on_the_day.sum() > 0
+    trained = result.output_for_node("trained_model")
+    assert sum(trained["split_sizes"].get(s, 0) for s in ("train", "validation", "test")) == (
+        (~on_the_day).sum()
+    )

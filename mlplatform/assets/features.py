@@ -1,15 +1,21 @@
 """Features over a trailing window of validated partitions, split by time."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import preview
-from mlplatform.config.active import SETTINGS
+from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.config.launchpad import launchpad_config
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out, stage_asset
 
 WINDOW_DAYS = SETTINGS.features.window_days
+# Labels known only `label_delay_days` after the event: the window of labelled days ends that much
+# before the partition's day, and the days in between are read too, to be scored.
+LABEL_DELAY_DAYS = CONTRACT.label_delay_days
+SPAN_DAYS = WINDOW_DAYS + LABEL_DELAY_DAYS
 
 
 # The split can change per run; the window cannot (it shapes the partition mapping below).
@@ -31,7 +37,7 @@ FeaturesConfig = launchpad_config(
     ins={
         "validated_transactions": dg.AssetIn(
             partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-(WINDOW_DAYS - 1),
+                start_offset=-(SPAN_DAYS - 1),
                 end_offset=0,
                 allow_nonexistent_upstream_partitions=True,
             ),
@@ -49,7 +55,13 @@ def features(
 ) -> dg.Output[pd.DataFrame]:
     from mlplatform.assets.upstream_window import window_status
     from mlplatform.core.days import days_present, on_any_day
-    from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
+    from mlplatform.core.features import (
+        LABEL_COLUMN,
+        SPLIT_COLUMN,
+        WAITING,
+        build_features,
+        model_columns,
+    )
     from mlplatform.core.validate import DatasetError
     from mlplatform.core.window import DayState
     from mlplatform.stages import step_name
@@ -62,7 +74,7 @@ def features(
             context,
             "validated_transactions",
             context.partition_key,
-            WINDOW_DAYS,
+            SPAN_DAYS,
             gated_assets=("raw_transactions", "validated_transactions"),
             loaded_days=days_present(validated_transactions[contract.event_time]),
         )
@@ -93,11 +105,15 @@ def features(
             validated_transactions = validated_transactions[~on_any_day(times, list(excluded))]
         if validated_transactions.empty:
             raise DatasetError(f"every day of the window failed its gates: {excluded}")
+        day = dt.date.fromisoformat(context.partition_key)
         table = build_features(
             validated_transactions,
             contract,
             validation_fraction=config.validation_fraction,
             test_fraction=config.test_fraction,
+            labels_known_before=(
+                day + dt.timedelta(days=1 - contract.label_delay_days)
+            ).isoformat(),
         )
     categorical, numeric = model_columns(table, contract)
     by_split = table.groupby(SPLIT_COLUMN, observed=False)[LABEL_COLUMN].agg(["size", "mean"])
@@ -109,6 +125,9 @@ def features(
             "window": window.summary(),
             "window_complete": window.complete,
             "window_days_configured": WINDOW_DAYS,
+            "label_delay_days": contract.label_delay_days,
+            # Scored, but not learned from or judged on: labels not known yet.
+            "rows_waiting_for_labels": int((table[SPLIT_COLUMN] == WAITING).sum()),
             "window_days_found": dg.MetadataValue.json(found_days),
             "window_days_excluded": dg.MetadataValue.json(excluded),
             "window_days_absent": dg.MetadataValue.json(

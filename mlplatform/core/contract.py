@@ -59,6 +59,10 @@ class Contract(BaseModel):
     event_time: str
     target: str
     positive_label: Any = 1
+    # How many days after its event a row's label is known (a loan's default: months; a
+    # chargeback: weeks). Rows younger than this on a partition's day are scored but kept out of
+    # training, validation and test, and the feature window reaches back that much further.
+    label_delay_days: int = Field(0, ge=0)
     roles: dict[Literal["entity", "amount", "device"], str] = {}
     domain_features: list[str] = []
     columns: dict[str, ColumnSpec]

@@ -36,6 +36,11 @@ def days_present(times: pd.Series) -> list[str]:
     return [day.strftime("%Y-%m-%d") for day in days]
 
 
+def before_day(times: pd.Series, day: str) -> pd.Series:
+    """Which rows fall on a day before `day`, in the times' own time zone."""
+    return _wall_days(times) < pd.Timestamp(day)
+
+
 def on_any_day(times: pd.Series, days: list[str]) -> pd.Series:
     """Which rows fall on one of `days`."""
     return _wall_days(times).isin([pd.Timestamp(day) for day in days])

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 SPLIT_COLUMN = "split"
 LABEL_COLUMN = "label"
 SPLITS = ("train", "validation", "test")
+# Rows whose label is not known yet (younger than the contract's label delay, or no label yet):
+# in the features, so the day is scored, but in no split a model learns from or is judged on.
+WAITING = "waiting"
 MISSING_CATEGORY = "__missing__"
 
 
@@ -110,11 +113,13 @@ def build_features(
     contract: Contract,
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
+    labels_known_before: str | None = None,
 ) -> pd.DataFrame:
     """One row per validated row: id, event time, label, generic and domain features.
 
     `validated` may hold several partitions; rows are ordered by event time first so every
-    history-based feature only looks backwards.
+    history-based feature only looks backwards. Rows on `labels_known_before` (a day) or later,
+    and rows without a label, are `waiting`: kept (to be scored) but in no split.
     """
     times = validated[contract.event_time]
     if times.is_monotonic_increasing and validated.index.equals(pd.RangeIndex(len(validated))):
@@ -123,7 +128,12 @@ def build_features(
     else:
         frame = validated.sort_values(contract.event_time, kind="stable", ignore_index=True)
     label = positive_label_flags(frame[contract.target], contract.positive_label)
-    if label.nunique() < 2:
+    known = frame[contract.target].notna().to_numpy()
+    if labels_known_before is not None:
+        from mlplatform.core.days import before_day
+
+        known &= before_day(frame[contract.event_time], labels_known_before).to_numpy()
+    if label[known].nunique() < 2:
         from mlplatform.core.validate import DatasetError
 
         raise DatasetError(
@@ -154,11 +164,15 @@ def build_features(
         feature = DOMAIN_FEATURES[name]
         columns[name] = feature.compute(frame, dict(contract.roles), contract.event_time)
     features = pd.DataFrame(columns)
-    features[SPLIT_COLUMN] = time_split(
-        features[contract.event_time],
+    times = features[contract.event_time]
+    labelled = time_split(
+        times if known.all() else times[known],
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
     )
+    codes = np.full(len(features), len(SPLITS), dtype="int8")  # WAITING
+    codes[known] = labelled.cat.codes.to_numpy()
+    features[SPLIT_COLUMN] = pd.Categorical.from_codes(codes, categories=[*SPLITS, WAITING])
     return features
 
 

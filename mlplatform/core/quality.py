@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.core.contract import Contract
-from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, positive_label_flags
+from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, WAITING, positive_label_flags
 from mlplatform.core.uncertainty import Interval
 
 
@@ -337,7 +337,8 @@ def no_target_leakage(
     labels = features[LABEL_COLUMN].to_numpy()
     samples = {
         "train": np.flatnonzero((features[SPLIT_COLUMN] == "train").to_numpy()),
-        "day": np.flatnonzero(day_rows.to_numpy()),
+        # The day's rows whose labels are known (with a label delay, none yet).
+        "day": np.flatnonzero((day_rows & (features[SPLIT_COLUMN] != WAITING)).to_numpy()),
     }
     if sample_rows is not None:
         samples = {

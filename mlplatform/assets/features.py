@@ -116,7 +116,7 @@ def features(
             ).isoformat(),
         )
     categorical, numeric = model_columns(table, contract)
-    by_split = table.groupby(SPLIT_COLUMN, observed=False)[LABEL_COLUMN].agg(["size", "mean"])
+    by_split = table.groupby(SPLIT_COLUMN, observed=True)[LABEL_COLUMN].agg(["size", "mean"])
     found_days = days_present(table[contract.event_time])
     return dg.Output(
         table,

@@ -80,3 +80,28 @@ def test_a_skops_model_holding_an_untrusted_type_is_refused(registry):
     )  # fmt: skip
     with pytest.raises(UntrustedModelError, match=r"does not trust: \['_operator.neg'\]"):
         resource.load_sklearn_model(uri)
+
+
+def _open_store(uri: str, artifacts: str, barrier) -> str:
+    resource = MlflowResource(tracking_uri=uri, artifact_location=artifacts, experiment_name="race")
+    barrier.wait()  # every process opens the new store at the same moment
+    return resource.experiment_id
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
+    """Two runs training side by side on a fresh deployment used to race to create MLflow's
+    tables and leave a half-created schema (`table trace_info already exists` ever after)."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with context.Pool(4) as pool:
+            ids = pool.starmap(_open_store, [(uri, str(tmp_path / "a"), barrier)] * 4)
+    assert len(set(ids)) == 1
+    # The store is whole: a new process opens it and finds the experiment.
+    assert (
+        _open_store(uri, str(tmp_path / "a"), type("NoWait", (), {"wait": lambda self: None})())
+        == ids[0]
+    )

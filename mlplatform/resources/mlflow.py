@@ -113,9 +113,14 @@ class MlflowResource(dg.ConfigurableResource):
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
-            self._client = MlflowClient(
-                tracking_uri=self.tracking_uri, registry_uri=self.effective_registry_uri
-            )
+            with _sqlite_store_initialization(self.tracking_uri, self.effective_registry_uri):
+                client = MlflowClient(
+                    tracking_uri=self.tracking_uri, registry_uri=self.effective_registry_uri
+                )
+                # Opening the stores creates a new database's tables; done here, under the lock.
+                client.search_experiments(max_results=1)
+                client.search_registered_models(max_results=1)
+            self._client = client
         return self._client
 
     # Tracking ------------------------------------------------------------------------------------
@@ -485,6 +490,25 @@ class MlflowResource(dg.ConfigurableResource):
 
         frame = pd.DataFrame([{k: _plain(v) for k, v in row.items()} for row in rows])
         self.client.log_table(self.active_run_id, frame, artifact_file)
+
+
+@contextlib.contextmanager
+def _sqlite_store_initialization(*uris: str) -> Iterator[None]:
+    """One process at a time opens a local SQLite MLflow store. MLflow creates a new database's
+    tables when a process first opens it; two processes doing so at once (two runs training side
+    by side on a fresh deployment) left a half-created schema that every later open failed on
+    (`table trace_info already exists`). An exclusive lock on a file beside the database makes
+    the first open create it whole and the others find it done."""
+    import fcntl
+
+    paths = sorted({uri.removeprefix("sqlite:///") for uri in uris if uri.startswith("sqlite:///")})
+    with contextlib.ExitStack() as held:
+        for path in paths:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            handle = held.enter_context(open(f"{path}.init-lock", "a"))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+        yield
 
 
 def _input_columns(model_uri: str, description: Any) -> list[str]:

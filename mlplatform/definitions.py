@@ -31,7 +31,7 @@ from mlplatform.resources.alerts import alert_webhook_from_environment, dagster_
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
-from mlplatform.resources.mlflow import MlflowResource
+from mlplatform.resources.mlflow import MlflowResource, reader_account_from_environment
 
 ASSETS = [
     raw_transactions,
@@ -73,6 +73,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             registered_model_name=settings.mlflow.registered_model_name,
             ui_url=settings.mlflow.ui_url,
             dagster_ui_url=dagster_ui_url(),
+            **reader_account_from_environment(),
         ),
     }
 

@@ -780,6 +780,8 @@ class Deployment:
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "MLFLOW_TRACKING_USERNAME": MLFLOW_ACCOUNTS["MLFLOW_PLATFORM_USERNAME"],
             "MLFLOW_TRACKING_PASSWORD": MLFLOW_ACCOUNTS["MLFLOW_PLATFORM_PASSWORD"],
+            "MLFLOW_READER_USERNAME": MLFLOW_ACCOUNTS["MLFLOW_READER_USERNAME"],
+            "MLFLOW_READER_PASSWORD": MLFLOW_ACCOUNTS["MLFLOW_READER_PASSWORD"],
             "MLPLATFORM_MLFLOW_ARTIFACTS": "mlflow-artifacts:/mlplatform",
             "MLPLATFORM_DATA_DIR": str(self.root / "data"),
             "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
@@ -837,6 +839,113 @@ def test_mlflow_accounts_service_has_the_platforms_registry_settings():
     shared = {k for k in users if k.startswith("MLPLATFORM_") or k == "MLFLOW_TRACKING_URI"}
     assert {"MLPLATFORM_DATASET", "MLPLATFORM_MLFLOW_EXPERIMENT"} <= shared
     assert {k: users[k] for k in shared} == {k: daemon[k] for k in shared}
+
+
+def test_runs_get_the_reader_account_mlflow_users_makes():
+    """Scoring reads the registry as MLflow's read-only account: every Dagster service has it
+    (the launcher reads what it passes from the daemon's or webserver's environment), runs get it,
+    and it is the account the mlflow-users service creates, from docker/.env's own variables."""
+    services = compose()["services"]
+    launcher = yaml.safe_load((DOCKER / "dagster.yaml").read_text())["run_launcher"]["config"]
+    reader = ("MLFLOW_READER_USERNAME", "MLFLOW_READER_PASSWORD")
+    assert set(reader) <= set(launcher["env_vars"])
+    users = services["mlflow-users"]["environment"]
+    for service in ("user-code", "daemon", "webserver"):
+        environment = services[service]["environment"]
+        for name in reader:
+            assert environment[name] == users[name], (service, name)
+            assert environment[name].startswith("${" + name), (service, name)
+        # ... beside the platform's own account, which training needs.
+        assert environment["MLFLOW_TRACKING_USERNAME"].startswith("${MLFLOW_PLATFORM_USERNAME")
+
+
+def test_definitions_name_the_reader_account_never_hold_its_password(monkeypatch):
+    """The code location gives the MLflow resource the reader account as EnvVars, resolved where
+    a step runs (and shown in the UI by name); without the variables (local, no
+    authentication) it has none and scoring uses the process's own account."""
+    from mlplatform.config.settings import load_settings
+    from mlplatform.definitions import build_resources
+
+    monkeypatch.delenv("MLFLOW_READER_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_READER_PASSWORD", raising=False)
+    local = build_resources(load_settings())["mlflow"]
+    assert local.reader_username is None and local.reader_password is None
+
+    monkeypatch.setenv("MLFLOW_READER_USERNAME", "reader")
+    monkeypatch.setenv("MLFLOW_READER_PASSWORD", "reader-secret-in-env")
+    deployed = build_resources(load_settings())["mlflow"]
+    assert isinstance(deployed.reader_password, dg.EnvVar)
+    assert deployed.reader_username.env_var_name == "MLFLOW_READER_USERNAME"
+    assert deployed.reader_password.env_var_name == "MLFLOW_READER_PASSWORD"
+    assert "reader-secret-in-env" not in repr(deployed)
+
+
+def reading_resource(**account: Any):
+    from mlplatform.resources.mlflow import MlflowResource
+
+    return MlflowResource(
+        tracking_uri="http://127.0.0.1:1", artifact_location="mlflow-artifacts:/mlplatform",
+        experiment_name="mlplatform", **account,
+    )  # fmt: skip
+
+
+def test_reading_goes_as_the_reader_and_puts_the_account_back_in_process(monkeypatch):
+    """With the in-process executor every step shares one environment: inside `reading()` MLflow's
+    client sees the reader account, after it (also when the block raised) the platform's again,
+    for the steps that write."""
+    from mlplatform.resources.mlflow import MlflowResource, reader_account_from_environment
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "platform")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "platform-secret")
+    monkeypatch.setenv("MLFLOW_READER_USERNAME", "reader")
+    monkeypatch.setenv("MLFLOW_READER_PASSWORD", "reader-secret")
+    account = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    seen: dict[str, tuple] = {}
+
+    @dg.asset
+    def scores(mlflow: MlflowResource) -> None:
+        with mlflow.reading():
+            seen["inside"] = tuple(os.environ.get(name) for name in account)
+        seen["after"] = tuple(os.environ.get(name) for name in account)
+
+    @dg.asset(deps=[scores])
+    def scores_that_fail(mlflow: MlflowResource) -> None:
+        with mlflow.reading():
+            raise RuntimeError("the champion would not load")
+
+    result = dg.materialize(
+        [scores, scores_that_fail],
+        resources={"mlflow": reading_resource(**reader_account_from_environment())},
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    assert "the champion would not load" in str(failure.step_failure_data.error)
+    assert seen == {"inside": ("reader", "reader-secret"), "after": ("platform", "platform-secret")}
+    assert tuple(os.environ.get(name) for name in account) == ("platform", "platform-secret")
+
+    # Without a platform account before (a local store), none after.
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+    with (
+        pytest.raises(RuntimeError),
+        reading_resource(reader_username="reader", reader_password="reader-secret").reading(),
+    ):
+        assert os.environ["MLFLOW_TRACKING_USERNAME"] == "reader"
+        raise RuntimeError("failed while reading")
+    assert not {name for name in account if name in os.environ}
+
+
+def test_reading_without_a_reader_account_changes_nothing(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "platform")
+    with reading_resource().reading():
+        assert os.environ["MLFLOW_TRACKING_USERNAME"] == "platform"
+    # Half an account is a settings mistake, named, not a silent fall back to the platform's.
+    half = reading_resource(reader_username="reader")
+    with pytest.raises(dg.Failure, match="reader_password is not set") as refused, half.reading():
+        pass
+    assert refused.value.allow_retries is False
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "platform"
 
 
 def test_init_script_gets_every_role_from_the_postgres_service():
@@ -1114,6 +1223,88 @@ def test_only_the_platform_account_moves_an_alias(deployment, monkeypatch):
 
     with pytest.raises(MlflowException, match="403"):
         AuthServiceClient(deployment.mlflow_url).create_user("intruder", "intruder-password-1")
+
+
+@pytest.mark.slow
+def test_scoring_reads_the_registry_as_the_reader(deployment, monkeypatch):
+    """batch_scores talks to MLflow as the read-only account, in a run as deployed: it scores with
+    the platform's password wrong and the reader's right, and fails without retry, naming the
+    account and never a password, with the reader's wrong; inside `reading()` a write is refused.
+    (After the tests that count the fixture's one run: this one adds runs.)"""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    assert deployment.result.returncode == 0, deployment.result.stderr[-3000:]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    wrong_platform, wrong_reader = "wrong-platform-password-7", "wrong-reader-password-8"
+    passwords = [wrong_platform, wrong_reader] + [
+        value for key, value in MLFLOW_ACCOUNTS.items() if key.endswith("PASSWORD")
+    ]
+    client = MlflowClient(tracking_uri=deployment.mlflow_url, registry_uri=deployment.mlflow_url)
+    as_mlflow_user(monkeypatch, "platform")
+    (model,) = client.search_registered_models()
+    champion = client.get_model_version_by_alias(model.name, "champion")
+    # The platform's account with the wrong password is refused: what scores below is the reader.
+    as_mlflow_user(monkeypatch, "platform", password=wrong_platform)
+    with pytest.raises(MlflowException, match="401"):
+        client.get_model_version_by_alias(model.name, "champion")
+
+    # The resource itself, in this process: the reader reads, cannot write, and a wrong password
+    # is named as the reader's.
+    from mlplatform.resources.mlflow import MlflowResource
+
+    def resource(password: str) -> MlflowResource:
+        return MlflowResource(
+            tracking_uri=deployment.mlflow_url, artifact_location="mlflow-artifacts:/mlplatform",
+            experiment_name="mlplatform", reader_username="reader", reader_password=password,
+        )  # fmt: skip
+
+    reader = resource(MLFLOW_ACCOUNTS["MLFLOW_READER_PASSWORD"])
+    with reader.reading():
+        assert reader.current_champion(model.name).version == champion.version
+        reader.load_with_inputs(f"models:/{model.name}/{champion.version}")
+    forbidden = r"'reader' \(HTTP 403: not allowed"
+    with pytest.raises(dg.Failure, match=forbidden) as refused, reader.reading():
+        reader.set_alias(model.name, "champion", champion.version)
+    assert refused.value.allow_retries is False
+    wrong = resource(wrong_reader)
+    unauthenticated = r"'reader' \(HTTP 401: wrong user or password"
+    with pytest.raises(dg.Failure, match=unauthenticated) as refused, wrong.reading():
+        wrong.current_champion(model.name)
+    shown = refused.value.description + "".join(
+        str(error) for error in (refused.value.__cause__, refused.value.__context__)
+    )
+    assert not [password for password in passwords if password in shown]
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == wrong_platform  # put back as it was
+
+    def score(**changed: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "dagster"), "asset", "materialize", "-m", "mlplatform.definitions",
+             "--select", "batch_scores", "--partition", DAY],
+            cwd=PROJECT, env={**deployment.environment(), **changed}, capture_output=True,
+            text=True, timeout=900,
+        )  # fmt: skip
+
+    scored = score(MLFLOW_TRACKING_PASSWORD=wrong_platform)
+    assert scored.returncode == 0, scored.stdout[-3000:] + scored.stderr[-3000:]
+    assert f"{model.name} v{champion.version} scored" in scored.stderr
+
+    refused_run = score(MLFLOW_READER_PASSWORD=wrong_reader)
+    shown = refused_run.stdout + refused_run.stderr
+    assert refused_run.returncode != 0
+    assert "refused the reader account 'reader' (HTTP 401" in shown, shown[-3000:]
+    assert not [password for password in passwords if password in shown]
+    # Nor in what the instance keeps (the UI shows the event log).
+    with deployment.connect("dagster") as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM event_logs WHERE event LIKE %s", ("%refused the reader account%",)
+        )
+        assert cursor.fetchone()[0] >= 1
+        for password in passwords:
+            cursor.execute(
+                "SELECT count(*) FROM event_logs WHERE event LIKE %s", (f"%{password}%",)
+            )
+            assert cursor.fetchone() == (0,), password
 
 
 @pytest.mark.slow

@@ -63,18 +63,20 @@ def batch_scores(
     with carried_out(context, "deployment"):
         contract = dataset_contract.load()
         name = mlflow.model_name_for(contract.name)
-        champion = mlflow.current_champion(name)
-        if champion is None:
-            raise dg.Failure(
-                f"{step_name(context)}: no champion yet: {name} has no version with the "
-                f"'{CHAMPION}' alias, so the day cannot be scored. The first model that passes its "
-                "gates becomes champion; score the day again then.",
-                allow_retries=False,
-            )
-        # Resolve the alias once and load that exact version, so the scores and the version
-        # they name cannot disagree if the alias moves meanwhile.
-        uri = f"models:/{name}/{champion.version}"
-        model, input_columns = mlflow.load_with_inputs(uri)
+        # Scoring only reads the registry: as the read-only account, when there is one.
+        with mlflow.reading():
+            champion = mlflow.current_champion(name)
+            if champion is None:
+                raise dg.Failure(
+                    f"{step_name(context)}: no champion yet: {name} has no version with the "
+                    f"'{CHAMPION}' alias, so the day cannot be scored. The first model that "
+                    "passes its gates becomes champion; score the day again then.",
+                    allow_retries=False,
+                )
+            # Resolve the alias once and load that exact version, so the scores and the version
+            # they name cannot disagree if the alias moves meanwhile.
+            uri = f"models:/{name}/{champion.version}"
+            model, input_columns = mlflow.load_with_inputs(uri)
         on_the_day = on_day(features[contract.event_time], context.partition_key)
         if not on_the_day.any():
             raise dg.Failure(

@@ -20,6 +20,12 @@ reports dead does not count (run monitoring is about to mark it failed).
 Registry: one registered model per dataset contract, with aliases `challenger` (the newest
 registered) and `champion` (the one that scores).
 
+Accounts: behind an MLflow server with authentication, the process's account
+(MLFLOW_TRACKING_USERNAME/PASSWORD, the platform's: it trains, registers and moves aliases) is
+what every request carries, except inside `reading()`: a step that only reads the registry and
+runs a model (batch_scores) goes as the read-only reader account when one is configured
+(MLFLOW_READER_USERNAME/PASSWORD), so it needs no right to change the registry and cannot use one.
+
 MLflow is imported when a method needs it, not when the code location loads (about a second).
 """
 
@@ -44,6 +50,13 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PARTITION_TAG = "dagster/partition"
 
+# MLflow's client reads the account of every request from these (mlflow.utils.credentials).
+ACCOUNT_USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
+ACCOUNT_PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
+# The read-only account's, as the deployment provides them (docker/.env).
+READER_USERNAME_ENV = "MLFLOW_READER_USERNAME"
+READER_PASSWORD_ENV = "MLFLOW_READER_PASSWORD"
+
 
 class MlflowResource(dg.ConfigurableResource):
     """The MLflow tracking server and Model Registry of this platform, through its own client."""
@@ -66,6 +79,16 @@ class MlflowResource(dg.ConfigurableResource):
     )
     dagster_ui_url: str | None = Field(
         None, description="The Dagster UI's base URL, for links back from MLflow runs."
+    )
+    reader_username: str | None = Field(
+        None,
+        description=(
+            "MLflow's read-only account, for steps that only read the registry and run a model "
+            f"(from {READER_USERNAME_ENV}); unset, they use the process's own account."
+        ),
+    )
+    reader_password: str | None = Field(
+        None, description=f"The read-only account's password (from {READER_PASSWORD_ENV})."
     )
 
     _client: Any = PrivateAttr(default=None)
@@ -102,6 +125,60 @@ class MlflowResource(dg.ConfigurableResource):
         # Whatever the step left open (a block it never left, say) ends with the step.
         if self._open_run_id is not None:
             self._end_run("FINISHED")
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """MLflow's requests inside the block go as the read-only reader account, when one is
+        configured (nothing changes otherwise): MLflow's client takes the account from the
+        environment at each request, so it is set for the block and the previous one put back
+        after it, also when the block raises (the in-process executor runs later steps, which
+        write, in this same process). The block must not write to MLflow. A request the server
+        refuses fails the step without retry, naming the account, never its password."""
+        username, password = (
+            # Unresolved when the resource is used outside a run (the definitions' own object).
+            value.get_value() if isinstance(value, dg.EnvVar) else value
+            for value in (self.reader_username, self.reader_password)
+        )
+        if not username and not password:
+            yield
+            return
+        if not (username and password):
+            missing = "reader_password" if username else "reader_username"
+            raise dg.Failure(
+                description=(
+                    f"MlflowResource.{missing} is not set while the other half of the reader "
+                    f"account is ({READER_USERNAME_ENV} / {READER_PASSWORD_ENV}): set both, or "
+                    "neither to use the process's own account"
+                ),
+                allow_retries=False,
+            )
+        saved = {
+            name: os.environ.get(name) for name in (ACCOUNT_USERNAME_ENV, ACCOUNT_PASSWORD_ENV)
+        }
+        os.environ[ACCOUNT_USERNAME_ENV] = username
+        os.environ[ACCOUNT_PASSWORD_ENV] = password
+        try:
+            yield
+        except Exception as error:
+            refused = _refusal(error)
+            if refused is None:
+                raise
+            raise dg.Failure(
+                description=(
+                    f"MLflow at {self.tracking_uri} refused the reader account "
+                    f"'{username}' ({refused}): check {READER_USERNAME_ENV} and "
+                    f"{READER_PASSWORD_ENV} (docker/.env in the Docker deployment) against the "
+                    "account on the server, and that it may read the registered model"
+                ),
+                metadata={"mlflow_account": username, "refusal": refused},
+                allow_retries=False,
+            ) from error
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     @property
     def effective_registry_uri(self) -> str:
@@ -509,6 +586,42 @@ def _sqlite_store_initialization(*uris: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX)
             held.callback(fcntl.flock, handle, fcntl.LOCK_UN)
         yield
+
+
+def reader_account_from_environment() -> dict[str, Any]:
+    """The reader account's fields as the deployment gives them: EnvVars, resolved where a step
+    runs and shown in the UI by name only, when the code location's environment names an
+    account; none otherwise (local runs without authentication)."""
+    if not (os.environ.get(READER_USERNAME_ENV) or os.environ.get(READER_PASSWORD_ENV)):
+        return {}
+    return {
+        "reader_username": dg.EnvVar(READER_USERNAME_ENV),
+        "reader_password": dg.EnvVar(READER_PASSWORD_ENV),
+    }
+
+
+def _refusal(error: BaseException) -> str | None:
+    """The HTTP status of an MLflow server's refusal of the account (401: wrong user or
+    password; 403: not allowed), from the error or any error it was raised from (an artifact
+    download fails with requests' HTTPError, wrapped by MLflow); None when it is no refusal."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        status = getattr(response, "status_code", None) or {
+            "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
+        }.get(str(getattr(current, "error_code", "")))  # fmt: skip
+        if status in (401, 403):
+            meaning = (
+                "wrong user or password"
+                if status == 401
+                # MLflow also answers 403, not 404, to a non-admin for a model that does not exist.
+                else "not allowed to read it, or it does not exist"
+            )
+            return f"HTTP {status}: {meaning}"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _input_columns(model_uri: str, description: Any) -> list[str]:

@@ -2,8 +2,10 @@
 repo's dagster.yaml), driven through Dagster's GraphQL client and through the UI in a real browser.
 
 One `dagster dev` serves the whole module (it takes ~15 s to answer, and a run ~40 s): the GraphQL
-test materializes the first day, the browser test the second, as a person would from the UI.
-Screenshots land in test-artifacts/ui/.
+test materializes the first day, the browser test the second, as a person would from the UI, and
+the model it trained is then reviewed in the Dagster UI and, through the link there, in MLflow's UI.
+Screenshots land in test-artifacts/ui/ (a copy from a passing run is kept in
+mlplatform_tests/screenshots/).
 """
 
 import json
@@ -56,6 +58,13 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+# What a trained model's MLflow run must hold to be looked at, not just read (issue 17).
+EVALUATION_PLOTS = {
+    "roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png", "calibration.png",
+    "score_distribution.png", "permutation_importance.png",
+}  # fmt: skip
+# A page grown to show all of its scrolling content stops here (a screenshot stays readable).
+TALLEST_SCREENSHOT = 6000
 
 
 @dataclass
@@ -67,11 +76,17 @@ class DevServer:
     env: dict[str, str]
     process: subprocess.Popen
     log_path: Path
+    # Reserved before the start, so the platform's links point at the MLflow UI a test opens.
+    mlflow_ui_port: int
     descendants: list = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_ui_port}"
 
     @property
     def home(self) -> Path:
@@ -147,15 +162,20 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
     home.mkdir()
     # What `make dev` does: the repo's dagster.yaml linked into DAGSTER_HOME.
     (home / "dagster.yaml").symlink_to(PROJECT / "dagster.yaml")
+    port, mlflow_ui_port = free_port(), free_port()
+    while mlflow_ui_port == port:
+        mlflow_ui_port = free_port()
     env = {
         **os.environ,
         **platform_environment(root),
         "DAGSTER_HOME": str(home),
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # Links both ways between the two UIs, as a deployment sets them.
+        "MLPLATFORM_UI_URL": f"http://127.0.0.1:{port}",
+        "MLPLATFORM_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_ui_port}",
     }
     # The packaged settings, as `make dev` has them (not the test session's settings folder).
     env.pop("MLPLATFORM_SETTINGS_DIR", None)
-    port = free_port()
     log_path = root / "dagster_dev.log"
     process = start_process(
         [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
@@ -163,7 +183,7 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
         env=env,
         cwd=PROJECT,
     )
-    server = DevServer(root, port, env, process, log_path)
+    server = DevServer(root, port, env, process, log_path, mlflow_ui_port)
     try:
         wait_until(
             lambda: http_ok(f"{server.url}/server_info"),
@@ -317,6 +337,176 @@ def _materialize_one_day(page, server: DevServer) -> str:
     assert success.count() and not failure.count(), "the run page does not show Success"
     expect(page.get_by_text("No steps have errored")).to_be_visible()
     return run_id
+
+
+def test_the_trained_model_in_dagster_and_mlflow(dev_server: DevServer):
+    """The model the runs above trained, reviewed as a person would: the trained model's page in
+    Dagster shows its evaluation plots, confusion matrix and importance; its link opens the MLflow
+    run, whose overview lists the metrics and whose artifacts hold every evaluation plot."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        require_executable("chromium", "chromium", CHROMIUM)
+    from mlflow.tracking import MlflowClient
+
+    with dev_server.instance() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
+    assert event is not None, "no trained_model materialization: the tests above train it"
+    metadata = event.asset_materialization.metadata
+    mlflow_run_id = metadata["mlflow_run_id"].value
+    tracking = MlflowClient(tracking_uri=dev_server.env["MLFLOW_TRACKING_URI"])
+    mlflow_run = tracking.get_run(mlflow_run_id)
+    stored_files = {Path(a.path).name for a in tracking.list_artifacts(mlflow_run_id, "evaluation")}
+    missing = EVALUATION_PLOTS - stored_files
+    assert not missing, f"the MLflow run has no evaluation/{sorted(missing)}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    log_path = dev_server.root / "mlflow_ui.log"
+    # MLflow's UI on the same store the platform tracks to; no job workers (FACTS.md: ten
+    # processes otherwise).
+    mlflow_ui = start_process(
+        [str(Path(sys.executable).with_name("mlflow")), "server",
+         "--backend-store-uri", dev_server.env["MLFLOW_TRACKING_URI"],
+         "--host", "127.0.0.1", "--port", str(dev_server.mlflow_ui_port), "--workers", "1"],
+        log_path, env={**dev_server.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        cwd=dev_server.root,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: http_ok(f"{dev_server.mlflow_ui_url}/health"),
+            timeout=180, what="the MLflow UI", process=mlflow_ui, log_path=log_path,
+        )  # fmt: skip
+        with playwright.sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.add_locator_handler(
+                page.get_by_text("Join the Dagster community"),
+                lambda: page.get_by_role("button", name="Skip").click(),
+            )
+            try:
+                mlflow_link = _review_in_dagster(page, dev_server.url, event)
+                assert mlflow_link == (
+                    f"{dev_server.mlflow_ui_url}/#/experiments/"
+                    f"{mlflow_run.info.experiment_id}/runs/{mlflow_run_id}"
+                ), "the trained model's mlflow_run entry does not link to its MLflow run"
+                page.goto(mlflow_link)
+                _review_in_mlflow(
+                    page, mlflow_run, stored_files, f"{dev_server.url}/runs/{event.run_id}"
+                )
+            finally:
+                page.screenshot(path=SCREENSHOTS / "99-last-model-page.png")
+                browser.close()
+    finally:
+        stop_process_group(mlflow_ui)
+    assert not group_alive(mlflow_ui)
+
+
+def _review_in_dagster(page, dagster_url: str, event: dg.EventLogEntry) -> str | None:
+    """The trained model's latest materialization for its day, in the asset's Events view: the
+    evaluation entries are there with what the run recorded, the plots load; the MLflow link."""
+    from playwright.sync_api import expect
+
+    from mlplatform.assets.trained_model import PLOTS_SHOWN
+
+    expect.set_options(timeout=30_000)
+    day = event.dagster_event.partition
+    metadata = event.asset_materialization.metadata
+    page.goto(f"{dagster_url}/assets/trained_model?view=events&partition={day}")
+    expect(
+        page.get_by_text(f"Partition {day} materialized in run {event.run_id[:8]}")
+    ).to_be_visible()
+
+    def entry(label: str):
+        # The metadata table's row for one entry (a table entry nests rows of its own).
+        row = page.locator("tr", has=page.get_by_text(label, exact=True))
+        expect(row).to_have_count(1)
+        return row
+
+    confusion = entry("confusion_matrix")
+    expected = [
+        [str(record.data[column]) for column in ("actual", "flagged", "passed")]
+        for record in metadata["confusion_matrix"].value.records
+    ]
+    shown = [row.locator("td").all_inner_texts() for row in confusion.locator("tbody tr").all()]
+    assert [[cell.strip() for cell in row] for row in shown] == expected, shown
+    importance = entry("permutation_importance")
+    features = [
+        record.data["feature"] for record in metadata["permutation_importance"].value.records
+    ]
+    expect(importance.locator("tbody tr td:first-child")).to_have_text(features)
+    plots = entry("evaluation_plots")
+    mlflow_links = entry("mlflow_run").get_by_role("link")
+    mlflow_link = mlflow_links.first.get_attribute("href") if mlflow_links.count() else None
+    _screenshot_all_of(page, SCREENSHOTS / "06-trained-model-metadata.png")
+
+    # Images in Markdown open in a dialog (the entry is too long to show inline).
+    plots.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog").filter(has=page.get_by_text("evaluation_plots"))
+    images = dialog.locator("img")
+    expect(images).to_have_count(len(PLOTS_SHOWN))
+    assert [image.get_attribute("alt") for image in images.all()] == list(PLOTS_SHOWN)
+    for image in images.all():
+        assert _loaded_width(image) > 0, image.get_attribute("alt")
+    _screenshot_all_of(page, SCREENSHOTS / "07-trained-model-plots.png", dialog)
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    return mlflow_link
+
+
+def _review_in_mlflow(page, run, stored_files: set[str], dagster_run_url: str) -> None:
+    """The MLflow run: named after the asset and day, linked back to the Dagster run, its metrics
+    listed with their values, every evaluation file among its artifacts, the ROC curve opened and
+    drawn."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name=run.info.run_name)).to_be_visible()
+    expect(page.get_by_role("link", name=dagster_run_url, exact=True)).to_be_visible()
+    close_assistant = page.get_by_role("button", name="Close")
+    if close_assistant.count() == 1:  # MLflow's chat panel: not what this page is about
+        close_assistant.click()
+    metrics = run.data.metrics
+    expect(page.get_by_text(f"Metrics ({len(metrics)})", exact=True)).to_be_visible()
+    for name in ("test_roc_auc", "test_pr_auc"):
+        row = page.get_by_role("row").filter(has=page.get_by_role("link", name=name, exact=True))
+        expect(row).to_contain_text(repr(metrics[name]))
+    _screenshot_all_of(page, SCREENSHOTS / "08-mlflow-run.png")
+
+    page.get_by_role("tab", name="Artifacts").click()
+    folder = page.get_by_text("evaluation", exact=True)
+    expect(folder).to_be_visible()
+    if not page.get_by_text("roc_curve.png", exact=True).is_visible():
+        folder.click()
+    for name in sorted(stored_files):
+        expect(page.get_by_text(name, exact=True)).to_be_visible()
+    page.get_by_text("roc_curve.png", exact=True).click()
+    plot = page.get_by_role("img", name="evaluation/roc_curve.png", exact=True)
+    expect(plot).to_be_visible()
+    assert _loaded_width(plot) > 0
+    page.screenshot(path=SCREENSHOTS / "09-mlflow-roc-curve.png")
+
+
+def _loaded_width(image) -> int:
+    """An image's natural width once decoded; decoding a broken image fails."""
+    return image.evaluate("image => image.decode().then(() => image.naturalWidth)")
+
+
+def _screenshot_all_of(page, path: Path, element=None) -> None:
+    """All of a page (or of one element on it) whose content scrolls inside an element (both UIs
+    scroll that way, so a full-page screenshot shows the viewport only): the viewport grows for
+    the shot."""
+    hidden = page.evaluate(
+        """() => Math.max(0, ...[...document.querySelectorAll('*')]
+              .filter(e => /auto|scroll/.test(getComputedStyle(e).overflowY))
+              .map(e => e.scrollHeight - e.clientHeight))"""
+    )
+    size = page.viewport_size
+    page.set_viewport_size(
+        {"width": size["width"], "height": min(size["height"] + hidden, TALLEST_SCREENSHOT)}
+    )
+    try:
+        (element or page).screenshot(path=path)
+    finally:
+        page.set_viewport_size(size)
 
 
 def test_evidence_from_the_live_instance(dev_server: DevServer, tmp_path):

@@ -571,11 +571,14 @@ class MlflowResource(dg.ConfigurableResource):
 
 @contextlib.contextmanager
 def _sqlite_store_initialization(*uris: str) -> Iterator[None]:
-    """One process at a time opens a local SQLite MLflow store. MLflow creates a new database's
-    tables when a process first opens it; two processes doing so at once (two runs training side
-    by side on a fresh deployment) left a half-created schema that every later open failed on
-    (`table trace_info already exists`). An exclusive lock on a file beside the database makes
-    the first open create it whole and the others find it done."""
+    """One process at a time opens a local SQLite MLflow store, and a new one is created whole or
+    not at all. MLflow creates a new database's tables when a process first opens it, in some
+    thirty migrations that each commit: two processes doing so at once (two runs training side
+    by side on a fresh deployment), or one killed in the middle (a run's first training killed
+    with SIGKILL), left a half-created schema that every later open failed on (`table
+    trace_info already exists`). An exclusive lock on a file beside the database makes the first
+    open create it and the others find it done; it is built under a temporary name and renamed
+    into place once complete."""
     import fcntl
 
     paths = sorted({uri.removeprefix("sqlite:///") for uri in uris if uri.startswith("sqlite:///")})
@@ -585,7 +588,28 @@ def _sqlite_store_initialization(*uris: str) -> Iterator[None]:
             handle = held.enter_context(open(f"{path}.init-lock", "a"))
             fcntl.flock(handle, fcntl.LOCK_EX)
             held.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+            if not os.path.exists(path):
+                _create_sqlite_store(path)
         yield
+
+
+def _create_sqlite_store(path: str) -> None:
+    """A new SQLite MLflow store at `path`, its schema complete (called under the lock)."""
+    from mlflow.tracking import MlflowClient
+
+    building = f"{path}.creating"
+    for leftover in (building, f"{building}-journal"):  # of a process killed while building it
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)
+    uri = f"sqlite:///{building}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)
+    # Linked, not renamed over: a process that opened the store without this lock (an MLflow
+    # server) may have created it meanwhile, and its file is kept.
+    with contextlib.suppress(FileExistsError):
+        os.link(building, path)
+    os.remove(building)
 
 
 def reader_account_from_environment() -> dict[str, Any]:

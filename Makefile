@@ -45,9 +45,13 @@ format: install
 	$(UV) run --frozen ruff format mlplatform mlplatform_tests
 	$(UV) run --frozen ruff check --fix mlplatform mlplatform_tests
 
+# Two workers, a test file each at a time (its module fixtures and log files stay in one process):
+# most slow tests wait on servers and daemons, so the suite takes about half its serial time.
+# TEST_WORKERS=0 runs it in this one process.
+TEST_WORKERS ?= 2
 test: system-packages lint $(DAGSTER_HOME)/dagster.yaml
 	$(UV) run --frozen dg check defs
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The pipeline as a Dagster run against the bare computation (100k, 1M, 10M rows); BENCH_ARGS to
 # change sizes or repeats, e.g. BENCH_ARGS='--sizes 100000,1000000 --repeats 3'.

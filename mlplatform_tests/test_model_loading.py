@@ -92,13 +92,16 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
     """Two runs training side by side on a fresh deployment used to race to create MLflow's
     tables and leave a half-created schema (`table trace_info already exists` ever after)."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         barrier = manager.Barrier(4)
-        with context.Pool(4) as pool:
-            ids = pool.starmap(_open_store, [(uri, str(tmp_path / "a"), barrier)] * 4)
+        # An executor's workers leave when told to, not by SIGTERM (multiprocessing.Pool's exit),
+        # which a worker started under a runner that ignores SIGTERM never obeys.
+        with ProcessPoolExecutor(4, mp_context=context) as pool:
+            ids = list(pool.map(_open_store, *zip(*[(uri, str(tmp_path / "a"), barrier)] * 4)))
     assert len(set(ids)) == 1
     # The store is whole: a new process opens it and finds the experiment.
     assert (

@@ -101,7 +101,7 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
         # An executor's workers leave when told to, not by SIGTERM (multiprocessing.Pool's exit),
         # which a worker started under a runner that ignores SIGTERM never obeys.
         with ProcessPoolExecutor(4, mp_context=context) as pool:
-            ids = list(pool.map(_open_store, *zip(*[(uri, str(tmp_path / "a"), barrier)] * 4)))
+            ids = list(pool.map(_open_store, [uri] * 4, [str(tmp_path / "a")] * 4, [barrier] * 4))
     assert len(set(ids)) == 1
     # The store is whole: a new process opens it and finds the experiment.
     assert (

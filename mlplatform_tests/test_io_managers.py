@@ -177,3 +177,53 @@ def test_a_writer_pid_taken_over_by_a_newer_process_counts_as_gone():
     assert process_is_alive(os.getpid(), active_at=time.time())
     # This process did not exist an hour before the test: it cannot be that time's writer.
     assert not process_is_alive(os.getpid(), active_at=time.time() - 3600 * 24 * 365)
+
+
+@dg.asset(partitions_def=days, retry_policy=dg.RetryPolicy(max_retries=2))
+def retried_total(numbers: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"total": [numbers["value"].sum()]})
+
+
+def step_events(result: dg.ExecuteInProcessResult, step: str) -> list[dg.DagsterEvent]:
+    return [event for event in result.all_events if event.step_key == step]
+
+
+def test_a_corrupt_stored_partition_fails_its_reader_at_once_naming_it(tmp_path):
+    """Dagster gives an IO manager's errors to the step's retry policy whatever they are: a
+    corrupt file would be read again after 5, 10 and 20 minutes. The platform's error policy
+    decides instead, and an unreadable file cannot become readable by waiting."""
+    assert run(tmp_path, ["numbers"], "2026-03-02").success
+    (tmp_path / "numbers" / "2026-03-02.parquet").write_bytes(b"PAR1 not parquet at all")
+    result = dg.materialize(
+        [numbers, retried_total],
+        selection=["retried_total"],
+        partition_key="2026-03-02",
+        resources={"io_manager": ParquetIOManager(base_dir=str(tmp_path))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    events = step_events(result, "retried_total")
+    assert not [e for e in events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    [failure] = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = str(failure.step_failure_data.error)
+    assert f"reading numbers[2026-03-02] from {tmp_path}" in message, message
+    assert failure.step_failure_data.user_failure_data.metadata["severity"].value == "critical"
+
+
+def test_a_full_disk_while_writing_goes_to_the_retry_policy(tmp_path):
+    """ENOSPC is transient by the rules (error_handling.yaml): raised inside the IO manager's
+    error boundary, it stays itself, so the step's retry policy retries it."""
+    import errno
+
+    from mlplatform.resources.io_managers import _by_cause
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OSError) as raised, _by_cause("writing numbers[2026-03-02]"):
+        raise full
+    assert raised.value is full
+    with (
+        pytest.raises(dg.Failure, match=r"writing numbers\[2026-03-02\]: KeyError") as failed,
+        _by_cause("writing numbers[2026-03-02]"),
+    ):
+        raise KeyError("a programming error")
+    assert failed.value.allow_retries is False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import errno
+import sys
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator
@@ -164,9 +166,69 @@ class ErrorRule(StrictModel):
     def errno_values(self) -> frozenset[int]:
         return frozenset(getattr(errno, name) for name in self.errnos)
 
+    def matches(self, error: BaseException) -> bool:
+        if not _is_instance(error, self.classes):
+            return False
+        if self.errnos and getattr(error, "errno", None) not in self.errno_values:
+            return False
+        if self.error_codes and getattr(error, "error_code", None) not in self.error_codes:
+            return False
+        if self.http_statuses and _http_status(error) not in self.http_statuses:
+            return False
+        return not self.caused_by or any(
+            _is_instance(link, self.caused_by) for link in _chain(error)
+        )
+
 
 class ErrorHandlingSettings(StrictModel):
     rules: list[ErrorRule] = Field(min_length=1)
+
+    def rule_for(self, error: BaseException) -> ErrorRule | None:
+        """The first rule that matches `error`; None when none does (the error then fails
+        fast)."""
+        return next((rule for rule in self.rules if rule.matches(error)), None)
+
+    def is_retried(self, error: BaseException) -> bool:
+        """Whether a retry policy gets `error`: only when a rule says it is transient."""
+        rule = self.rule_for(error)
+        return rule is not None and rule.action == "retry"
+
+
+def _loaded_class(dotted: str) -> type | None:
+    """The class named `dotted`, if its module is already imported: an error cannot be of a class
+    whose module was never loaded, and the policy then costs no import."""
+    module_name, _, class_name = dotted.rpartition(".")
+    module = sys.modules.get(module_name)
+    cls = getattr(module, class_name, None) if module is not None else None
+    return cls if isinstance(cls, type) else None
+
+
+def _is_instance(error: BaseException, names: list[str]) -> bool:
+    return any(cls is not None and isinstance(error, cls) for cls in map(_loaded_class, names))
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The errors `error` was raised from or while handling, nearest first."""
+    seen = {id(error)}
+    link = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The response status of an HTTP error: requests (`response.status_code`), aiohttp
+    (`status`), urllib (`code`)."""
+    response = getattr(error, "response", None)
+    for status in (
+        getattr(response, "status_code", None),
+        getattr(error, "status", None),
+        getattr(error, "code", None),
+    ):
+        if isinstance(status, int):
+            return status
+    return None
 
 
 # The Docker deployment chooses step containers by environment (docker/.env.example).

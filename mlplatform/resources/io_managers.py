@@ -20,7 +20,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import dagster as dg
@@ -104,11 +104,53 @@ def write_atomically(path: UPath, write: Callable[[BinaryIO], None]) -> None:
             handle.write(buffer.getbuffer())
 
 
+@contextlib.contextmanager
+def _by_cause(what: str) -> Iterator[None]:
+    """The platform's error policy (error_handling.yaml) for storage: Dagster hands an IO
+    manager's error to the step's retry policy whatever it is, so only errors a rule calls
+    transient (a full or busy disk, a lost connection) get there; a file that is corrupt, missing
+    or forbidden, or a programming error, fails at once, naming the asset, partition and file."""
+    from mlplatform.config.active import ERROR_HANDLING
+
+    try:
+        yield
+    except (dg.Failure, dg.RetryRequested):
+        raise
+    except Exception as error:
+        rule = ERROR_HANDLING.rule_for(error)
+        if rule is not None and rule.action == "retry":
+            raise
+        raise dg.Failure(
+            description=f"{what}: {type(error).__name__}: {error}",
+            metadata={
+                "error_class": type(error).__name__,
+                "severity": "critical",
+                "policy": rule.name if rule is not None else "no rule matches: not retried",
+            },
+            allow_retries=False,
+        ) from error
+
+
+def _naming(context: dg.InputContext | dg.OutputContext) -> str:
+    """`features[2026-03-02]`; an input over a window names its first and last day."""
+    keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
+    span = "" if not keys else keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+    return context.asset_key.to_user_string() + (f"[{span}]" if span else "")
+
+
 class _PartitionedFileIOManager(dg.UPathIOManager):
     def __init__(self, base_dir: str, storage_options: dict[str, Any] | None = None):
         from upath import UPath
 
         super().__init__(base_path=UPath(base_dir, **(storage_options or {})))
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        with _by_cause(f"writing {_naming(context)} under {self._base_path}"):
+            super().handle_output(context, obj)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        with _by_cause(f"reading {_naming(context)} from {self._base_path}"):
+            return super().load_input(context)
 
     def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
         return base_path / partition.replace("/", "_").lstrip(".")

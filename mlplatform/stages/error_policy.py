@@ -6,7 +6,6 @@ policy; everything else, including an error no rule names, fails fast with one a
 
 import contextlib
 import signal
-import sys
 import threading
 import traceback
 from collections.abc import Iterator
@@ -20,66 +19,16 @@ from mlplatform.config.orchestration import ErrorHandlingSettings, ErrorRule, St
 NO_RULE = "no rule matches (a programming error or an unclassified one): not retried"
 
 
-def _loaded_class(dotted: str) -> type | None:
-    """The class named `dotted`, if its module is already imported: an error cannot be of a class
-    whose module was never loaded, and the policy then costs no import."""
-    module_name, _, class_name = dotted.rpartition(".")
-    module = sys.modules.get(module_name)
-    cls = getattr(module, class_name, None) if module is not None else None
-    return cls if isinstance(cls, type) else None
-
-
-def _is_instance(error: BaseException, names: list[str]) -> bool:
-    return any(cls is not None and isinstance(error, cls) for cls in map(_loaded_class, names))
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """The errors `error` was raised from or while handling, nearest first."""
-    seen = {id(error)}
-    link = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        yield link
-        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
-
-
-def _http_status(error: BaseException) -> int | None:
-    """The response status of an HTTP error: requests (`response.status_code`), aiohttp
-    (`status`), urllib (`code`)."""
-    response = getattr(error, "response", None)
-    for status in (
-        getattr(response, "status_code", None),
-        getattr(error, "status", None),
-        getattr(error, "code", None),
-    ):
-        if isinstance(status, int):
-            return status
-    return None
-
-
-def _matches(error: BaseException, rule: ErrorRule) -> bool:
-    if not _is_instance(error, rule.classes):
-        return False
-    if rule.errnos and getattr(error, "errno", None) not in rule.errno_values:
-        return False
-    if rule.error_codes and getattr(error, "error_code", None) not in rule.error_codes:
-        return False
-    if rule.http_statuses and _http_status(error) not in rule.http_statuses:
-        return False
-    return not rule.caused_by or any(_is_instance(link, rule.caused_by) for link in _chain(error))
-
-
 def rule_for(
     error: BaseException, settings: ErrorHandlingSettings = ERROR_HANDLING
 ) -> ErrorRule | None:
     """The first rule that matches `error`; None when none does (the error then fails fast)."""
-    return next((rule for rule in settings.rules if _matches(error, rule)), None)
+    return settings.rule_for(error)
 
 
 def is_retried(error: BaseException, settings: ErrorHandlingSettings = ERROR_HANDLING) -> bool:
     """Whether the stage's retry policy gets `error`: only when a rule says it is transient."""
-    rule = rule_for(error, settings)
-    return rule is not None and rule.action == "retry"
+    return settings.is_retried(error)
 
 
 class StepTimeLimitExceeded(BaseException):

@@ -571,19 +571,23 @@ class MlflowResource(dg.ConfigurableResource):
 
 @contextlib.contextmanager
 def _sqlite_store_initialization(*uris: str) -> Iterator[None]:
-    """One process at a time opens a local SQLite MLflow store, and a new one is created whole or
-    not at all. MLflow creates a new database's tables when a process first opens it, in some
-    thirty migrations that each commit: two processes doing so at once (two runs training side
-    by side on a fresh deployment), or one killed in the middle (a run's first training killed
-    with SIGKILL), left a half-created schema that every later open failed on (`table
-    trace_info already exists`). An exclusive lock on a file beside the database makes the first
-    open create it and the others find it done; it is built under a temporary name and renamed
-    into place once complete."""
+    """One process at a time creates a new local SQLite MLflow store, whole or not at all.
+    MLflow creates a new database's tables when a process first opens it, in some thirty
+    migrations that each commit: two processes doing so at once (two runs training side by side
+    on a fresh deployment), or one killed in the middle (a run's first training killed with
+    SIGKILL), left a half-created schema that every later open failed on (`table trace_info
+    already exists`). An exclusive lock on a file beside the database makes the first open
+    create it and the others find it done; it is built under a temporary name and linked into
+    place once complete. A store that exists is whole, so it is opened without the lock: a
+    process stopped or hung while holding it would otherwise hold up every step that opens the
+    store, for as long as it lives."""
     import fcntl
 
     paths = sorted({uri.removeprefix("sqlite:///") for uri in uris if uri.startswith("sqlite:///")})
     with contextlib.ExitStack() as held:
         for path in paths:
+            if os.path.exists(path):
+                continue
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             handle = held.enter_context(open(f"{path}.init-lock", "a"))
             fcntl.flock(handle, fcntl.LOCK_EX)

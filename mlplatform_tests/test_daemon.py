@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,70 @@ from mlplatform_tests.servers import start_process, stop_process_group
 pytestmark = pytest.mark.slow
 
 PROJECT = Path(__file__).resolve().parents[1]
+ARTIFACTS = PROJECT / "test-artifacts"
 BIN = Path(sys.executable).parent
 TERMINAL = {
     dg.DagsterRunStatus.SUCCESS,
     dg.DagsterRunStatus.FAILURE,
     dg.DagsterRunStatus.CANCELED,
 }
+
+
+@dataclass(frozen=True)
+class DaemonHome:
+    """Where a test's daemon and every process it starts find their instance and the project."""
+
+    home: Path
+    workspace: Path
+    env: dict[str, str]
+
+
+def instance_environment(root: Path, home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a test instance's processes: its data, MLflow store and artifacts under
+    `root`, its DAGSTER_HOME, models loaded without pickle, one OpenMP thread (training times vary
+    several-fold with two on two shared cores), plus `settings` (MLPLATFORM_* variables). The
+    MLflow store is left for the first step that uses it to create, as on a new deployment."""
+    return {
+        **os.environ,
+        **platform_environment(root),
+        "DAGSTER_HOME": str(home),
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
+        "OMP_NUM_THREADS": "1",
+        **settings,
+    }
+
+
+def daemon_home(
+    root: Path,
+    *,
+    settings: Mapping[str, str],
+    locations: Mapping[str, str] | None = None,
+    **run_monitoring: Any,
+) -> DaemonHome:
+    """A DAGSTER_HOME under `root` with the project's own dagster.yaml (the instance `make dev`
+    runs), its run monitoring polled every 2 s and changed by `run_monitoring`; a workspace
+    loading mlplatform and the extra `locations` (name: module); the environment of
+    `instance_environment` with `settings`."""
+    home = root / "home"
+    home.mkdir()
+    instance_settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    unknown = set(run_monitoring) - set(instance_settings["run_monitoring"])
+    assert not unknown, f"not run_monitoring settings of dagster.yaml: {sorted(unknown)}"
+    instance_settings["run_monitoring"].update({"poll_interval_seconds": 2, **run_monitoring})
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_settings))
+    workspace = root / "workspace.yaml"
+    modules = {"mlplatform": "mlplatform.definitions", **(locations or {})}
+    workspace.write_text(
+        yaml.safe_dump(
+            {"load_from": [{"python_module": {"module_name": module, "location_name": name,
+                                              "working_directory": str(PROJECT)}}
+                           for name, module in modules.items()]}
+        )
+    )  # fmt: skip
+    # Create the SQLite tables once, before several processes race to.
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+    return DaemonHome(home, workspace, instance_environment(root, home, **settings))
 
 
 @dataclass
@@ -47,14 +105,17 @@ class Daemon:
     @classmethod
     @contextlib.contextmanager
     def started(
-        cls, home: Path, env: dict[str, str], workspace: Path, log: Path, **fields: Any
+        cls, at: "DaemonHome", log: Path, *, kept_as: str, **fields: Any
     ) -> Iterator["Daemon"]:
         """`dagster-daemon run` in its own process group (SIGINT/SIGTERM reset: a background
-        shell may ignore them), yielded once all its daemons beat; stopped with its children."""
+        shell may ignore them), yielded once all its daemons beat; stopped with its children.
+        Its log is copied to test-artifacts/`kept_as` (when that folder exists, as in CI) however
+        the test ended: a failure on CI explains itself from there."""
         process = start_process(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], log, env=env, cwd=PROJECT
-        )
-        daemon = cls(home=home, env=env, workspace=workspace, process=process, **fields)
+            [str(BIN / "dagster-daemon"), "run", "-w", str(at.workspace)],
+            log, env=at.env, cwd=PROJECT,
+        )  # fmt: skip
+        daemon = cls(home=at.home, env=at.env, workspace=at.workspace, process=process, **fields)
         try:
 
             def all_daemons_beating():
@@ -65,6 +126,8 @@ class Daemon:
             yield daemon
         finally:
             stop_process_group(process)
+            if ARTIFACTS.is_dir() and log.exists():
+                shutil.copy(log, ARTIFACTS / kept_as)
 
     def launch(self, location: str, job: str, *extra: str) -> str:
         result = subprocess.run(
@@ -112,53 +175,29 @@ class Daemon:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("daemon")
-    home, landing, faults = root / "home", root / "landing", root / "faults"
-    for folder in (home, landing, faults):
+    landing, faults = root / "landing", root / "faults"
+    for folder in (landing, faults):
         folder.mkdir()
-    instance_settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
-    instance_settings["run_monitoring"]["poll_interval_seconds"] = 2
-    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_settings))
-    workspace = root / "workspace.yaml"
-    workspace.write_text(
-        yaml.safe_dump(
-            {
-                "load_from": [
-                    {"python_module": {"module_name": "mlplatform.definitions",
-                                       "location_name": "mlplatform",
-                                       "working_directory": str(PROJECT)}},
-                    {"python_module": {"module_name": "mlplatform_tests.fault_location",
-                                       "location_name": "faults",
-                                       "working_directory": str(PROJECT)}},
-                ]
-            }
-        )
-    )  # fmt: skip
-    # Create the SQLite tables once, before several processes race to.
-    with dg.DagsterInstance.from_config(str(home)):
-        pass
     receiver = WebhookReceiver()
-    env = {
-        **os.environ,
-        **platform_environment(root),
-        "DAGSTER_HOME": str(home),
-        "MLPLATFORM_SETTINGS_DIR": str(TEST_SETTINGS_DIR),
-        "MLPLATFORM_SOURCE_KIND": "files",
-        "MLPLATFORM_SOURCE_PATH": str(landing),
-        "MLPLATFORM_ALERT_WEBHOOK_URL": receiver.url,
-        "MLPLATFORM_UI_URL": "http://127.0.0.1:3999",
-        "MLPLATFORM_FAULT_DIR": str(faults),
-        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
-    }
+    at = daemon_home(
+        root,
+        settings={
+            "MLPLATFORM_SETTINGS_DIR": str(TEST_SETTINGS_DIR),
+            "MLPLATFORM_SOURCE_KIND": "files",
+            "MLPLATFORM_SOURCE_PATH": str(landing),
+            "MLPLATFORM_ALERT_WEBHOOK_URL": receiver.url,
+            "MLPLATFORM_UI_URL": "http://127.0.0.1:3999",
+            "MLPLATFORM_FAULT_DIR": str(faults),
+        },
+        locations={"faults": "mlplatform_tests.fault_location"},
+    )
     try:
         with Daemon.started(
-            home, env, workspace, root / "daemon.log", receiver=receiver, landing=landing
+            at, root / "daemon.log", kept_as="daemon.log", receiver=receiver, landing=landing
         ) as daemon:
             yield daemon
     finally:
         receiver.close()
-        shutil.copy(root / "daemon.log", PROJECT / "test-artifacts" / "daemon.log") if (
-            PROJECT / "test-artifacts"
-        ).is_dir() else None
 
 
 def test_transient_failure_succeeds_through_the_retry_policy(daemon):

@@ -19,9 +19,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from mlplatform_tests.conftest import TEST_SETTINGS_DIR, platform_environment
+from mlplatform_tests.conftest import TEST_SETTINGS_DIR
 from mlplatform_tests.servers import start_process
-from mlplatform_tests.test_daemon import TERMINAL, Daemon
+from mlplatform_tests.test_daemon import TERMINAL, Daemon, daemon_home, instance_environment
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -81,6 +81,65 @@ def test_cleanup_sensor_ends_the_mlflow_runs_a_failed_run_left_open_and_only_tho
     assert client.get_run(other_run.info.run_id).info.status == "RUNNING"
 
 
+CREATE_STORE = """
+import sys
+from mlplatform.resources.mlflow import MlflowResource
+
+store = MlflowResource(
+    tracking_uri=sys.argv[1], artifact_location=sys.argv[2], experiment_name="faults"
+)
+store.client
+"""
+
+
+def test_a_process_killed_while_creating_the_mlflow_store_leaves_it_to_the_next(tmp_path):
+    """The first step to use a new local MLflow store creates its schema (some thirty migrations,
+    seconds on a busy machine): killed with SIGKILL in the middle (a backfill's first training
+    killed), it once left a half-created database that every later step failed to open, so every
+    later run failed."""
+    import sqlite3
+
+    from mlplatform.resources.mlflow import MlflowResource
+
+    database = tmp_path / "mlflow.db"
+    store = {"tracking_uri": f"sqlite:///{database}", "artifact_location": str(tmp_path / "art")}
+
+    def migrating() -> bool:
+        """A file of the store being created holds MLflow's schema version: migrations under way."""
+        for file in tmp_path.glob("mlflow.db*"):
+            if file.suffix == ".init-lock" or file.name.endswith("-journal"):
+                continue
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{file}?mode=ro", uri=True)) as db:
+                    names = db.execute("select name from sqlite_master").fetchall()
+            except sqlite3.Error:
+                continue  # being written: look again
+            if ("alembic_version",) in names:
+                return True
+        return False
+
+    creator = subprocess.Popen(
+        [sys.executable, "-c", CREATE_STORE, *store.values()], cwd=PROJECT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not migrating() and creator.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert creator.poll() is None, "the store was created before it could be killed"
+        assert migrating(), "MLflow's migrations never started"
+        creator.kill()
+    finally:
+        creator.wait(timeout=30)
+
+    # Nothing half-made where the next process looks, which then creates the store whole.
+    assert not database.exists()
+    mlflow = MlflowResource(experiment_name="faults", **store)
+    run = mlflow.client.create_run(mlflow.experiment_id)
+    assert mlflow.client.get_run(run.info.run_id).info.status == "RUNNING"
+    assert database.exists()
+
+
 # Helpers ------------------------------------------------------------------------------------------
 
 
@@ -97,18 +156,16 @@ def settings_dir(root: Path) -> Path:
 
 
 def environment(root: Path, home: Path) -> dict[str, str]:
+    return with_mlflow_store(
+        instance_environment(root, home, MLPLATFORM_SETTINGS_DIR=str(settings_dir(root)))
+    )
+
+
+def with_mlflow_store(env: dict[str, str]) -> dict[str, str]:
+    """`env`, its MLflow SQLite tables created here once: the test reads the store while a run's
+    step may be creating it."""
     from mlflow.tracking import MlflowClient
 
-    env = {
-        **os.environ,
-        **platform_environment(root),
-        "DAGSTER_HOME": str(home),
-        "MLPLATFORM_SETTINGS_DIR": str(settings_dir(root)),
-        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
-        "OMP_NUM_THREADS": "1",
-    }
-    # MLflow's SQLite tables, created here once: the test reads the store while a run's step
-    # may be creating it, and two processes migrating one new file collide.
     MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"]).search_experiments()
     return env
 
@@ -251,32 +308,17 @@ def started_cli_run(home: Path, process: subprocess.Popen, known: set[str]) -> s
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("faults")
-    home = root / "home"
-    home.mkdir()
-    settings = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
-    settings["run_monitoring"].update(poll_interval_seconds=2, free_slots_after_run_end_seconds=5)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
-    workspace = root / "workspace.yaml"
-    workspace.write_text(
-        yaml.safe_dump(
-            {"load_from": [{"python_module": {"module_name": "mlplatform.definitions",
-                                              "location_name": "mlplatform",
-                                              "working_directory": str(PROJECT)}}]}
-        )
-    )  # fmt: skip
-    with instance_at(home):
-        pass  # the SQLite tables, once, before several processes race to create them
-    env = environment(root, home)
+    at = daemon_home(
+        root,
+        settings={"MLPLATFORM_SETTINGS_DIR": str(settings_dir(root))},
+        free_slots_after_run_end_seconds=5,
+    )
+    with_mlflow_store(at.env)
     # No webhook and no landing folder: the generator is the source, alerts go nowhere.
-    try:
-        with Daemon.started(
-            home, env, workspace, root / "daemon.log", receiver=None, landing=root
-        ) as daemon:
-            yield daemon
-    finally:
-        artifacts = PROJECT / "test-artifacts"
-        if artifacts.is_dir():
-            (artifacts / "faults-daemon.log").write_bytes((root / "daemon.log").read_bytes())
+    with Daemon.started(
+        at, root / "daemon.log", kept_as="faults-daemon.log", receiver=None, landing=root
+    ) as daemon:
+        yield daemon
 
 
 @pytest.mark.slow

@@ -108,3 +108,31 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
         _open_store(uri, str(tmp_path / "a"), type("NoWait", (), {"wait": lambda self: None})())
         == ids[0]
     )
+
+
+def test_a_logged_datasets_digest_changes_with_any_cell():
+    """MLflow's own digest hashes the first 10,000 rows only: a change further down went unseen."""
+    import numpy as np
+    import pandas as pd
+
+    from mlplatform.resources.mlflow import dataset_digest
+
+    rows = 50_000
+    frame = pd.DataFrame(
+        {
+            "amount": np.arange(rows, dtype=float),
+            "channel": pd.Categorical(np.where(np.arange(rows) % 2 == 0, "web", "pos")),
+            "event_time": pd.date_range("2026-03-01", periods=rows, freq="s", tz="UTC"),
+        }
+    )
+    digest = dataset_digest(frame)
+    assert len(digest) == 8 and digest == dataset_digest(frame.copy())
+    for column, value in (
+        ("amount", -1.0),
+        ("channel", "web"),
+        ("event_time", frame["event_time"][0]),
+    ):
+        changed = frame.copy()
+        changed.loc[rows - 1, column] = value
+        assert dataset_digest(changed) != digest, column
+    assert dataset_digest(frame.rename(columns={"amount": "value"})) != digest

@@ -104,6 +104,12 @@ def test_registry_holds_a_champion_with_tracking_links(trained_platform):
     dataset = dataset_input.dataset
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
     assert dataset.name.startswith("card_transactions features ") and dataset.digest
+    # Its schema: every column the model reads, and the label and split beside them.
+    import mlflow
+
+    schema = {column["name"] for column in json.loads(dataset.schema)["mlflow_colspec"]}
+    model_inputs = mlflow.models.get_model_info(f"models:/{model.model_id}").signature.inputs
+    assert {*model_inputs.input_names(), "label", "split"} <= schema
     assert json.loads(dataset.profile)["num_rows"] == sum(
         int(run.data.params[f"rows_{split}"]) for split in ("train", "validation", "test")
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import dagster as dg
 
 from mlplatform.core.processes import HOST, process_is_alive
+from mlplatform.resources.failures import failing_fast
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,15 +121,7 @@ def _by_cause(what: str) -> Iterator[None]:
         rule = ERROR_HANDLING.rule_for(error)
         if rule is not None and rule.action == "retry":
             raise
-        raise dg.Failure(
-            description=f"{what}: {type(error).__name__}: {error}",
-            metadata={
-                "error_class": type(error).__name__,
-                "severity": "critical",
-                "policy": rule.name if rule is not None else "no rule matches: not retried",
-            },
-            allow_retries=False,
-        ) from error
+        raise failing_fast(what, error, rule) from error
 
 
 def _naming(context: dg.InputContext | dg.OutputContext) -> str:

@@ -15,8 +15,7 @@ import dagster as dg
 
 from mlplatform.config.active import ERROR_HANDLING, ORCHESTRATION
 from mlplatform.config.orchestration import ErrorHandlingSettings, ErrorRule, Stage
-
-NO_RULE = "no rule matches (a programming error or an unclassified one): not retried"
+from mlplatform.resources.failures import failing_fast
 
 
 def rule_for(
@@ -65,20 +64,6 @@ def step_name(context: Any) -> str:
     return f"{name}[{context.partition_key}]" if context.has_partition_key else name
 
 
-def _failing_fast(where: str, error: Exception, rule: ErrorRule | None) -> dg.Failure:
-    # A rule's errors say what is wrong in their own words; an unclassified one is named by class.
-    described = str(error) if rule is not None else f"{type(error).__name__}: {error}"
-    return dg.Failure(
-        description=f"{where}: {described}",
-        metadata={
-            "error_class": type(error).__name__,
-            "severity": "critical",
-            "policy": rule.name if rule is not None else NO_RULE,
-        },
-        allow_retries=False,
-    )
-
-
 @contextlib.contextmanager
 def carried_out(
     context: Any, stage: Stage, *, source: str | None = None, time_limit: float | None = None
@@ -103,7 +88,7 @@ def carried_out(
     except Exception as error:
         rule = rule_for(error)
         if rule is None or rule.action != "retry":
-            raise _failing_fast(where, error, rule) from error
+            raise failing_fast(where, error, rule) from error
         context.log.warning(
             f"{where}: {type(error).__name__}: {error} ({rule.name}; the retry policy applies)"
         )
@@ -128,7 +113,7 @@ def optional_work(context: Any, what: str) -> Iterator[None]:
     except Exception as error:
         rule = rule_for(error)
         if rule is not None and rule.action == "fail_fast":
-            raise _failing_fast(step_name(context), error, rule) from error
+            raise failing_fast(step_name(context), error, rule) from error
         why = rule.name if rule is not None else "no rule matches: possibly a programming error"
         context.log.warning(
             f"{what} skipped: {type(error).__name__}: {error}{_raised_at(error)} ({why})"

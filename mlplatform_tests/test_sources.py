@@ -238,3 +238,98 @@ def test_a_parquet_index_is_data_when_named_and_row_labels_otherwise(tmp_path, c
     )
     frame = read_file(str(repeated), card_contract)
     assert isinstance(frame.index, pd.RangeIndex) and len(frame) == 2 * len(rows)
+
+
+# Where rows in no partition go -------------------------------------------------------------------
+
+
+def placed(*times: object, span: PartitionSpan = SPAN):
+    from mlplatform.core.sources import place_rows
+
+    return place_rows(pd.Series(times, dtype=object), span)
+
+
+@pytest.mark.parametrize(
+    ("times", "carrier"),
+    [
+        # The file's first day that is a partition, whatever its other rows.
+        (("1970-01-01", "2026-03-04T08:00Z", "2026-03-02T08:00Z", "2099-01-01"), DAY),
+        # No row in any partition: the first partition, whichever way the rows miss.
+        (("1970-01-01", "2025-12-31T23:59:59Z"), SPAN.first),
+        (("2099-01-01", "2031-05-01T00:00Z"), SPAN.first),
+        (("yesterday", None), SPAN.first),
+        (("1970-01-01", "2099-01-01", "not a time"), SPAN.first),
+        # A day still to become a partition may become the file's first: the rows wait for it.
+        (("1970-01-01", "2026-03-10T08:00Z"), None),
+        # Nothing to carry.
+        (("2026-03-02T08:00Z", "2026-03-10T08:00Z"), None),
+    ],
+    ids=["mixed", "all-before", "all-future", "no-event-time", "all-outside-mixed-reasons",
+         "outside-and-pending", "nothing-outside"],
+)  # fmt: skip
+def test_the_carrier_day_of_rows_in_no_partition(times, carrier):
+    assert placed(*times).carrier_day(SPAN) == carrier
+
+
+def test_rows_in_no_partition_wait_while_the_first_partition_does_not_exist():
+    today = dt.date(2026, 1, 1)  # the start date: its partition exists from tomorrow
+    span = PartitionSpan(today, today - dt.timedelta(days=1), today)
+    assert placed("1970-01-01", span=span).carrier_day(span) is None
+
+
+def test_the_carrier_day_does_not_move_with_the_clock():
+    """Running the days again later never quarantines the same rows on a second day."""
+    rows = ("1970-01-01", "2099-01-01")
+    later = PartitionSpan(SPAN.first, dt.date(2026, 6, 30), dt.date(2026, 7, 1))
+    assert placed(*rows).carrier_day(SPAN) == placed(*rows, span=later).carrier_day(later)
+
+
+@pytest.mark.parametrize(
+    ("times", "reason"),
+    [
+        (["1970-01-01T00:00:00Z", "2025-12-31T23:59:59Z"],
+         "before the first partition (2026-01-01)"),
+        (["2099-01-01T00:00:00Z", "2031-05-01T00:00:00Z"], "in the future (after 2026-03-11)"),
+        (["yesterday", None], None),
+    ],
+    ids=["before-the-start", "far-future", "no-readable-event-time"],
+)  # fmt: skip
+def test_a_file_with_no_row_in_any_partition_is_carried_by_the_first_partition_only(
+    tmp_path, card_contract, times, reason
+):
+    rows = generated_day(DAY, rows_per_day=40).astype({"event_time": object})
+    rows["event_time"] = [times[i % len(times)] for i in range(len(rows))]
+    path = tmp_path / "tx.csv"
+    rows.to_csv(path, index=False)
+    progress: list[str] = []
+
+    first = read(path, card_contract, day=SPAN.first, log=progress.append)
+    assert first["transaction_id"].tolist() == rows["transaction_id"].tolist()
+    assert first[OUTSIDE_PARTITIONS_COLUMN].notna().all()
+    if reason is not None:
+        assert set(first[OUTSIDE_PARTITIONS_COLUMN]) == {reason}
+    assert progress == [
+        f"{path}: {len(rows)} rows read, 0 on {SPAN.first}, {len(rows)} in no partition "
+        f"(quarantined with {SPAN.first})"
+    ]
+    # Exactly once: every other partition finds no row of its own and none to carry.
+    day = SPAN.first + dt.timedelta(days=1)
+    while day <= SPAN.last:
+        with pytest.raises(DatasetError, match=f"no rows for {day} in 1 file"):
+            read(path, card_contract, day=day)
+        day += dt.timedelta(days=1)
+
+
+def test_the_first_partition_carries_a_file_with_no_row_in_any_partition_beside_its_own_rows(
+    tmp_path, card_contract
+):
+    own = generated_day(SPAN.first, rows_per_day=30)
+    own.to_parquet(tmp_path / "own.parquet")
+    outside = generated_day(DAY, rows_per_day=20).assign(
+        event_time=pd.Timestamp("1970-01-01", tz="UTC")
+    )
+    outside.to_parquet(tmp_path / "old.parquet")
+    first = read(tmp_path, card_contract, day=SPAN.first)
+    carried = first[OUTSIDE_PARTITIONS_COLUMN].notna()
+    assert first.loc[carried, "transaction_id"].tolist() == outside["transaction_id"].tolist()
+    assert sorted(first.loc[~carried, "transaction_id"]) == sorted(own["transaction_id"])

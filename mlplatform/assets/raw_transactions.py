@@ -49,17 +49,18 @@ def raw_transactions(
             partition_day(context), contract, current_partition_span(), log=context.log.info
         )
     outside = outside_partitions_summary(raw, contract)
+    own_rows = len(rows_of_day(raw))
     if outside["rows"]:
         context.log.warning(
             f"{outside['rows']} row(s) of the source fall in no partition and go to quarantine "
-            f"with this day: {outside}"
+            f"with this day{'' if own_rows else ' (which has no row of its own)'}: {outside}"
         )
     return dg.Output(
         raw,
         metadata={
             "dagster/row_count": len(raw),
             # The volume gate compares the day's own rows, not the ones carried to quarantine.
-            "rows_of_the_day": len(rows_of_day(raw)),
+            "rows_of_the_day": own_rows,
             "rows_outside_every_partition": dg.MetadataValue.json(outside),
             "source": data_source.describe(),
             "contract": contract.source,

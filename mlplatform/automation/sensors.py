@@ -13,6 +13,12 @@ from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
 
 WILL_RETRY_TAG = "dagster/will_retry"
+# What a run for rows that fall in no partition needs: ingestion and validation (their gates run
+# with them), nothing downstream.
+QUARANTINE_ONLY = [
+    dg.AssetKey(name)
+    for name in ("raw_transactions", "validated_transactions", "quarantined_transactions")
+]
 
 
 @dg.sensor(
@@ -24,7 +30,9 @@ WILL_RETRY_TAG = "dagster/will_retry"
         if SETTINGS.data_source.kind == "files"
         else dg.DefaultSensorStatus.STOPPED
     ),
-    description="A training run for every day held by new or changed files in the landing folder.",
+    description="A training run for every day held by new or changed files in the landing folder; "
+    "for a file with no row in any partition, ingestion and validation of the first partition, "
+    "which quarantine its rows.",
 )
 def new_data(
     context: dg.SensorEvaluationContext, data_source: DataSource, dataset_contract: DatasetContract
@@ -58,6 +66,7 @@ def new_data(
     contract = dataset_contract.load()
     span = current_partition_span()
     requests: dict[str, dg.RunRequest] = {}
+    quarantine_only: dict[str, dg.RunRequest] = {}
     for file, stamp in sorted(changed.items()):
         try:
             placement = place_file_rows(file, contract.event_time, span, data_source.file_format)
@@ -78,14 +87,28 @@ def new_data(
                 partition_key=day,
                 tags={"source_file": file},
             )
+        carrier = placement.carrier_day(span)
         outside = int(placement.outside.sum())
+        if carrier is not None and not days:
+            # No row of the file is in a partition: its rows go to quarantine with the first
+            # partition, in a run of ingestion and validation only. Training that day again
+            # because a bad file landed would be wrong (it could even register a model).
+            day = carrier.isoformat()
+            if day not in done_before:
+                quarantine_only[day] = dg.RunRequest(
+                    run_key=f"new_data:quarantine:{day}:{file}:{stamp}",
+                    partition_key=day,
+                    asset_selection=QUARANTINE_ONLY,
+                    tags={"source_file": file},
+                )
+            days.add(day)
         if outside:
             where = (
-                f"quarantined by the run of {min(days)}"
-                if days
-                else "no day of the file is a partition to quarantine them"
-                if not placement.pending_days
+                f"quarantined by the run of {carrier}"
+                if carrier is not None
                 else "quarantined once a day of the file becomes a partition"
+                if placement.pending_days
+                else f"quarantined once the first partition ({span.first}) exists"
             )
             context.log.warning(f"{file}: {outside} row(s) fall in no partition ({where})")
         pending = sorted(day.isoformat() for day in placement.pending_days)
@@ -93,7 +116,11 @@ def new_data(
             # Today's (or tomorrow's, by clock skew) partition does not exist yet: its rows wait,
             # the file's other days do not.
             context.log.info(f"{file}: waiting for partitions {pending} ({span.describe()})")
-        cursor.mark(file, stamp, days | done_before, done=not pending)
+        waiting = bool(pending) or (outside > 0 and carrier is None)
+        cursor.mark(file, stamp, days | done_before, done=not waiting)
+    # A training run of the day ingests and validates it too: no second run for the same rows.
+    for day, request in quarantine_only.items():
+        requests.setdefault(day, request)
     for gone in set(cursor.requested) - set(current):
         del cursor.requested[gone]  # removed while some of its days were still to come
     return dg.SensorResult(run_requests=list(requests.values()), cursor=cursor.serialize())

@@ -1,3 +1,4 @@
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 
@@ -29,7 +30,10 @@ def row_count_history(
         metadata = record.asset_materialization.metadata if record.asset_materialization else {}
         if record.partition_key in history:
             continue
-        count = metadata.get("rows_of_the_day") or metadata.get("dagster/row_count")
+        # `or` would read a day with none of its own rows as the count of the rows it carries.
+        count = metadata.get("rows_of_the_day")
+        if count is None:
+            count = metadata.get("dagster/row_count")
         if count is not None:
             history[record.partition_key] = int(count.value)
     return history
@@ -61,8 +65,16 @@ def raw_transactions_checks(
         history = row_count_history(
             context.instance, context.partition_key, gates.volume_in_band.lookback_partitions
         )
-        yield from gate_results(
-            ASSET,
-            gates,
-            quality.raw_transactions_gates(of_day, contract, gates, end, history),
-        )
+        outcomes = quality.raw_transactions_gates(of_day, contract, gates, end, history)
+        if of_day.empty and len(raw_transactions):
+            # The partition holds only rows carried to quarantine (the first partition, for
+            # files with no row in any partition). The day is empty and the gate says so, but
+            # as a warning: blocking would keep those rows out of quarantine. An empty day still
+            # trains nothing: the validated gates stop it.
+            outcomes["not_empty"] = dataclasses.replace(
+                outcomes["not_empty"],
+                inconclusive=True,
+                summary=f"{outcomes['not_empty'].summary}; the partition only carries "
+                f"{len(raw_transactions)} row(s) dated in no partition, validated to quarantine",
+            )
+        yield from gate_results(ASSET, gates, outcomes)

@@ -26,10 +26,14 @@ def validated_transactions_checks(
     quarantined_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
+    from mlplatform.core.validate import carried_in_quarantine
+
     with carried_out(context, "checks"):
         contract = dataset_contract.load()
         gates = dataset_contract.gates().validated_transactions
+        # Rows carried here because they fall in no partition are not the day's own rejects.
+        own_rejected = int((~carried_in_quarantine(quarantined_transactions, contract)).sum())
         outcomes = quality.validated_transactions_gates(
-            validated_transactions, len(quarantined_transactions), contract, gates
+            validated_transactions, own_rejected, contract, gates
         )
         yield from gate_results("validated_transactions", gates, outcomes)

@@ -330,6 +330,24 @@ class Placement:
     def outside(self) -> np.ndarray:
         return self.outside_reason.notna().to_numpy()
 
+    def carrier_day(self, span: PartitionSpan) -> dt.date | None:
+        """The partition whose run quarantines this file's rows that fall in no partition, or
+        None when there are none or they must wait.
+
+        The file's first day that is a partition; for a file with no row in any partition, the
+        first partition (partitions.start_date): a fixed day, unlike "yesterday", so running
+        days again never quarantines the same rows on two days. While a day of the file is
+        pending, or before the first partition exists, the rows wait: that day may become the
+        file's first partition day.
+        """
+        if not self.outside.any():
+            return None
+        if self.partition_days:
+            return min(self.partition_days)
+        if self.pending.any() or span.last < span.first:
+            return None
+        return span.first
+
 
 def place_rows(event_time: pd.Series, span: PartitionSpan) -> Placement:
     """The partition of each row by its event time. A row before the first partition, dated after
@@ -368,9 +386,10 @@ def read_source_day(
     """The rows of all files under `path` whose event time falls on `day` (`log` hears, per
     file, how many rows it held and how many are the day's: a long read says where it is).
 
-    Rows of a file that fall in no partition come along with the file's first day that is a
-    partition, marked with their reason in OUTSIDE_PARTITIONS_COLUMN: validation quarantines them
-    there, so each row of a file is accounted for exactly once over all days.
+    Rows of a file that fall in no partition come along with the day `Placement.carrier_day`
+    names, marked with their reason in OUTSIDE_PARTITIONS_COLUMN: validation quarantines them
+    there, so each row of a file is accounted for exactly once over all days. A day with no row
+    of its own is refused, unless it carries such rows: they are what its run is for.
     """
     files = list_source_files(path, file_format)
     of_day, carried = [], []
@@ -379,24 +398,27 @@ def read_source_day(
         placement = place_rows(frame[contract.event_time], span)
         of_day.append(frame.loc[(placement.day == day).to_numpy() & placement.in_partition])
         outside = placement.outside
+        carries = placement.carrier_day(span) == day
         log(
             f"{file}: {len(frame)} rows read, {len(of_day[-1])} on {day}, "
             f"{int(outside.sum())} in no partition"
+            + (f" (quarantined with {day})" if carries else "")
         )
-        if outside.any() and min(placement.partition_days, default=None) == day:
+        if carries:
             carried.append(
                 frame.loc[outside].assign(
                     **{OUTSIDE_PARTITIONS_COLUMN: placement.outside_reason[outside].to_numpy()}
                 )
             )
     rows = pd.concat(of_day, ignore_index=True)
-    if rows.empty:
+    if rows.empty and not carried:
         raise DatasetError(
             f"{path}: no rows for {day} in {len(files)} file(s) (header only, or every row on "
             "another day); the previous data of the day is kept"
         )
     if carried:
-        rows = pd.concat([rows, *carried], ignore_index=True)
+        # An empty frame left out: its column types would be mixed into the carried rows'.
+        rows = pd.concat([*([rows] if len(rows) else []), *carried], ignore_index=True)
     return rows
 
 

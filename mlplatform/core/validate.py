@@ -19,6 +19,7 @@ ROW_COLUMN = "source_row"
 # Set by ingestion on a row whose event time falls in no partition (the reason); such rows are
 # quarantined with it whatever their other values.
 OUTSIDE_PARTITIONS_COLUMN = "outside_every_partition"
+OUTSIDE_PARTITIONS_REASON = "outside every partition"
 TRUE_STRINGS = {"true", "t", "yes", "y", "1"}
 FALSE_STRINGS = {"false", "f", "no", "n", "0"}
 
@@ -34,11 +35,16 @@ class ValidationOutcome:
     # "column: rule" -> number of rows that failed it (a row may fail several rules).
     reason_counts: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
+    # Quarantined rows that ingestion carried here because they fall in no partition.
+    carried_rows: int = 0
 
     @property
     def quarantine_rate(self) -> float:
-        total = len(self.validated) + len(self.quarantined)
-        return len(self.quarantined) / total if total else 0.0
+        """The share of the day's own rows rejected (rows carried from no partition are not the
+        day's: they would make a good day's rate look bad)."""
+        own_rejected = len(self.quarantined) - self.carried_rows
+        total = len(self.validated) + own_rejected
+        return own_rejected / total if total else 0.0
 
 
 def _plain(value: object) -> object:
@@ -138,7 +144,10 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
         frame.loc[~carried].drop(columns=OUTSIDE_PARTITIONS_COLUMN).reset_index(drop=True),
         contract,
         source,
+        # The first partition may hold only rows carried to quarantine: no row of its own.
+        allow_empty=True,
     )
+    outcome.carried_rows = int(carried.sum())
     # Back to positions in `raw`, then the carried rows after the day's own.
     positions = np.flatnonzero(~carried)
     outcome.quarantined[ROW_COLUMN] = positions[outcome.quarantined[ROW_COLUMN].to_numpy()]
@@ -147,15 +156,25 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
     outside_reasons = frame.loc[carried, OUTSIDE_PARTITIONS_COLUMN]
     outside.insert(0, ROW_COLUMN, np.flatnonzero(carried))
     outside[REASON_COLUMN] = [
-        f"{contract.event_time}: outside every partition: {reason} (got {_plain(time)!r})"
+        f"{contract.event_time}: {OUTSIDE_PARTITIONS_REASON}: {reason} (got {_plain(time)!r})"
         for reason, time in zip(outside_reasons, times.astype(object), strict=True)
     ]
     for reason, count in outside_reasons.value_counts().items():
-        key = f"{contract.event_time}: outside every partition: {reason}"
+        key = f"{contract.event_time}: {OUTSIDE_PARTITIONS_REASON}: {reason}"
         outcome.reason_counts[key] = outcome.reason_counts.get(key, 0) + int(count)
     outcome.reason_counts = dict(sorted(outcome.reason_counts.items(), key=lambda item: -item[1]))
     outcome.quarantined = pd.concat([outcome.quarantined, _as_text(outside)], ignore_index=True)
     return outcome
+
+
+def carried_in_quarantine(quarantined: pd.DataFrame, contract: Contract) -> pd.Series:
+    """Which quarantined rows were carried to the partition because they fall in no partition
+    (the rest are the day's own rejected rows)."""
+    return (
+        quarantined[REASON_COLUMN]
+        .astype(str)
+        .str.startswith(f"{contract.event_time}: {OUTSIDE_PARTITIONS_REASON}: ")
+    )
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -167,10 +186,12 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _validate_rows(frame: pd.DataFrame, contract: Contract, source: str) -> ValidationOutcome:
+def _validate_rows(
+    frame: pd.DataFrame, contract: Contract, source: str, allow_empty: bool = False
+) -> ValidationOutcome:
     import pandera.pandas as pa
 
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise DatasetError(f"{source}: no rows to validate (empty partition)")
     reasons: dict[int, list[str]] = {}
     counts: dict[str, int] = {}

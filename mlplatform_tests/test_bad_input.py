@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mlplatform.core.landing import LandingCursor
 from mlplatform.definitions import ASSETS
 from mlplatform_tests.conftest import make_platform
 from mlplatform_tests.packaged import generated_day
@@ -253,3 +254,139 @@ def test_rows_in_no_partition_are_quarantined_by_the_files_first_day(tmp_path):
         else:
             assert outside.sum() == 0
     assert counted == len(rows)
+
+
+FIRST_PARTITION = "2026-01-01"  # partitions.start_date
+
+
+def all_outside(day, rows: int = 200) -> pd.DataFrame:
+    """A day's rows whose event times all fall in no partition: before the start, in the far
+    future, unreadable."""
+    import datetime as dt
+
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
+    frame = generated_day(day, rows_per_day=rows).reset_index(drop=True)
+    times = ["1970-01-01T00:00:00Z", far.isoformat(), "not a time"]
+    return frame.assign(event_time=[times[i % 3] for i in range(len(frame))])
+
+
+def test_a_file_with_no_row_in_any_partition_gets_an_ingestion_run_of_the_first_partition(
+    tmp_path,
+):
+    import datetime as dt
+
+    from mlplatform.automation.sensors import QUARANTINE_ONLY
+
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    platform = files_platform(tmp_path, folder)
+    land(folder, "old.parquet", all_outside(dt.date(2026, 3, 2)).astype({"event_time": str}))
+    with dg.instance_for_test() as instance:
+        first = tick(platform, instance)
+        [request] = first.run_requests
+        assert request.partition_key == FIRST_PARTITION
+        # Ingestion and validation only: a bad file must not retrain (or register) anything.
+        assert request.asset_selection == QUARANTINE_ONLY
+        assert request.tags["source_file"] == str(folder / "old.parquet")
+        # The file is done: the sensor moves on.
+        assert isinstance(tick(platform, instance, first.cursor), dg.SkipReason)
+
+        # With a file that has rows of the first day in the same tick, its training run of that
+        # day quarantines them: no second run of the day.
+        land(folder, "start.parquet", generated_day(dt.date(2026, 1, 1), rows_per_day=50))
+        land(folder, "old2.parquet", all_outside(dt.date(2026, 3, 3)).astype({"event_time": str}))
+        second = tick(platform, instance, first.cursor)
+        [request] = second.run_requests
+        assert request.partition_key == FIRST_PARTITION
+        assert request.asset_selection is None  # the whole training pipeline
+
+
+def test_a_file_with_no_row_in_any_partition_waits_for_its_pending_day(tmp_path):
+    import datetime as dt
+
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    platform = files_platform(tmp_path, folder)
+    today = dt.datetime.now(dt.UTC).date()
+    rows = with_times(generated_day(today, rows_per_day=50), {0: "1970-01-01"})
+    land(folder, "tx.parquet", rows)
+    with dg.instance_for_test() as instance:
+        first = tick(platform, instance)
+        # Today's rows will make today the file's first partition day: the old row waits with
+        # them rather than go to the first partition now and again with today later.
+        assert first.run_requests == []
+        assert str(folder / "tx.parquet") not in LandingCursor.parse(first.cursor).processed
+
+
+def test_the_ingestion_run_quarantines_every_row_in_no_partition_with_gates_judging_own_rows(
+    tmp_path,
+):
+    """The run the sensor requests, through the job: rows in = validated + quarantined, the
+    carried rows with their reason, and the first day's blocking gates judge its own rows."""
+    import datetime as dt
+
+    from mlplatform.automation.jobs import training_pipeline
+    from mlplatform.automation.sensors import QUARANTINE_ONLY
+    from mlplatform.checks.gate_history import failed_blocking_checks
+    from mlplatform.core.validate import REASON_COLUMN
+    from mlplatform.definitions import CHECKS
+
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    platform = files_platform(tmp_path, folder)
+    outside = all_outside(dt.date(2026, 3, 2), rows=400).astype({"event_time": str})
+    land(folder, "old.parquet", outside)
+    defs = dg.Definitions(
+        assets=ASSETS, asset_checks=CHECKS, jobs=[training_pipeline], resources=platform.resources
+    )
+    job = defs.resolve_job_def("training_pipeline")
+
+    def run_first_partition(instance):
+        result = job.execute_in_process(
+            partition_key=FIRST_PARTITION,
+            asset_selection=QUARANTINE_ONLY,
+            instance=instance,
+            raise_on_error=False,
+        )
+        stored = {
+            name: pd.read_parquet(platform.data_dir / name / f"{FIRST_PARTITION}.parquet")
+            for name in ("validated_transactions", "quarantined_transactions")
+        }
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        return result, stored, checks
+
+    with dg.instance_for_test() as instance:
+        # The first day holds no row of its own: its rows in no partition are still quarantined.
+        result, stored, checks = run_first_partition(instance)
+        assert result.success
+        assert len(stored["validated_transactions"]) == 0
+        quarantined = stored["quarantined_transactions"]
+        assert sorted(quarantined["transaction_id"]) == sorted(outside["transaction_id"])
+        assert (
+            quarantined[REASON_COLUMN].str.startswith("event_time: outside every partition: ").all()
+        )
+        assert {r.split(": ")[2].split(" (")[0] for r in quarantined[REASON_COLUMN]} == {
+            "before the first partition", "in the future", "not a valid datetime"
+        }  # fmt: skip
+        # The day is empty and the gate says so, as a warning that lets validation run.
+        assert not checks["not_empty"].passed
+        assert checks["not_empty"].severity == dg.AssetCheckSeverity.WARN
+        # A label rate of no rows is no finding; the day stays out of training windows by its
+        # failed not_empty gate.
+        assert checks["label_rate"].severity == dg.AssetCheckSeverity.WARN
+        assert failed_blocking_checks(instance, "raw_transactions", FIRST_PARTITION) == [
+            "not_empty"
+        ]
+
+        # With rows of its own, the day's quarantine rate leaves the carried rows out (they are
+        # 400 of 1,400 rows: counted, the rate would be past its 5% limit).
+        own = generated_day(dt.date(2026, 1, 1), rows_per_day=1000)
+        land(folder, "start.parquet", own)
+        result, stored, checks = run_first_partition(instance)
+        assert result.success
+        assert len(stored["validated_transactions"]) + len(stored["quarantined_transactions"]) == (
+            len(own) + len(outside)
+        )
+        assert checks["quarantine_rate"].passed, checks["quarantine_rate"].description
+        assert checks["quarantine_rate"].metadata["observed"].value < 0.05
+        assert {name for name, e in checks.items() if not e.passed} <= {"fresh", "null_rate"}

@@ -333,3 +333,27 @@ def test_the_first_partition_carries_a_file_with_no_row_in_any_partition_beside_
     carried = first[OUTSIDE_PARTITIONS_COLUMN].notna()
     assert first.loc[carried, "transaction_id"].tolist() == outside["transaction_id"].tolist()
     assert sorted(first.loc[~carried, "transaction_id"]) == sorted(own["transaction_id"])
+
+
+def test_files_that_type_a_column_differently_are_combined_as_text(tmp_path, card_contract):
+    """A CSV (text) and a Parquet file (timestamps, floats) with rows of one day: the columns
+    they type differently hold each value's text, which validation converts, and the frame can
+    be stored (a column mixing Timestamps and strings cannot)."""
+    import io
+
+    from mlplatform.core.validate import validate
+
+    as_csv = generated_day(DAY, rows_per_day=30)
+    as_parquet = generated_day(DAY, rows_per_day=30, seed=7)
+    as_parquet["transaction_id"] = as_parquet["transaction_id"] + "-b"
+    as_csv.to_csv(tmp_path / "a.csv", index=False)
+    as_parquet.to_parquet(tmp_path / "b.parquet")
+    day = read(tmp_path, card_contract)
+    assert len(day) == len(as_csv) + len(as_parquet)
+    for column in ("event_time", "amount", "is_fraud"):
+        assert day[column].map(type).eq(str).all(), column
+    day.to_parquet(io.BytesIO())
+    outcome = validate(day, card_contract)
+    csv_alone = validate(read(tmp_path / "a.csv", card_contract), card_contract)
+    parquet_alone = validate(read(tmp_path / "b.parquet", card_contract), card_contract)
+    assert len(outcome.validated) == len(csv_alone.validated) + len(parquet_alone.validated)

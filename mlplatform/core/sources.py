@@ -410,16 +410,37 @@ def read_source_day(
                     **{OUTSIDE_PARTITIONS_COLUMN: placement.outside_reason[outside].to_numpy()}
                 )
             )
-    rows = pd.concat(of_day, ignore_index=True)
-    if rows.empty and not carried:
+    parts = [part for part in [*of_day, *carried] if len(part)]
+    if not parts:
         raise DatasetError(
             f"{path}: no rows for {day} in {len(files)} file(s) (header only, or every row on "
             "another day); the previous data of the day is kept"
         )
-    if carried:
-        # An empty frame left out: its column types would be mixed into the carried rows'.
-        rows = pd.concat([*([rows] if len(rows) else []), *carried], ignore_index=True)
-    return rows
+    return combined(parts)
+
+
+def combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of several files as one frame. A column the files type differently (Parquet's
+    timestamps beside CSV text, or beside a Parquet file's unreadable times stored as text) is
+    kept as the text of each value, which validation converts like any CSV column: a column of
+    mixed Python objects could not even be stored."""
+    types: dict[str, set[str]] = {}
+    for part in parts:
+        for name, dtype in part.dtypes.items():
+            types.setdefault(name, set()).add(str(dtype))
+    mixed = [name for name, seen in types.items() if len(seen) > 1]
+    if mixed:
+        parts = [
+            part.assign(
+                **{
+                    name: part[name].astype(object).map(str, na_action="ignore")
+                    for name in mixed
+                    if name in part.columns
+                }
+            )
+            for part in parts
+        ]
+    return pd.concat(parts, ignore_index=True)
 
 
 def rows_of_day(raw: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mlplatform.config.active import SETTINGS
 from mlplatform.core.landing import LandingCursor
 from mlplatform.definitions import ASSETS
 from mlplatform_tests.conftest import make_platform
@@ -256,7 +257,7 @@ def test_rows_in_no_partition_are_quarantined_by_the_files_first_day(tmp_path):
     assert counted == len(rows)
 
 
-FIRST_PARTITION = "2026-01-01"  # partitions.start_date
+FIRST_PARTITION = SETTINGS.partitions.start_date.isoformat()
 
 
 def all_outside(day, rows: int = 200) -> pd.DataFrame:

@@ -6,8 +6,9 @@ Every case ends one of two ways:
 - refused: the step fails with an error naming the file and its line (or column), is not retried,
   and the partitions stored before stay byte for byte as they were;
 - accounted for: every row of the file is in validated or quarantined data (with a reason) of the
-  days it belongs to, or waits for a partition that does not exist yet, and the text of its id
-  columns is stored exactly as it was written.
+  days it belongs to (a row dated in no partition: of the day that carries it to quarantine), or
+  waits for a partition that does not exist yet, and the text of its id columns is stored exactly
+  as it was written.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from mlplatform.config.active import SETTINGS
 from mlplatform.core.validate import REASON_COLUMN
 from mlplatform.definitions import ASSETS
 from mlplatform_tests.conftest import Platform, make_platform
@@ -33,6 +35,7 @@ from mlplatform_tests.packaged import generated_day
 
 DAY = dt.date(2026, 3, 2)
 NEXT_DAY = DAY + dt.timedelta(days=1)
+FIRST_PARTITION = SETTINGS.partitions.start_date
 TEXT_COLUMNS = ["transaction_id", "customer_id", "device_id"]
 STORED = ["raw_transactions", "validated_transactions", "quarantined_transactions"]
 ROWS = 40
@@ -228,6 +231,18 @@ ACCOUNTED = [
     Case("dates-far-in-the-future", write_csv(
         with_values("event_time", {1: "2099-01-01T00:00:00Z"})),
          reasons=("event_time: outside every partition: in the future",)),
+    # No row in any partition: the first partition's run quarantines them all.
+    Case("every-row-before-the-first-partition", write_csv(
+        base().assign(event_time=["1970-01-01T00:00:00Z", "2025-12-31T23:59:59Z"] * (ROWS // 2))),
+         days=(FIRST_PARTITION,),
+         reasons=("event_time: outside every partition: before the first partition",)),
+    Case("every-row-far-in-the-future", write_parquet(
+        base().assign(event_time=pd.Timestamp("2099-01-01", tz="UTC"))), days=(FIRST_PARTITION,),
+         reasons=("event_time: outside every partition: in the future",)),
+    Case("no-readable-event-time", write_csv(
+        base().assign(event_time=["yesterday", None] * (ROWS // 2))), days=(FIRST_PARTITION,),
+         reasons=("event_time: outside every partition: not a valid datetime (got 'yesterday')",
+                  "event_time: outside every partition: missing value")),
     Case("dates-tomorrow-wait", write_csv(
         with_values("event_time", {1: tomorrow(), 2: tomorrow()})), waiting=2),
     Case("timezone-offsets", write_csv(

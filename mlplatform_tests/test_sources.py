@@ -357,3 +357,35 @@ def test_files_that_type_a_column_differently_are_combined_as_text(tmp_path, car
     csv_alone = validate(read(tmp_path / "a.csv", card_contract), card_contract)
     parquet_alone = validate(read(tmp_path / "b.parquet", card_contract), card_contract)
     assert len(outcome.validated) == len(csv_alone.validated) + len(parquet_alone.validated)
+
+
+def test_rows_carried_to_quarantine_are_not_the_days_own_rejects(tmp_path, card_contract):
+    """Validation of the first partition: carried rows are quarantined with their reason, and
+    the day's quarantine rate (what its gate judges) counts its own rows only; a partition
+    carrying nothing else still validates (to no rows)."""
+    from mlplatform.core.validate import carried_in_quarantine, validate
+
+    own = generated_day(SPAN.first, rows_per_day=200)
+    own.to_parquet(tmp_path / "own.parquet")
+    old = generated_day(DAY, rows_per_day=100).assign(
+        transaction_id=lambda f: f["transaction_id"] + "-old",
+        event_time=pd.Timestamp("1970-01-01", tz="UTC"),
+    )
+    old.to_parquet(tmp_path / "old.parquet")
+    own_alone = validate(read_file(str(tmp_path / "own.parquet"), card_contract), card_contract)
+    outcome = validate(read(tmp_path, card_contract, day=SPAN.first), card_contract)
+    assert outcome.carried_rows == len(old)
+    assert len(outcome.quarantined) == len(own_alone.quarantined) + len(old)
+    assert outcome.quarantine_rate == own_alone.quarantine_rate
+    carried = carried_in_quarantine(outcome.quarantined, card_contract)
+    assert sorted(outcome.quarantined.loc[carried, "transaction_id"]) == sorted(
+        old["transaction_id"]
+    )
+
+    (tmp_path / "own.parquet").unlink()
+    alone = validate(read(tmp_path, card_contract, day=SPAN.first), card_contract)
+    assert len(alone.validated) == 0 and list(alone.validated.columns) == list(
+        own_alone.validated.columns
+    )
+    assert alone.carried_rows == len(alone.quarantined) == len(old)
+    assert alone.quarantine_rate == 0.0

@@ -1,5 +1,5 @@
 """Model selection on its own: time-ordered folds, the search sample, the seeded search, its
-budget, and the winner among families."""
+budget, the soft vote of the families, and the winner among the candidates."""
 
 import dataclasses
 
@@ -57,7 +57,7 @@ def test_the_family_that_fits_the_data_wins_and_every_family_is_a_candidate():
     progress: list[str] = []
     selection = select_model(x, y, ["colour"], ["a", "b", "noise"], plan, log=progress.append)
     table = {row["family"]: row for row in selection.candidates_table()}
-    assert set(table) == {"logistic_regression", "hist_gradient_boosting", "lightgbm"}
+    assert set(table) == {"logistic_regression", "hist_gradient_boosting", "lightgbm", "soft_vote"}
     # A long search says where it is: one line per trial, naming family, score and parameters.
     trial_lines = [line for line in progress if " trial " in line]
     assert len(trial_lines) == len(selection.trials) == 6
@@ -131,3 +131,73 @@ def test_a_lead_within_the_folds_noise_goes_to_the_simpler_family():
         one_standard_error_winner({"logistic_regression": simple, "lightgbm": clear_lead})
         is clear_lead
     )
+
+
+def test_a_soft_vote_within_the_folds_noise_is_preferred_to_any_single_family():
+    from mlplatform.core.selection import Trial, one_standard_error_winner
+
+    simple = Trial("logistic_regression", {}, [0.80, 0.86, 0.83], 1.0)
+    vote = Trial("soft_vote", {}, [0.79, 0.85, 0.81], 0.0)
+    assert one_standard_error_winner({"logistic_regression": simple, "soft_vote": vote}) is vote
+    # Outside the noise the vote is just another candidate: the clear leader wins.
+    clear_lead = Trial("lightgbm", {}, [0.90, 0.91, 0.92], 1.0)
+    candidates = {"logistic_regression": simple, "lightgbm": clear_lead, "soft_vote": vote}
+    assert one_standard_error_winner(candidates) is clear_lead
+
+
+def test_the_soft_vote_is_scored_from_its_members_fold_predictions_up_to_its_row_limit():
+    from sklearn.metrics import roc_auc_score
+
+    x, y = interactions(3000, seed=4)
+    plan = dataclasses.replace(
+        search_plan(), trials_per_family=2, folds=2, soft_vote_max_training_rows=len(y)
+    )
+    progress: list[str] = []
+    selection = select_model(x, y, ["colour"], ["a", "b", "noise"], plan, log=progress.append)
+    vote = selection.candidates["soft_vote"]
+    members = [selection.candidates[f] for f in plan.families]
+    assert vote.members == tuple(members) and vote.families == list(plan.families)
+    assert vote.params["lightgbm.num_leaves"] == members[2].params["num_leaves"]
+    # No sampling here (fewer negatives than the cap): every weight is 1, the folds are plain.
+    from mlplatform.core.selection import expanding_folds
+
+    for k, (_, judged) in enumerate(expanding_folds(len(y), plan.folds)):
+        mean = np.mean([m.fold_predictions[k] for m in members], axis=0)
+        assert vote.fold_scores[k] == pytest.approx(roc_auc_score(y[judged], mean))
+    assert any(line.startswith("soft_vote of logistic_regression, ") for line in progress)
+    # One row more than the limit: not a candidate, and the log says why.
+    fewer = dataclasses.replace(plan, soft_vote_max_training_rows=len(y) - 1)
+    progress.clear()
+    without = select_model(x, y, ["colour"], ["a", "b", "noise"], fewer, log=progress.append)
+    assert set(without.candidates) == set(plan.families)
+    assert any("soft_vote: not a candidate on 3000 training rows" in line for line in progress)
+    # The same trials either way: the vote is scored from them, it changes no search.
+    assert [t.fold_scores for t in without.trials] == [t.fold_scores for t in selection.trials]
+
+
+def test_a_soft_vote_winner_is_refit_as_the_mean_of_its_members_and_loads_from_skops(tmp_path):
+    import skops.io
+
+    from mlplatform.core.models import SKOPS_TRUSTED_TYPES, build_model, fit_model
+    from mlplatform.core.selection import Trial
+    from mlplatform.core.train import fit_candidate
+
+    x, y = interactions(2000, seed=5)
+    categorical, numeric = ["colour"], ["a", "b", "noise"]
+    plan = search_plan()
+    members = tuple(
+        Trial(family, dict(plan.families[family].fixed), [0.5], 0.0) for family in plan.families
+    )
+    vote = Trial("soft_vote", {}, [0.5], 0.0, members=members)
+    model = fit_candidate(vote, x, y, categorical, numeric, seed=3)
+    alone = [
+        fit_model(build_model(m.family, categorical, numeric, m.params, 3), x, y).predict_proba(x)
+        for m in members
+    ]
+    assert np.allclose(model.predict_proba(x), np.mean(alone, axis=0))
+    # Stored and loaded as every registered model is: skops, trusting only the platform's list.
+    path = tmp_path / "vote.skops"
+    skops.io.dump(model, path)
+    assert set(skops.io.get_untrusted_types(file=path)) <= set(SKOPS_TRUSTED_TYPES)
+    loaded = skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
+    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))

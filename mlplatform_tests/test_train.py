@@ -36,6 +36,32 @@ def test_default_generator_trains_a_good_model(week_of_features, card_contract):
     }  # fmt: skip
 
 
+def test_a_small_window_of_generated_data_trains_a_good_model_with_the_soft_vote_a_candidate(
+    card_contract,
+):
+    """A week of 5,000-row days (a backfill's size): the training split is under the soft vote's
+    row limit, so the vote is among the candidates, and whichever wins clears the gates."""
+    params = GeneratorParams(
+        **{**load_settings(environ={}).data_source.generator.model_dump(), "rows_per_day": 5000}
+    )
+    raw = pd.concat(generate_transactions(dt.date(2026, 3, d), params) for d in range(1, 8))
+    features = build_features(validate(raw, card_contract).validated, card_contract)
+    categorical, numeric = model_columns(features, card_contract)
+    plan = search_plan()
+    assert (features["split"] == "train").sum() <= plan.soft_vote_max_training_rows
+    result = train_model(
+        features, categorical, numeric, plan, threshold_metric(), bootstrap_resamples()
+    )
+    assert "soft_vote" in result.selection.candidates
+    assert result.families == result.selection.winner.families
+    assert result.test_metrics["roc_auc"] >= 0.90
+    assert result.test_metrics["accuracy"] >= 0.85
+    # The threshold the model applies itself is the one chosen on validation.
+    x_test = features.loc[features["split"] == "test", result.input_columns]
+    flagged = result.model.predict(x_test)
+    assert np.array_equal(flagged, (result.test_scores >= result.threshold).astype(int))
+
+
 def test_threshold_maximises_the_metric_on_validation():
     y = np.array([0, 0, 0, 1, 1])
     scores = np.array([0.1, 0.2, 0.6, 0.7, 0.9])

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 FAMILY_PACKAGES = {"lightgbm": ("lightgbm",)}
 
 
-def pip_requirements(family: str) -> list[str]:
+def pip_requirements(*families: str) -> list[str]:
     """Pinned from the running environment: MLflow's own inference takes 15-20 s per model."""
     from importlib.metadata import version
 
@@ -42,7 +42,7 @@ def pip_requirements(family: str) -> list[str]:
         "numpy",
         "mlflow",
         "skops",
-        *FAMILY_PACKAGES.get(family, ()),
+        *sorted({package for family in families for package in FAMILY_PACKAGES.get(family, ())}),
     )
     return [f"{package}=={version(package)}" for package in packages]
 
@@ -140,9 +140,10 @@ def evaluation_metadata(evaluation: "Evaluation") -> dict[str, dg.MetadataValue]
     io_manager_key="json_io_manager",
     description=(
         "The best of the candidate model families (logistic regression, HistGradientBoosting, "
-        "LightGBM), chosen by expanding-window folds over the training split, refit on it; "
-        "threshold chosen on validation; test metrics with 95% intervals; compared with the "
-        "champion on the same test rows; one MLflow run with the model and every candidate."
+        "LightGBM) or their soft vote, chosen by expanding-window folds over the training split, "
+        "refit on it; threshold chosen on validation; test metrics with 95% intervals; compared "
+        "with the champion on the same test rows; one MLflow run with the model and every "
+        "candidate."
     ),
 )
 def trained_model(
@@ -226,7 +227,7 @@ def trained_model(
             name="model",
             signature=infer_signature(example, result.model.predict(example)),
             input_example=example,
-            pip_requirements=pip_requirements(result.family),
+            pip_requirements=pip_requirements(*result.families),
             metadata={"decision_threshold": result.threshold, "model_family": result.family},
             serialization_format="skops",
             skops_trusted_types=list(SKOPS_TRUSTED_TYPES),

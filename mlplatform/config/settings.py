@@ -216,6 +216,13 @@ class TrainingSettings(StrictModel):
         ge=100,
         description="The search sample keeps every positive and at most this many negatives.",
     )
+    soft_vote_max_training_rows: int = Field(
+        ge=0,
+        description=(
+            "The families' soft vote is a candidate when the training split has at most this "
+            "many rows (its refit fits every family); 0: never."
+        ),
+    )
     threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"] = Field(
         description="The decision threshold maximises this metric on the validation split."
     )
@@ -261,6 +268,7 @@ class TrainingSettings(StrictModel):
             time_budget_seconds=self.time_budget_seconds,
             max_negatives=self.max_search_negatives,
             seed=self.random_state,
+            soft_vote_max_training_rows=self.soft_vote_max_training_rows,
         )
 
 

@@ -6,6 +6,9 @@
 - `hist_gradient_boosting`: scikit-learn's HistGradientBoostingClassifier with native categories.
 - `lightgbm`: LightGBM's LGBMClassifier on the same encoding (categories as LightGBM categoricals).
 
+and one candidate made of them, `soft_vote`: scikit-learn's VotingClassifier averaging the
+probabilities of every family's fitted pipeline (see `selection` for when it is a candidate).
+
 Hyperparameters arrive as the settings give them (their types, bounds and defaults live there), as
 keyword arguments of the family's classifier: a new one needs no change here.
 """
@@ -19,6 +22,9 @@ import numpy as np
 
 # Simplest first: among candidates whose scores are within noise, selection takes the earliest.
 FAMILIES = ("logistic_regression", "hist_gradient_boosting", "lightgbm")
+# The candidate that averages the families' probabilities: a name beside the families', not one of
+# them (it has no hyperparameters of its own, only its members').
+SOFT_VOTE = "soft_vote"
 
 # Run config has no null choice: the value "none" stands for scikit-learn's None.
 NONE = "none"
@@ -32,6 +38,8 @@ SKOPS_TRUSTED_TYPES = (
     "lightgbm.sklearn.LGBMClassifier",
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # The soft vote's `named_estimators_`: a dict with attribute access.
+    "sklearn.utils._bunch.Bunch",
     "sklearn.utils.validation.check_array",
 )
 
@@ -155,6 +163,19 @@ def fit_model(pipeline, x, y, sample_weight: np.ndarray | None = None):
         arguments["categorical_feature"] = list(range(len(encoder.transformers[0][2])))
     classifier.fit(encoded, y, **arguments)
     return pipeline
+
+
+def soft_vote(fitted: list[tuple[str, Any]], x: Any, y: np.ndarray) -> Any:
+    """The `fitted` (name, pipeline) pairs as one classifier whose probability is the plain mean of
+    theirs (no weights to fit, so nothing more to overfit). `FrozenEstimator` keeps each member's
+    fit: `x`/`y` only set the classes."""
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.frozen import FrozenEstimator
+
+    vote = VotingClassifier(
+        [(name, FrozenEstimator(model)) for name, model in fitted], voting="soft"
+    )
+    return vote.fit(x, y)
 
 
 def with_decision_threshold(model: Any, threshold: float, x: Any, y: np.ndarray) -> Any:

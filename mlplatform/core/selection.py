@@ -6,6 +6,11 @@ A fold never trains on rows later than the ones it is judged on. Optuna's TPE sa
 the same rows, settings and seed give the same trials and the same winner (as long as the trials
 finish within the budget: a budget that cuts a search short is reported, and then depends on the
 machine's speed).
+
+The candidates are each family's best trial and, on training splits small enough that refitting
+every family is cheap, their soft vote (the mean of their probabilities), scored on the same folds
+from the predictions the search already made. The winner is chosen by the one-standard-error rule
+(`one_standard_error_winner`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlplatform.core.models import FAMILIES, build_model, fit_model
+from mlplatform.core.models import FAMILIES, SOFT_VOTE, build_model, fit_model
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class SearchPlan:
     time_budget_seconds: float
     max_negatives: int
     seed: int
+    # The soft vote is a candidate only when the training split has at most this many rows.
+    soft_vote_max_training_rows: int
 
 
 @dataclass
@@ -58,6 +65,15 @@ class Trial:
     params: dict[str, Any]
     fold_scores: list[float]
     seconds: float
+    # The scores each fold's model gave its judged rows (for the soft vote; kept for the search).
+    fold_predictions: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+    # The soft vote's: each family's best trial, whose params `params` holds as `<family>.<name>`.
+    members: tuple[Trial, ...] = ()
+
+    @property
+    def families(self) -> list[str]:
+        """The model families a model of this candidate is made of."""
+        return [m.family for m in self.members] if self.members else [self.family]
 
     @property
     def score(self) -> float:
@@ -74,13 +90,16 @@ class Selection:
     folds_used: int
     budget_reached: bool
     seconds: float
-    best_by_family: dict[str, Trial] = field(default_factory=dict)
+    # Each family's best trial, and the soft vote when it was a candidate, by name.
+    candidates: dict[str, Trial] = field(default_factory=dict)
 
     def candidates_table(self) -> list[dict[str, Any]]:
-        """One row per family: its best trial's score, spread over folds and parameters."""
+        """One row per candidate (each family's best trial, and the soft vote when it was one):
+        its score, spread over folds and parameters."""
         rows = []
-        for family, trial in self.best_by_family.items():
-            tried = [t for t in self.trials if t.family == family]
+        for family, trial in self.candidates.items():
+            # The soft vote is scored once, from its members' trials.
+            tried = [t for t in self.trials if t.family == family] or [trial]
             rows.append(
                 {
                     "family": family,
@@ -135,7 +154,7 @@ def _score(metric: str, labels: np.ndarray, scores: np.ndarray, weights: np.ndar
     raise ValueError(f"selection metric must be roc_auc or pr_auc, not '{metric}'")
 
 
-def cross_validate(
+def fold_predictions(
     family: str,
     params: Mapping[str, Any],
     x: pd.DataFrame,
@@ -144,17 +163,53 @@ def cross_validate(
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     categorical: list[str],
     numeric: list[str],
-    metric: str,
     seed: int,
-) -> list[float]:
-    """The metric on each fold's judged block, after fitting on the fold's earlier rows."""
-    scores = []
+) -> list[np.ndarray]:
+    """Each fold's judged block scored by the model fitted on the fold's earlier rows."""
+    predictions = []
     for train_rows, judged_rows in folds:
         model = build_model(family, categorical, numeric, params, seed)
         fit_model(model, x.iloc[train_rows], y[train_rows], weights[train_rows])
-        predicted = model.predict_proba(x.iloc[judged_rows])[:, 1]
-        scores.append(_score(metric, y[judged_rows], predicted, weights[judged_rows]))
-    return scores
+        predictions.append(model.predict_proba(x.iloc[judged_rows])[:, 1])
+    return predictions
+
+
+def fold_scores(
+    metric: str,
+    y: np.ndarray,
+    weights: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    predictions: Sequence[np.ndarray],
+) -> list[float]:
+    """The metric on each fold's judged block."""
+    return [
+        _score(metric, y[judged], predicted, weights[judged])
+        for (_, judged), predicted in zip(folds, predictions, strict=True)
+    ]
+
+
+def soft_vote_candidate(
+    best_by_family: Mapping[str, Trial],
+    y: np.ndarray,
+    weights: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    metric: str,
+) -> Trial:
+    """The mean of the families' best trials' probabilities, scored on the folds they were scored
+    on: the same fitted fold models, so it costs no fit."""
+    began = time.monotonic()
+    members = tuple(best_by_family.values())
+    averaged = [
+        np.mean([m.fold_predictions[k] for m in members], axis=0) for k in range(len(folds))
+    ]
+    return Trial(
+        SOFT_VOTE,
+        {f"{m.family}.{name}": value for m in members for name, value in m.params.items()},
+        fold_scores(metric, y, weights, folds, averaged),
+        time.monotonic() - began,
+        fold_predictions=averaged,
+        members=members,
+    )
 
 
 def _usable_folds(y: np.ndarray, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -179,15 +234,23 @@ def _suggest(trial: Any, name: str, dimension: Dimension) -> Any:
     return trial.suggest_float(name, dimension.low, dimension.high, log=dimension.log)
 
 
-def one_standard_error_winner(best_by_family: Mapping[str, Trial]) -> Trial:
-    """The simplest family (in `FAMILIES` order) whose mean fold score is within one standard
-    error of the best one's: a lead smaller than the folds' own spread is noise, and the simpler
-    model is the safer bet on rows not seen yet (the one-standard-error rule)."""
-    best = max(best_by_family.values(), key=lambda t: t.score)
+# Among candidates the folds cannot tell apart, the safest bet on rows not seen yet comes first.
+# The soft vote bets on no one family: when the folds cannot rank the families, a plain average of
+# them does, out of sample, usually at least as well as the one that happened to lead (the
+# forecast-combination result), and it is the pick least moved by which rows the folds held.
+# Then the families, simplest first (the usual reading of the one-standard-error rule).
+PREFERENCE = (SOFT_VOTE, *FAMILIES)
+
+
+def one_standard_error_winner(candidates: Mapping[str, Trial]) -> Trial:
+    """The first candidate in `PREFERENCE` order whose mean fold score is within one standard error
+    of the best one's (the one-standard-error rule): a lead smaller than the folds' own spread is
+    noise, and choosing by it would follow the noise."""
+    best = max(candidates.values(), key=lambda t: t.score)
     spread = float(np.std(best.fold_scores, ddof=1)) if len(best.fold_scores) > 1 else 0.0
     margin = spread / np.sqrt(len(best.fold_scores))
-    rank = {family: i for i, family in enumerate(FAMILIES)}
-    close = [t for t in best_by_family.values() if t.score >= best.score - margin]
+    rank = {name: i for i, name in enumerate(PREFERENCE)}
+    close = [t for t in candidates.values() if t.score >= best.score - margin]
     return min(close, key=lambda t: (rank.get(t.family, len(rank)), -t.score))
 
 
@@ -200,8 +263,9 @@ def select_model(
     log: Callable[[str], None] = lambda message: None,
 ) -> Selection:
     """Search every family of `plan` on the time-ordered training rows `x`, `y`; each family's
-    best trial is its candidate, and the winner is chosen among them by the one-standard-error
-    rule."""
+    best trial is its candidate, so is their soft vote when the training split has at most
+    `plan.soft_vote_max_training_rows` rows, and the winner is chosen among them by the
+    one-standard-error rule."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -232,11 +296,12 @@ def select_model(
             params = {**space.fixed}
             params.update({n: _suggest(trial, n, d) for n, d in space.search.items()})
             began = time.monotonic()
-            scores = cross_validate(
+            predictions = fold_predictions(
                 family, params, x_sample, y_sample, weights, folds, categorical, numeric,
-                plan.metric, plan.seed,
+                plan.seed,
             )  # fmt: skip
-            trials.append(Trial(family, params, scores, time.monotonic() - began))
+            scores = fold_scores(plan.metric, y_sample, weights, folds, predictions)
+            trials.append(Trial(family, params, scores, time.monotonic() - began, predictions))
             # A long search says where it is: one line per trial.
             log(
                 f"{family} trial {trial.number + 1}/{plan.trials_per_family}: {plan.metric} "
@@ -270,7 +335,17 @@ def select_model(
     for trial in scored:
         if trial.family not in best_by_family or trial.score > best_by_family[trial.family].score:
             best_by_family[trial.family] = trial
-    winner = one_standard_error_winner(best_by_family)
+    candidates = dict(best_by_family)
+    if len(best_by_family) > 1 and len(y) > plan.soft_vote_max_training_rows:
+        log(
+            f"{SOFT_VOTE}: not a candidate on {len(y)} training rows (its refit fits every "
+            f"family; at most {plan.soft_vote_max_training_rows} rows)"
+        )
+    elif len(best_by_family) > 1:
+        vote = soft_vote_candidate(best_by_family, y_sample, weights, folds, plan.metric)
+        candidates[SOFT_VOTE] = vote
+        log(f"{SOFT_VOTE} of {', '.join(best_by_family)}: {plan.metric} {vote.score:.4f}")
+    winner = one_standard_error_winner(candidates)
     return Selection(
         winner=winner,
         trials=trials,
@@ -280,5 +355,5 @@ def select_model(
         folds_used=len(folds),
         budget_reached=budget_reached,
         seconds=time.monotonic() - started,
-        best_by_family=best_by_family,
+        candidates=candidates,
     )

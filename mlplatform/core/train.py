@@ -1,7 +1,7 @@
-"""Training: the model chosen among the candidate families by time-ordered folds inside the
-training split (`selection`), refit on the whole training split, its decision threshold chosen on
-the validation split, then evaluated once on the untouched test split, every test metric with its
-95% interval and the positives it rests on."""
+"""Training: the model chosen among the candidates (each family's best, and their soft vote) by
+time-ordered folds inside the training split (`selection`), refit on the whole training split, its
+decision threshold chosen on the validation split, then evaluated once on the untouched test split,
+every test metric with its 95% interval and the positives it rests on."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pandas as pd
 
 from mlplatform.core.evaluate import choose_threshold, classification_metrics
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN
-from mlplatform.core.models import build_model, fit_model, with_decision_threshold
-from mlplatform.core.selection import SearchPlan, Selection, select_model
+from mlplatform.core.models import build_model, fit_model, soft_vote, with_decision_threshold
+from mlplatform.core.selection import SearchPlan, Selection, Trial, select_model
 from mlplatform.core.uncertainty import Interval, metric_intervals
 from mlplatform.core.validate import DatasetError
 
@@ -24,8 +24,11 @@ from mlplatform.core.validate import DatasetError
 class TrainingResult:
     # The fitted pipeline inside a classifier that applies `threshold` itself (`predict`).
     model: Any
+    # A family's name, or `soft_vote` (its members' params as `<family>.<name>`).
     family: str
     params: dict[str, Any]
+    # The model families the model is made of (the soft vote's members, or `family`).
+    families: list[str]
     threshold: float
     validation_metrics: dict[str, float]
     test_metrics: dict[str, float]
@@ -62,6 +65,26 @@ def _require_both_classes(features: pd.DataFrame) -> None:
             )
 
 
+def fit_candidate(
+    candidate: Trial,
+    x: pd.DataFrame,
+    y: np.ndarray,
+    categorical: list[str],
+    numeric: list[str],
+    seed: int,
+) -> Any:
+    """`candidate`'s model fitted on `x`, `y`: its family's pipeline, or for the soft vote every
+    member's pipeline, averaged."""
+    if not candidate.members:
+        pipeline = build_model(candidate.family, categorical, numeric, candidate.params, seed)
+        return fit_model(pipeline, x, y)
+    fitted = [
+        (m.family, fit_model(build_model(m.family, categorical, numeric, m.params, seed), x, y))
+        for m in candidate.members
+    ]
+    return soft_vote(fitted, x, y)
+
+
 def train_model(
     features: pd.DataFrame,
     categorical: list[str],
@@ -83,8 +106,7 @@ def train_model(
         f"selected {winner.family} ({plan.metric} {winner.score:.4f} over "
         f"{len(winner.fold_scores)} folds); refitting on {len(y_train)} training rows"
     )
-    pipeline = build_model(winner.family, categorical, numeric, winner.params, plan.seed)
-    fit_model(pipeline, x_train, y_train)
+    pipeline = fit_candidate(winner, x_train, y_train, categorical, numeric, plan.seed)
     del x_train, y_train
 
     x_validation, y_validation = split_xy(features, "validation", columns)
@@ -105,6 +127,7 @@ def train_model(
         model=model,
         family=winner.family,
         params=dict(winner.params),
+        families=winner.families,
         threshold=threshold,
         validation_metrics=validation_metrics,
         test_metrics=classification_metrics(y_test, test_scores, threshold),

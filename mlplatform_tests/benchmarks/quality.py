@@ -375,7 +375,28 @@ SHORT_FAMILY = {
     "logistic_regression": "LR",
     "hist_gradient_boosting": "HGB",
     "lightgbm": "LightGBM",
+    "soft_vote": "soft vote",
 }
+
+
+def describe_selected(model: dict[str, Any]) -> str:
+    """`LR: C=0.1, ...`; a soft vote's members one after the other, `soft vote: LR (C=0.1, ...),
+    HGB (...)`."""
+
+    def listed(params: dict[str, Any]) -> str:
+        return ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+        )
+
+    if model["family"] != "soft_vote":
+        return f"{SHORT_FAMILY[model['family']]}: {listed(model['params'])}"
+    members: dict[str, dict[str, Any]] = {}
+    for key, value in model["params"].items():
+        family, name = key.split(".", 1)
+        members.setdefault(family, {})[name] = value
+    return "soft vote: " + ", ".join(
+        f"{SHORT_FAMILY[family]} ({listed(params)})" for family, params in members.items()
+    )
 
 
 def render(result: dict[str, Any]) -> str:
@@ -426,10 +447,6 @@ def render(result: dict[str, Any]) -> str:
             return f"{value:+.4f} [{p['low']:+.3f}, {p['high']:+.3f}]"
 
         selected = entry["models"]["selected"]
-        params = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in selected["params"].items()
-        )
         lines.append(
             f"| {entry['dataset']} | {c['selected_roc_auc']:.4f} "
             f"| {MODEL_LABELS[c['best_single']]} {c['best_single_roc_auc']:.4f} "
@@ -438,7 +455,7 @@ def render(result: dict[str, Any]) -> str:
             f"| {c['tuned_lr_roc_auc']:.4f} (±{c['tuned_lr_half_width']:.3f}) "
             f"| {diff('tuned_logistic_regression', c['selected_minus_tuned_lr'])} "
             f"| {'yes' if c['not_below_tuned_lr_interval'] else '**no**'} "
-            f"| {SHORT_FAMILY[selected['family']]}: {params} |"
+            f"| {describe_selected(selected)} |"
         )
     failed = [e["dataset"] for e in result["datasets"] if not e["passed"]]
     lines += [

@@ -232,6 +232,92 @@ def test_gate_bands_come_from_the_sample() -> None:
     assert draft.settings["partitions"] == {"start_date": "2016-03-01", "timezone": "UTC"}
 
 
+def labelled_days(rates: list[float], rows_per_day: int = 200, seed: int = 5):
+    """Rows over consecutive days from 2016-03-01 (UTC) at random times, each day's positives
+    at its own rate: (event times, positive flags)."""
+    rng = np.random.default_rng(seed)
+    times, flags = [], []
+    for day, rate in enumerate(rates):
+        start = pd.Timestamp("2016-03-01", tz="UTC") + pd.Timedelta(days=day)
+        seconds = np.sort(rng.integers(0, 86400, rows_per_day))
+        times.append(start + pd.to_timedelta(seconds, "s"))
+        positives = np.zeros(rows_per_day, dtype=bool)
+        positives[rng.choice(rows_per_day, round(rate * rows_per_day), replace=False)] = True
+        flags.append(positives)
+    return pd.Series(np.concatenate(times)), pd.Series(np.concatenate(flags))
+
+
+def test_test_split_positives_are_counted_as_the_features_split_the_window() -> None:
+    from mlplatform.core.drafting import PositivesInTestSplit
+    from mlplatform.core.features import time_split
+
+    times, flags = labelled_days([0.05, 0.2, 0.1, 0.02, 0.3, 0.08, 0.15, 0.04, 0.1, 0.12])
+    # Rows sharing a time land in one split: some ties at the boundaries.
+    times = times.dt.floor("10min")
+    days = times.dt.date
+    counter = PositivesInTestSplit(times, flags, "UTC", test_fraction=0.15)
+    for window in (1, 3, 7):
+        counted = counter.by_end(window, sorted(set(days)))
+        assert sorted(counted) == sorted(set(days))[window - 1 :]
+        for end, positives in counted.items():
+            start = end - pd.Timedelta(days=window - 1)
+            rows = (days >= start) & (days <= end)
+            split = time_split(times[rows], validation_fraction=0.15, test_fraction=0.15)
+            assert positives == int(flags[rows][split == "test"].sum()), (window, end)
+
+
+def test_the_window_holds_enough_test_positives_in_every_window_of_the_sample() -> None:
+    """Labels that cluster in time: the mean rate (about 32 test positives a week) says a 7-day
+    window is enough, but a window ending on the lean day holds far fewer. The drafted window is
+    the shortest whose every window in the sample holds the 30 the model gates need."""
+    from mlplatform.core.drafting import (
+        PositivesInTestSplit,
+        WindowChoice,
+        window_for_model_gates,
+    )
+
+    rates = [0.35] * 6 + [0.03] + [0.35] * 7
+    times, flags = labelled_days(rates, rows_per_day=100)
+    ends = sorted(set(times.dt.date))
+    counter = PositivesInTestSplit(times, flags, "UTC", PACKAGED.test_fraction)
+    assert flags.mean() * PACKAGED.test_fraction * 100 * 7 > 30  # the mean's promise
+    assert min(counter.by_end(7, ends).values()) < PACKAGED.min_positives
+    choice = window_for_model_gates(times, flags, "UTC", ends, PACKAGED)
+    assert min(counter.by_end(choice.days, ends).values()) >= PACKAGED.min_positives
+    assert min(counter.by_end(choice.days - 1, ends).values()) < PACKAGED.min_positives
+    assert f"every {choice.days}-day window holds at least" in choice.note
+    # Enough in every week: the packaged window stays, with nothing to say.
+    times, flags = labelled_days([0.3] * 14, rows_per_day=100)
+    assert window_for_model_gates(times, flags, "UTC", ends, PACKAGED) == WindowChoice(7, "")
+
+
+def test_a_sample_too_short_or_too_lean_for_the_model_gates_gets_an_estimate_saying_so() -> None:
+    from mlplatform.core.drafting import window_for_model_gates
+
+    # 5 days, 200 rows a day at 2%: 0.6 test positives a day; 30 plus a margin for chance.
+    times, flags = labelled_days([0.02] * 5)
+    ends = sorted(set(times.dt.date))
+    choice = window_for_model_gates(times, flags, "UTC", ends, PACKAGED)
+    assert choice.days == 69  # ceil((30 + 2 * sqrt(30)) / 0.6)
+    assert "holds no whole window that long" in choice.note
+    assert "warn that they cannot judge" in choice.note
+    # 10 days at 1%: even the whole sample holds too few; the estimate, at least the sample.
+    times, flags = labelled_days([0.01] * 10)
+    choice = window_for_model_gates(times, flags, "UTC", sorted(set(times.dt.date)), PACKAGED)
+    assert (
+        choice.days == 137 and "even a 10-day window of the sample holds as few as" in choice.note
+    )
+
+
+def test_drafted_settings_carry_the_window_and_why() -> None:
+    frame = sample_frame(rows=1400, days=14)
+    frame["churned"] = np.where(np.arange(1400) % 5 == 0, "yes", "no")  # 3 test positives a day
+    draft = draft_dataset(frame, "customers", PACKAGED)
+    window = draft.settings["features"]["window_days"]
+    assert window > PACKAGED.window_days
+    assert f"every {window}-day window holds at least" in draft.facts["window_note"]
+
+
 # The command -----------------------------------------------------------------------------------
 
 

@@ -548,19 +548,106 @@ def draft_gates(
     )
 
     settings: dict[str, Any] = {}
-    expected_positives = (
-        overall * packaged.test_fraction * facts["median_rows_per_day"] * packaged.window_days
+    window = window_for_model_gates(
+        labelled[contract["event_time"]], flags, timezone, judged, packaged
     )
-    if 0 < expected_positives < packaged.min_positives:
-        per_day = overall * packaged.test_fraction * facts["median_rows_per_day"]
-        needed = min(366, math.ceil(packaged.min_positives / per_day))
-        settings["features"] = {"window_days": needed}
-        facts["window_note"] = (
-            f"A {packaged.window_days}-day window of the sample holds about "
-            f"{expected_positives:.0f} positives in its test split ({packaged.test_fraction:.0%}); "
-            f"the model gates need {packaged.min_positives} to judge: {needed} days give that."
-        )
+    if window.days > packaged.window_days:
+        settings["features"] = {"window_days": window.days}
+        facts["window_note"] = window.note
     return gates, notes, facts, settings
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    days: int
+    note: str
+
+
+class PositivesInTestSplit:
+    """Positives in the test split of a feature window of the sample, cut as the features cut it
+    (`core.features.time_split`): from the row at `int(n * (1 - test_fraction))` in time order,
+    with every row sharing its time."""
+
+    def __init__(self, times: pd.Series, flags: pd.Series, timezone: str, test_fraction: float):
+        instants = times.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]").view("int64")
+        order = np.argsort(instants, kind="stable")
+        self.instants = instants[order]
+        self.cumulative = np.concatenate([[0], np.cumsum(flags.to_numpy(dtype=int)[order])])
+        days = _days(times, timezone)
+        self.first_day, last_day = days.min(), days.max()
+        self.span = (last_day - self.first_day).days + 1
+        # Where each day of the sample begins in the sorted rows (one more for the end).
+        boundaries = [
+            pd.Timestamp(self.first_day + dt.timedelta(days=i), tz=timezone).value
+            for i in range(self.span + 1)
+        ]
+        self.day_starts = np.searchsorted(self.instants, boundaries, side="left")
+        self.test_fraction = test_fraction
+
+    def by_end(self, window_days: int, ends: list[dt.date]) -> dict[dt.date, int]:
+        """For each day of `ends` whose window lies wholly in the sample."""
+        counted = {}
+        for end in ends:
+            last = (end - self.first_day).days
+            first = last - window_days + 1
+            if first < 0 or last >= self.span:
+                continue
+            low, high = int(self.day_starts[first]), int(self.day_starts[last + 1])
+            if high == low:
+                continue
+            test_start = self.instants[low + int((high - low) * (1 - self.test_fraction))]
+            first_test = int(np.searchsorted(self.instants, test_start, side="left"))
+            counted[end] = int(self.cumulative[high] - self.cumulative[first_test])
+        return counted
+
+
+def window_for_model_gates(
+    times: pd.Series,
+    flags: pd.Series,
+    timezone: str,
+    ends: list[dt.date],
+    packaged: PackagedGates,
+) -> WindowChoice:
+    """The fewest days of feature window, from the packaged window up, whose test split holds the
+    `min_positives` the model gates need to judge, in every window of the sample ending on one of
+    `ends`: counted on the sample's own rows, as the features split them, so labels that cluster
+    in time (a day at a fifth of the usual rate) are taken as they come, not averaged away. When
+    no window the sample can show is enough, an estimate from the overall rate with a margin for
+    chance (two standard deviations of a Poisson count), saying so."""
+    need = packaged.min_positives
+    fraction = packaged.test_fraction
+    split = PositivesInTestSplit(times, flags, timezone, fraction)
+    span = split.span
+    counted: dict[dt.date, int] = {}
+    for days in range(packaged.window_days, span + 1):
+        counted = split.by_end(days, ends)
+        if counted and min(counted.values()) >= need:
+            if days == packaged.window_days:
+                return WindowChoice(days, "")
+            fewest = min(counted.values())
+            shorter = split.by_end(days - 1, ends)
+            return WindowChoice(
+                days,
+                f"The model gates need {need} positives in the test split ({fraction:.0%} of "
+                f"the window's rows) to judge. In the sample, every {days}-day window holds at "
+                f"least {fewest}; a {days - 1}-day window as few as {min(shorter.values())}.",
+            )
+    per_day = float(flags.mean()) * fraction * len(times) / max(span, 1)
+    wanted = need + 2 * math.sqrt(need)
+    estimate = min(366, max(packaged.window_days, math.ceil(wanted / per_day) if per_day else 366))
+    days = max(estimate, span) if counted else estimate
+    seen = (
+        f"even a {span}-day window of the sample holds as few as {min(counted.values())}"
+        if counted
+        else f"the sample ({span} days) holds no whole window that long"
+    )
+    return WindowChoice(
+        days,
+        f"The model gates need {need} positives in the test split ({fraction:.0%} of the "
+        f"window's rows) to judge; {seen}. About {per_day:.1f} test positives a day: {days} "
+        f"days are expected to give {wanted:.0f}. Until a window holds {need}, the model gates "
+        "warn that they cannot judge rather than block.",
+    )
 
 
 # The draft -------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Trial:
     params: dict[str, Any]
     fold_scores: list[float]
     seconds: float
-    # The scores each fold's model gave its judged rows (for the soft vote; kept for the search).
+    # The probabilities each fold's model gave its judged rows: the soft vote averages them.
     fold_predictions: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
     # The soft vote's: each family's best trial, whose params `params` holds as `<family>.<name>`.
     members: tuple[Trial, ...] = ()

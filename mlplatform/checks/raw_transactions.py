@@ -70,7 +70,7 @@ def raw_transactions_checks(
             # The partition holds only rows carried to quarantine (the first partition, for
             # files with no row in any partition). The day is empty and the gate says so, but
             # as a warning: blocking would keep those rows out of quarantine. An empty day still
-            # trains nothing: the validated gates stop it.
+            # trains nothing: a failed gate keeps its day out of every training window.
             outcomes["not_empty"] = dataclasses.replace(
                 outcomes["not_empty"],
                 inconclusive=True,

@@ -145,7 +145,7 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
         contract,
         source,
         # The first partition may hold only rows carried to quarantine: no row of its own.
-        allow_empty=True,
+        allow_empty=bool(carried.any()),
     )
     outcome.carried_rows = int(carried.sum())
     # Back to positions in `raw`, then the carried rows after the day's own.

@@ -3,13 +3,14 @@ fresh checkout after the README's set-up.
 
 The examples are read from the README, not copied here, so a new or changed example is run without
 editing this file. An example is
-- a line of a fenced code block that invokes `dagster`, `dg`, `mlplatform` or `make` (bare or as
-  `.venv/bin/...`), with the other lines of its block (a `curl` that queries the server started
-  before it);
+- a fenced code block (untagged or shell) in which a line invokes `dagster`, `dg`, `mlplatform` or
+  `make`, anywhere in the line (`cd x && uv run mlplatform report` too): its lines, in order (a
+  `curl` after a server queries it);
 - an inline code span that invokes one of them with arguments (`dagster job backfill -w ...`); a
   span naming only a command (`dagster dev`, `mlplatform report`) is a mention, not an example.
-Each is run on a fresh state (`test_readme_example_works_as_written`), unless it is in NOT_RUN_HERE
-with the reason; anything else that looks like an invocation but cannot be run fails the test.
+Each runs on a fresh state (`test_readme_example_works_as_written`), unless NOT_RUN_HERE lists it
+with the reason; one that cannot run as written (not from .venv/bin, a placeholder, a line of a
+kind this test does not know) fails `test_every_readme_example_runs_as_written_or_says_why_not`.
 
 A fresh state: a folder holding the checkout's tracked files (linked), the installed `.venv`, and
 `.mlplatform/dagster_home` made by the Makefile's own set-up target; data and MLflow under the
@@ -65,8 +66,8 @@ NOT_RUN_HERE = {
 }
 
 # Long-running commands: started in the background on a free port (replacing the port the
-# example names, wherever the example's block names it), queried by the lines after them in
-# their block or, with none, until they answer at `ready` (a path on their port); then stopped.
+# example names, wherever its block names it, or added), waited for until they answer at the path
+# given here, queried by the lines after them in their block, then stopped with their children.
 SERVERS = {
     "mlplatform exporter": "/metrics",
     "dg dev": "/server_info",
@@ -88,9 +89,13 @@ class Example:
         return "-".join(Path(w).name for w in words[:3])
 
 
+# A command line that starts with one of them (after variables set for it): what is run.
 INVOCATION = re.compile(
     r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*(?:\.venv/bin/)?(?P<cli>" + "|".join(CLIS) + r")(?:\s|$)"
 )
+# One of them invoked anywhere in a line (`cd x && mlplatform report`, `uv run dagster dev`): the
+# line is an example, to be run or refused, never passed over.
+INVOKED = re.compile(r"(?:^|[\s;&|(=])(?:\S*/)?(?:" + "|".join(CLIS) + r")\s+[a-z][\w-]*(?:\s|$)")
 
 
 def logical_lines(block: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -123,7 +128,7 @@ def readme_examples(text: str) -> list[Example]:
                 continue
             if fence in ("", "sh", "bash", "shell", "console"):
                 commands = logical_lines(block)
-                if any(INVOCATION.match(command) for _, command in commands):
+                if any(INVOKED.search(command) for _, command in commands):
                     examples.append(Example(commands[0][0], tuple(c for _, c in commands)))
             fence = None
         elif fence is not None:
@@ -143,7 +148,7 @@ def readme_examples(text: str) -> list[Example]:
         joined = "\n".join(line for _, line in paragraph)
         for found in re.finditer(r"`([^`]+)`", joined):
             span = re.sub(r"\s*\n\s*", " ", found.group(1)).strip()
-            if INVOCATION.match(span) and not is_a_mention(span):
+            if INVOKED.search(span) and not is_a_mention(span):
                 line = paragraph[joined.count("\n", 0, found.start())][0]
                 examples.append(Example(line, (span,), inline=True))
     return sorted(examples, key=lambda example: example.line)
@@ -327,6 +332,10 @@ DAGSTER_HOME=$PWD/h .venv/bin/mlplatform report [--days 7]
 .venv/bin/mlplatform evidence out
 ls out
 ```
+
+```
+cd docker && uv run mlplatform report
+```
 """
     assert not_runnable(readme_examples(text)) == [
         *(f"NOT_RUN_HERE names `{gone}`, no longer in the README" for gone in NOT_RUN_HERE),
@@ -335,6 +344,8 @@ ls out
         "README line 5: `DAGSTER_HOME=$PWD/h .venv/bin/mlplatform report [--days 7]` holds a "
         "placeholder or an optional part",
         "README line 5: `ls out`: not a command this test knows how to run",
+        "README line 11: `cd docker && uv run mlplatform report`: not a command this test "
+        "knows how to run",
     ]
 
 

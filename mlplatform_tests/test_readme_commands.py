@@ -19,12 +19,14 @@ test's temporary folder; the commands run there with bash, so `$PWD` is that fol
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import subprocess
 import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -65,12 +67,40 @@ NOT_RUN_HERE = {
     "dagster dev -w workspace.yaml": "long-running server, covered elsewhere",
 }
 
+
 # Long-running commands: started in the background on a free port (replacing the port the
-# example names, wherever its block names it, or added), waited for until they answer at the path
-# given here, queried by the lines after them in their block, then stopped with their children.
+# example names, wherever its block names it, or added), waited for until they are ready (given
+# their address), queried by the lines after them in their block, then stopped with their children.
+def metrics_served(address: str) -> bool:
+    return answers(f"{address}/metrics")
+
+
+def code_location_loaded(address: str) -> bool:
+    """The UI answers and has loaded the project's definitions without error."""
+    query = (
+        "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus "
+        "locationOrLoadError { __typename } } } } }"
+    )
+    request = urllib.request.Request(
+        f"{address}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            entries = json.loads(response.read())["data"]["workspaceOrError"]["locationEntries"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return bool(entries) and all(
+        entry["loadStatus"] == "LOADED"
+        and entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        for entry in entries
+    )
+
+
 SERVERS = {
-    "mlplatform exporter": "/metrics",
-    "dg dev": "/server_info",
+    "mlplatform exporter": metrics_served,
+    "dg dev": code_location_loaded,
 }
 
 # Files a user brings: the examples that read them find them in the checkout's folder.
@@ -399,8 +429,8 @@ def test_readme_example_works_as_written(example: Example, tmp_path: Path) -> No
                 process = start_process(["bash", "-c", command], log, env, checkout)
                 servers.append((process, log))
                 port = re.search(r"--port[ =](\d+)", command).group(1)
-                url = f"http://127.0.0.1:{port}{SERVERS[server]}"
-                wait_until(lambda url=url: answers(url), 180, f"{command} answering", process, log)
+                ready = partial(SERVERS[server], f"http://127.0.0.1:{port}")
+                wait_until(ready, 180, f"{command} ready", process, log)
                 continue
             result = run_line(command, checkout, env)
             printed = result.stdout + result.stderr

@@ -307,6 +307,10 @@ def test_a_sample_too_short_or_too_lean_for_the_model_gates_gets_an_estimate_say
     assert (
         choice.days == 137 and "even a 10-day window of the sample holds as few as" in choice.note
     )
+    # Rarer still: never more than a year, saying how many that year would give.
+    times, flags = labelled_days([0.01, 0.0] * 5, rows_per_day=100)  # 0.075 test positives a day
+    choice = window_for_model_gates(times, flags, "UTC", sorted(set(times.dt.date)), PACKAGED)
+    assert choice.days == 366 and "366 days are expected to give 27" in choice.note
 
 
 def test_drafted_settings_carry_the_window_and_why() -> None:

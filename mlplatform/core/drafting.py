@@ -73,6 +73,8 @@ NULL_RATE_MARGIN = 1.5
 # Floors for a dataset nothing is known about yet (the packaged ones are a fraud model's).
 DRAFT_ROC_AUC_FLOOR = 0.6
 DRAFT_ACCURACY_FLOOR = 0.5
+# A drafted feature window never spans more than a year.
+MAX_DRAFT_WINDOW_DAYS = 366
 
 
 class DraftError(ValueError):
@@ -634,7 +636,8 @@ def window_for_model_gates(
             )
     per_day = float(flags.mean()) * fraction * len(times) / max(span, 1)
     wanted = need + 2 * math.sqrt(need)
-    estimate = min(366, max(packaged.window_days, math.ceil(wanted / per_day) if per_day else 366))
+    needed = math.ceil(wanted / per_day) if per_day else MAX_DRAFT_WINDOW_DAYS
+    estimate = min(MAX_DRAFT_WINDOW_DAYS, max(packaged.window_days, needed))
     days = max(estimate, span) if counted else estimate
     seen = (
         f"even a {span}-day window of the sample holds as few as {min(counted.values())}"
@@ -644,9 +647,10 @@ def window_for_model_gates(
     return WindowChoice(
         days,
         f"The model gates need {need} positives in the test split ({fraction:.0%} of the "
-        f"window's rows) to judge; {seen}. About {per_day:.1f} test positives a day: {days} "
-        f"days are expected to give {wanted:.0f}. Until a window holds {need}, the model gates "
-        "warn that they cannot judge rather than block.",
+        f"window's rows) to judge; {seen}. About {per_day:.2f} test positives a day: {days} "
+        f"days are expected to give {per_day * days:.0f} (wanted: {wanted:.0f}, {need} and a "
+        "margin for chance). Until a window holds "
+        f"{need}, the model gates warn that they cannot judge rather than block.",
     )
 
 

@@ -449,6 +449,30 @@ def test_check_passes_on_the_sample_and_reports_bad_rows_with_reasons(
     )
 
 
+def test_check_of_a_file_with_no_row_in_any_partition_quarantines_it_on_the_first_day(
+    tmp_path: Path, capsys
+) -> None:
+    """As ingestion does: the first partition's run carries the rows to quarantine; its empty
+    day warns without blocking, and the carried rows are not that day's own rejects."""
+    frame = sample_frame()
+    sample = write_csv(frame, tmp_path / "customers.csv")
+    folder = tmp_path / "customers"
+    assert main(["dataset", "init", str(sample), str(folder)]) == 0
+    early = frame.head(40).copy()
+    early["signed_up_at"] = "2015-06-01T12:00:00+00:00"
+    write_csv(early, tmp_path / "early.csv")
+    capsys.readouterr()
+    assert main(["dataset", "check", str(folder), str(tmp_path / "early.csv"), "--verbose"]) == 0
+    out = capsys.readouterr().out
+    day_line = next(line for line in out.splitlines() if line.startswith("2016-03-01"))
+    assert day_line.split() == ["2016-03-01", "40", "0", "40", "pass"]
+    assert "quarantined 40: signed_up_at: outside every partition: before the first partition" in (
+        out
+    )
+    assert "inconclusive raw_transactions.not_empty" in out
+    assert "passed validated_transactions.quarantine_rate: quarantine rate 0.0000" in out
+
+
 def test_missing_values_written_as_na_are_named_by_init_and_quarantined_by_check(
     tmp_path: Path, capsys
 ) -> None:

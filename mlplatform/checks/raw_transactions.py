@@ -1,4 +1,3 @@
-import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 
@@ -65,16 +64,7 @@ def raw_transactions_checks(
         history = row_count_history(
             context.instance, context.partition_key, gates.volume_in_band.lookback_partitions
         )
-        outcomes = quality.raw_transactions_gates(of_day, contract, gates, end, history)
-        if of_day.empty and len(raw_transactions):
-            # The partition holds only rows carried to quarantine (the first partition, for
-            # files with no row in any partition). The day is empty and the gate says so, but
-            # as a warning: blocking would keep those rows out of quarantine. An empty day still
-            # trains nothing: a failed gate keeps its day out of every training window.
-            outcomes["not_empty"] = dataclasses.replace(
-                outcomes["not_empty"],
-                inconclusive=True,
-                summary=f"{outcomes['not_empty'].summary}; the partition only carries "
-                f"{len(raw_transactions)} row(s) dated in no partition, validated to quarantine",
-            )
+        outcomes = quality.raw_transactions_gates(
+            of_day, contract, gates, end, history, carried_rows=len(raw_transactions) - len(of_day)
+        )
         yield from gate_results(ASSET, gates, outcomes)

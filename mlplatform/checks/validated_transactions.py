@@ -1,4 +1,3 @@
-import dataclasses
 from collections.abc import Iterator
 
 import dagster as dg
@@ -37,14 +36,4 @@ def validated_transactions_checks(
         outcomes = quality.validated_transactions_gates(
             validated_transactions, own_rejected, contract, gates
         )
-        if validated_transactions.empty and not own_rejected:
-            # No row of the day at all, only rows carried to quarantine: a label rate of nothing
-            # is no finding, and blocking here would fail the run that quarantined them. The
-            # day trains nothing anyway: its raw not_empty gate failed, which keeps it out of
-            # every training window.
-            outcomes["label_rate"] = dataclasses.replace(
-                outcomes["label_rate"],
-                inconclusive=True,
-                summary="no row of the day to judge (only rows dated in no partition, quarantined)",
-            )
         yield from gate_results("validated_transactions", gates, outcomes)

@@ -4,7 +4,7 @@ threshold, whether it passes, and the details a person needs to see why."""
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -487,7 +487,10 @@ def raw_transactions_gates(
     gates: Any,
     period_end: pd.Timestamp,
     row_count_history: dict[str, int],
+    carried_rows: int = 0,
 ) -> dict[str, GateOutcome]:
+    """The raw gates on the day's own rows (`raw` without the `carried_rows` rows of its files
+    that fall in no partition, which the partition carries to quarantine)."""
     rows = len(raw)
     latest = None
     if contract.event_time in raw.columns and rows:
@@ -497,7 +500,7 @@ def raw_transactions_gates(
             raw[contract.event_time], utc=True, errors="coerce", format="ISO8601"
         ).max()
     band = gates.volume_in_band
-    return {
+    outcomes = {
         "schema_matches_contract": schema_matches_contract(raw, contract),
         "not_empty": not_empty(rows, gates.not_empty.min_rows),
         "fresh": freshness(latest, period_end, gates.fresh.max_lag_minutes),
@@ -505,21 +508,46 @@ def raw_transactions_gates(
             rows, row_count_history, band.min_history, band.min_ratio, band.max_ratio
         ),
     }
+    if not rows and carried_rows:
+        # The partition holds only rows carried to quarantine (the first partition, for files
+        # with no row in any partition). The day is empty and the gate says so, but as a
+        # warning: blocking would keep those rows out of quarantine. An empty day still trains
+        # nothing: a failed gate keeps its day out of every training window.
+        outcomes["not_empty"] = replace(
+            outcomes["not_empty"],
+            inconclusive=True,
+            summary=f"{outcomes['not_empty'].summary}; the partition only carries "
+            f"{carried_rows} row(s) dated in no partition, validated to quarantine",
+        )
+    return outcomes
 
 
 def validated_transactions_gates(
     validated: pd.DataFrame, quarantined_rows: int, contract: Contract, gates: Any
 ) -> dict[str, GateOutcome]:
+    """The validated gates on the day's own rows: `quarantined_rows` counts the day's own rejects,
+    not the rows carried to its quarantine because they fall in no partition."""
     total = len(validated) + quarantined_rows
     rate = quarantined_rows / total if total else 0.0
     band = gates.label_rate
-    return {
+    outcomes = {
         "quarantine_rate": max_rate("quarantine rate", rate, gates.quarantine_rate.max_rate),
         "null_rate": null_rates(validated, contract, gates.null_rate.max_rate),
         "value_ranges": value_ranges(validated, contract),
         "unique_ids": unique_ids(validated, contract.id),
         "label_rate": label_rate(validated, contract, band.min_rate, band.max_rate),
     }
+    if not total:
+        # No row of the day at all (validation accepts that only when the partition carries rows
+        # to quarantine): a label rate of nothing is no finding, and blocking here would fail
+        # the run that quarantined them. The day trains nothing anyway: its raw not_empty gate
+        # failed, which keeps it out of every training window.
+        outcomes["label_rate"] = replace(
+            outcomes["label_rate"],
+            inconclusive=True,
+            summary="no row of the day to judge (only rows dated in no partition, quarantined)",
+        )
+    return outcomes
 
 
 def features_gates(

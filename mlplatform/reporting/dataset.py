@@ -272,9 +272,9 @@ class DayReport:
 
 
 def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list[DayReport]:
-    """The sample cut by day as ingestion cuts it (rows dated in no partition ride with the
-    first day, to be quarantined there), each day through the raw gates, validation and the
-    validated gates."""
+    """The sample cut by day as ingestion cuts it (rows dated in no partition ride with the day
+    whose run quarantines them: the file's first day, else the first partition), each day
+    through the raw gates, validation and the validated gates."""
     from zoneinfo import ZoneInfo
 
     import pandas as pd
@@ -295,7 +295,8 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
     # The file read once, then cut by day as `read_source_day` does for each partition.
     placement = place_rows(frame[contract.event_time], span)
     folder.pending_rows = int(placement.pending.sum())
-    days = sorted(placement.partition_days)
+    carrier = placement.carrier_day(span)
+    days = sorted(placement.partition_days | ({carrier} if carrier else set()))
     outside = placement.outside
     carried = frame.loc[outside].assign(
         **{OUTSIDE_PARTITIONS_COLUMN: placement.outside_reason[outside].to_numpy()}
@@ -305,7 +306,7 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
     lookback = gates.raw_transactions.volume_in_band.lookback_partitions
     for day in days:
         raw = frame.loc[(placement.day == day).to_numpy() & placement.in_partition]
-        if day == days[0] and len(carried):
+        if day == carrier:
             raw = pd.concat([raw, carried])
         raw = raw.reset_index(drop=True)
         of_day = rows_of_day(raw)
@@ -319,7 +320,7 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
         outcomes = [
             (f"raw_transactions.{name}", getattr(gates.raw_transactions, name), outcome)
             for name, outcome in quality.raw_transactions_gates(
-                of_day, contract, gates.raw_transactions, end, history
+                of_day, contract, gates.raw_transactions, end, history, len(raw) - len(of_day)
             ).items()
         ]
         try:
@@ -330,7 +331,10 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
         outcomes += [
             (f"validated_transactions.{name}", getattr(gates.validated_transactions, name), result)
             for name, result in quality.validated_transactions_gates(
-                outcome.validated, len(outcome.quarantined), contract, gates.validated_transactions
+                outcome.validated,
+                len(outcome.quarantined) - outcome.carried_rows,
+                contract,
+                gates.validated_transactions,
             ).items()
         ]
         reports.append(

@@ -12,7 +12,11 @@ from mlplatform.assets.trained_model import trained_model
 from mlplatform.assets.validated_transactions import validated_transactions
 from mlplatform.automation.execution import job_executor
 from mlplatform.automation.jobs import retraining, training_pipeline
-from mlplatform.automation.recovery import canceled_run_cleanup, failed_run_cleanup
+from mlplatform.automation.recovery import (
+    canceled_run_cleanup,
+    failed_run_cleanup,
+    stalled_retry_recovery,
+)
 from mlplatform.automation.schedules import daily_training
 from mlplatform.automation.sensors import (
     drift_retraining,
@@ -90,6 +94,7 @@ defs = dg.Definitions(
         drift_retraining,
         failed_run_cleanup,
         canceled_run_cleanup,
+        stalled_retry_recovery,
     ],
     resources=build_resources(SETTINGS),
     # `json`: log lines as JSON with run id, asset and partition, for runs that ask for it.

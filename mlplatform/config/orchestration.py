@@ -44,6 +44,7 @@ class SensorSettings(StrictModel):
     landing_settle_seconds: float = Field(ge=0)
     drift_interval_seconds: int = Field(ge=5)
     alert_interval_seconds: int = Field(ge=5)
+    retry_launch_grace_seconds: float = Field(gt=0)
 
 
 class AlertSettings(StrictModel):

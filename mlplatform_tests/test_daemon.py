@@ -264,8 +264,12 @@ def test_new_file_in_the_landing_folder_is_picked_up_and_materialized(daemon):
     assert run.tags["dagster/partition"] == day
     assert run.status == dg.DagsterRunStatus.SUCCESS
     with daemon.instance() as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey("batch_scores"))
-    assert event is not None and event.run_id == run.run_id
+        # Of this day: the daemon also runs the daily schedule, for another day.
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("batch_scores"), asset_partitions=[day]),
+            limit=1,
+        ).records
+    assert records and records[0].run_id == run.run_id
     daemon.wait(
         lambda: [
             m

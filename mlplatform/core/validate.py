@@ -39,12 +39,16 @@ class ValidationOutcome:
     carried_rows: int = 0
 
     @property
+    def own_rejected(self) -> int:
+        """Quarantined rows of the day itself (rows carried from no partition are not the day's:
+        they would make a good day's rate look bad)."""
+        return len(self.quarantined) - self.carried_rows
+
+    @property
     def quarantine_rate(self) -> float:
-        """The share of the day's own rows rejected (rows carried from no partition are not the
-        day's: they would make a good day's rate look bad)."""
-        own_rejected = len(self.quarantined) - self.carried_rows
-        total = len(self.validated) + own_rejected
-        return own_rejected / total if total else 0.0
+        """The share of the day's own rows rejected."""
+        total = len(self.validated) + self.own_rejected
+        return self.own_rejected / total if total else 0.0
 
 
 def _plain(value: object) -> object:

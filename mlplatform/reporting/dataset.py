@@ -332,7 +332,7 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
             (f"validated_transactions.{name}", getattr(gates.validated_transactions, name), result)
             for name, result in quality.validated_transactions_gates(
                 outcome.validated,
-                len(outcome.quarantined) - outcome.carried_rows,
+                outcome.own_rejected,
                 contract,
                 gates.validated_transactions,
             ).items()

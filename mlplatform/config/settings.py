@@ -9,9 +9,9 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from mlplatform.config.dataset import (
     CONTRACT_FILE,
@@ -52,6 +52,24 @@ class PartitionSettings(StrictModel):
     timezone: TimeZoneName
 
 
+def _day_as_text(value: object) -> object:
+    # YAML reads an unquoted 2026-03-08 as a date; run config only holds text.
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _iso_day(value: str) -> str:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a day (YYYY-MM-DD): {value!r}") from None
+    return value
+
+
+# A calendar day kept as ISO text (YYYY-MM-DD): Dagster's run config (the Launchpad) has no
+# date type.
+IsoDay = Annotated[str, BeforeValidator(_day_as_text), AfterValidator(_iso_day)]
+
+
 class GeneratorSettings(StrictModel):
     """The synthetic generator's dials."""
 
@@ -66,6 +84,41 @@ class GeneratorSettings(StrictModel):
         "none", "volume_drop", "stale", "schema_break", "bad_rows", "null_spike", "label_shift",
         "label_noise", "leak", "drift",
     ] = Field(description="Inject an incident to see the quality gates stop a run.")  # fmt: skip
+    events_carry_labels: bool = Field(
+        description="false: events come without is_fraud; their outcomes arrive days later."
+    )
+    concept_drift_from: IsoDay | None = Field(
+        description="From this day (YYYY-MM-DD) fraud follows another link to the same inputs."
+    )
+    outcome_delay_min_days: int = Field(ge=0, le=366, description="An outcome's fewest days late.")
+    outcome_delay_max_days: int = Field(ge=0, le=366, description="An outcome's most days late.")
+    outcome_delay_shape: Literal["uniform", "geometric"] = Field(
+        description="uniform: every delay equally likely; geometric: shorter delays more likely."
+    )
+    outcome_delay_mean_days: float | None = Field(
+        gt=0, description="geometric: the mean delay (before the cut at the maximum)."
+    )
+
+    @model_validator(mode="after")
+    def _outcome_delay_consistent(self) -> GeneratorSettings:
+        low, high = self.outcome_delay_min_days, self.outcome_delay_max_days
+        mean = self.outcome_delay_mean_days
+        if low > high:
+            raise ValueError(
+                f"outcome_delay_min_days ({low}) is above outcome_delay_max_days ({high})"
+            )
+        if self.outcome_delay_shape == "geometric" and (mean is None or not low < mean <= high):
+            raise ValueError(
+                f"outcome_delay_shape geometric needs outcome_delay_mean_days above "
+                f"outcome_delay_min_days ({low}) and at most outcome_delay_max_days ({high}), "
+                f"got {mean}"
+            )
+        if self.outcome_delay_shape == "uniform" and mean is not None:
+            raise ValueError(
+                "outcome_delay_mean_days applies to outcome_delay_shape geometric only "
+                "(set it to null)"
+            )
+        return self
 
 
 class DataSourceSettings(StrictModel):

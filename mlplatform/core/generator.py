@@ -6,13 +6,21 @@ and date always give the same rows. Fraud is driven by learnable, noisy patterns
 the customer, new device, foreign country, night-time, risky merchant categories, bursts of several
 transactions on a compromised card), and a few realistic defects are injected for validation to
 find.
+
+Two dials serve monitoring after deployment:
+- late outcomes: `generate_outcomes` gives the outcome records (id, is_fraud, known_at) that become
+  known on a day, each event's outcome arriving a seeded number of days after it (`OutcomeDelay`);
+  with `events_carry_labels` off, the events themselves come without `is_fraud`;
+- a concept-drift incident: from `concept_drift_from` on, fraud follows another combination of the
+  same inputs (`_drifted_fraud`), while every input column is drawn exactly as without drift.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -46,6 +54,77 @@ class GeneratorParams:
     out_of_range_rate: float
     # A deliberate incident, to see the quality gates stop a run (see INCIDENTS).
     incident: str
+    # False: the events come without the target column; their outcomes arrive on their own
+    # (generate_outcomes), days later.
+    events_carry_labels: bool = True
+    # From this day on, fraud follows another link to the same inputs (a concept-drift
+    # incident); the inputs of every day are the same as without it. None: no drift. ISO text
+    # (as in the settings: run config has no date type) is read as its day.
+    concept_drift_from: dt.date | str | None = None
+    # How late each event's outcome becomes known (see OutcomeDelay, and `outcome_delay`).
+    outcome_delay_min_days: int = 1
+    outcome_delay_max_days: int = 14
+    outcome_delay_shape: str = "uniform"
+    outcome_delay_mean_days: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.concept_drift_from, str):
+            day: dt.date = dt.date.fromisoformat(self.concept_drift_from)
+            object.__setattr__(self, "concept_drift_from", day)
+
+    @property
+    def outcome_delay(self) -> OutcomeDelay:
+        return OutcomeDelay(
+            min_days=self.outcome_delay_min_days,
+            max_days=self.outcome_delay_max_days,
+            shape=self.outcome_delay_shape,  # type: ignore[arg-type]
+            mean_days=self.outcome_delay_mean_days,
+        )
+
+
+@dataclass(frozen=True)
+class OutcomeDelay:
+    """How many whole days after its event an outcome becomes known, between `min_days` and
+    `max_days` (inclusive): every whole number of days equally likely (`uniform`), or fewer days
+    more likely (`geometric`: a geometric distribution of mean `mean_days` before it is cut at
+    `max_days`; the cut leaves the mean a little lower)."""
+
+    min_days: int = 1
+    max_days: int = 14
+    shape: Literal["uniform", "geometric"] = "uniform"
+    mean_days: float | None = None  # geometric only
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_days <= self.max_days:
+            raise ValueError(
+                f"outcome delay: need 0 <= min_days <= max_days, got {self.min_days}, "
+                f"{self.max_days}"
+            )
+        if self.shape not in ("uniform", "geometric"):
+            raise ValueError(f"outcome delay: unknown shape '{self.shape}' (uniform, geometric)")
+        if self.shape == "geometric" and (
+            self.mean_days is None or not self.min_days < self.mean_days <= self.max_days
+        ):
+            raise ValueError(
+                f"outcome delay: a geometric delay needs min_days < mean_days <= max_days, got "
+                f"mean_days={self.mean_days} with min_days={self.min_days}, "
+                f"max_days={self.max_days}"
+            )
+        if self.shape == "uniform" and self.mean_days is not None:
+            raise ValueError("outcome delay: mean_days applies to the geometric shape only")
+
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """`size` delays in whole days."""
+        if self.shape == "uniform":
+            return rng.integers(self.min_days, self.max_days + 1, size)
+        # A geometric number of days past min_days, success probability p (mean (1-p)/p), cut at
+        # max_days by inverting its distribution function on [0, max_days - min_days].
+        p = 1.0 / (float(self.mean_days) - self.min_days + 1.0)  # type: ignore[arg-type]
+        q = 1.0 - p
+        values = self.max_days - self.min_days + 1
+        u = rng.random(size)
+        extra = np.floor(np.log1p(-u * (1.0 - q**values)) / np.log(q)).astype(np.int64)
+        return self.min_days + np.clip(extra, 0, values - 1)
 
 
 def _rng(seed: int, *parts: object) -> np.random.Generator:
@@ -167,6 +246,20 @@ def generate_transactions(day: dt.date, params: GeneratorParams) -> pd.DataFrame
     amount = extend(amount, amount[parents] * np.exp(rng.normal(0.2, 0.4, m)))
     distance = extend(distance, distance[parents])
     fraud = extend(fraud, np.ones(m, dtype=bool))
+    if params.concept_drift_from is not None and day >= params.concept_drift_from:
+        # Every input above was drawn as without drift (the bursts too: they follow the fraud of
+        # the old link, now hidden); only the labels are drawn again, from their own stream.
+        fraud = _drifted_fraud(
+            seconds=seconds,
+            category=category,
+            card_present=card_present,
+            abroad=country != customers.home_country[customer],
+            new_device=new_device,
+            amount_ratio=amount
+            / (customers.typical_amount[customer] * CATEGORY_AMOUNT_SCALE[category]),
+            fraud_rate=params.fraud_rate,
+            rng=_rng(params.seed, "concept-drift", day.isoformat()),
+        )
 
     order = np.argsort(seconds, kind="stable")
     total = len(order)
@@ -206,7 +299,86 @@ def generate_transactions(day: dt.date, params: GeneratorParams) -> pd.DataFrame
         }
     )
     frame = _inject_defects(frame, params, _rng(params.seed, "defects", day.isoformat()))
-    return apply_incident(frame, params.incident, _rng(params.seed, "incident", day.isoformat()))
+    frame = apply_incident(frame, params.incident, _rng(params.seed, "incident", day.isoformat()))
+    return frame if params.events_carry_labels else frame.drop(columns=["is_fraud"])
+
+
+# After a concept drift, fraud is a different mix of the same inputs: mornings, everyday
+# categories, card-present payments and amounts below the customer's usual, on known devices at
+# home; the old signs (new device, abroad, night, risky categories, large amounts) are inverted.
+DRIFT_CATEGORIES = np.isin(MERCHANT_CATEGORIES, ["travel", "health", "entertainment"])
+
+
+def _drifted_fraud(
+    *,
+    seconds: np.ndarray,
+    category: np.ndarray,
+    card_present: np.ndarray,
+    abroad: np.ndarray,
+    new_device: np.ndarray,
+    amount_ratio: np.ndarray,
+    fraud_rate: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Fraud flags after the concept drift, at the same overall rate."""
+    hours = seconds / 3600
+    morning = (hours >= 6) & (hours < 10)
+    night = (hours < 5) | (hours >= 23)
+    score = (
+        2.5 * morning
+        + 2.5 * DRIFT_CATEGORIES[category]
+        - 2.0 * np.log(amount_ratio)
+        + 1.0 * card_present
+        - 2.0 * new_device
+        - 2.0 * abroad
+        - 1.5 * night
+        - 2.0 * RISKY_CATEGORIES[category]
+        + rng.normal(0.0, 0.5, len(seconds))
+    )
+    intercept = _calibrate_intercept(score, fraud_rate)
+    return rng.random(len(seconds)) < _sigmoid(score + intercept)
+
+
+OUTCOME_COLUMNS = ("transaction_id", "is_fraud", "known_at")
+
+
+def generate_outcomes(
+    arrival_day: dt.date, params: GeneratorParams, delay: OutcomeDelay | None = None
+) -> pd.DataFrame:
+    """The outcome records that become known on `arrival_day` (UTC): one per distinct transaction
+    of the earlier days (a replayed row adds none), arriving `delay` days after its event day; a
+    delay is drawn per event, seeded by (seed, event day). Columns: transaction_id, is_fraud (the
+    label the event would carry; the first of a replayed id's rows) and known_at (a UTC time on
+    `arrival_day`, after the event), ordered by known_at. `delay`: the params' own when None."""
+    delay = delay or params.outcome_delay
+    labelled = replace(params, events_carry_labels=True)
+    ms = 10**6  # nanoseconds
+    start = pd.Timestamp(arrival_day, tz="UTC").value
+    last = start + 86_400_000 * ms - ms  # the arrival day's last millisecond
+    parts = []
+    for days_late in range(delay.min_days, delay.max_days + 1):
+        event_day = arrival_day - dt.timedelta(days=days_late)
+        events = generate_transactions(event_day, labelled).drop_duplicates(
+            "transaction_id", keep="first"
+        )
+        rng = _rng(params.seed, "outcome-delay", event_day.isoformat())
+        events = events[delay.draw(rng, len(events)) == days_late]
+        # A whole millisecond on the arrival day, after the event (same day with 0 days' delay).
+        event_ns = events["event_time"].astype("int64").to_numpy()
+        earliest = np.maximum(event_ns + ms, start)
+        offset = np.floor(rng.random(len(events)) * ((last - earliest) // ms + 1)).astype(np.int64)
+        known_at = pd.to_datetime(earliest + offset * ms, unit="ns", utc=True)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "transaction_id": events["transaction_id"].to_numpy(),
+                    "is_fraud": events["is_fraud"].to_numpy(),
+                    "known_at": known_at,
+                }
+            )
+        )
+    outcomes = pd.concat(parts, ignore_index=True)
+    return outcomes.sort_values("known_at", kind="stable", ignore_index=True)
 
 
 def _volume_drop(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -1,0 +1,500 @@
+"""Outcomes as data: what happened to events (a chargeback weeks after the payment), arriving as
+records of their own on later days, reconciled against the events they name.
+
+One arrival day's records are split into joined records (one per event, its outcome as 0/1, when
+it became known, the event's time and day) and quarantined records (every column as text and the
+reason), and every record lands in exactly one of them: records in = joined + quarantined.
+
+A record is quarantined for the first of these that applies (`REASONS`, in this order): a missing
+id; a missing outcome; an outcome that is not one of the allowed values (compared as text, so `1`
+matches 1 and "1", and a float 1.0 matches 1; `True` and "yes" do not); a missing or unparseable
+known_at; known_at on another day than the arrival day (before it, or after it: in the future); an
+id among none of the events; known_at before the event; an outcome later than `max_delay_days`
+after its event; outcomes of one id that disagree within the file (all its records); the same id
+and outcome again in the file (the first joins); an outcome that disagrees with one known from an
+earlier arrival day (the earlier one stands); the same outcome as one known from an earlier day.
+
+Agreement is on the 0/1 outcome (the positive label or not). Everything is vectorised: the only
+Python loops run over distinct outcome values, never over records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Columns of the joined records (the id keeps the spec's column name).
+OUTCOME = "outcome"
+KNOWN_AT = "known_at"
+EVENT_TIME = "event_time"
+EVENT_DAY = "event_day"
+# The quarantined records' reason, named as validation names it for rows.
+REASON_COLUMN = "quarantine_reason"
+
+MISSING_ID = "missing id"
+MISSING_OUTCOME = "missing outcome"
+OUTCOME_NOT_ALLOWED = "outcome not allowed"
+MISSING_KNOWN_AT = "missing known_at"
+UNPARSEABLE_KNOWN_AT = "unparseable known_at"
+KNOWN_AT_NOT_ON_ARRIVAL_DAY = "known_at not on the arrival day"
+UNKNOWN_ID = "unknown id"
+OUTCOME_BEFORE_EVENT = "outcome before its event"
+TOO_LATE = "outcome too late"
+CONFLICT_IN_FILE = "conflicting outcomes in the file"
+DUPLICATE_IN_FILE = "duplicate in the file"
+CONFLICT_WITH_KNOWN = "conflicts with an earlier outcome"
+DUPLICATE_OF_KNOWN = "duplicate of an earlier outcome"
+# Each record gets the first reason that applies, in this order.
+REASONS = (
+    MISSING_ID,
+    MISSING_OUTCOME,
+    OUTCOME_NOT_ALLOWED,
+    MISSING_KNOWN_AT,
+    UNPARSEABLE_KNOWN_AT,
+    KNOWN_AT_NOT_ON_ARRIVAL_DAY,
+    UNKNOWN_ID,
+    OUTCOME_BEFORE_EVENT,
+    TOO_LATE,
+    CONFLICT_IN_FILE,
+    DUPLICATE_IN_FILE,
+    CONFLICT_WITH_KNOWN,
+    DUPLICATE_OF_KNOWN,
+)
+
+
+class OutcomeColumnsError(ValueError):
+    """The outcome records lack columns the spec names; the caller adds which file."""
+
+
+@dataclass(frozen=True)
+class OutcomeSpec:
+    """How to read outcome records: their columns, the values an outcome may take and which one
+    is positive (compared as text), and how many days after its event an outcome may arrive
+    (None: any; an event older than the events given is an unknown id either way)."""
+
+    id_column: str
+    outcome_column: str
+    known_at_column: str
+    allowed_values: tuple[Any, ...]
+    positive_label: Any = 1
+    max_delay_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.allowed_values:
+            raise ValueError("outcome spec: allowed_values is empty")
+        if _text(self.positive_label) not in {_text(v) for v in self.allowed_values}:
+            raise ValueError(
+                f"outcome spec: the positive label {self.positive_label!r} is not one of the "
+                f"allowed values {list(self.allowed_values)}"
+            )
+
+    @property
+    def columns(self) -> tuple[str, str, str]:
+        return (self.id_column, self.outcome_column, self.known_at_column)
+
+
+@dataclass(frozen=True)
+class OutcomeSummary:
+    """One arrival day's reconciliation in numbers: what a person reads in the UI and what a
+    sensor needs (the event days whose outcomes changed, to recompute them)."""
+
+    arrival_day: str
+    records_in: int
+    joined: int
+    quarantined: int
+    positives: int
+    reason_counts: dict[str, int] = field(default_factory=dict)
+    # The days (YYYY-MM-DD) of the events that gained an outcome, in order.
+    event_days: tuple[str, ...] = ()
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "arrival_day": self.arrival_day,
+            "records_in": self.records_in,
+            "joined": self.joined,
+            "quarantined": self.quarantined,
+            "positives": self.positives,
+            "reason_counts": dict(self.reason_counts),
+            "event_days": list(self.event_days),
+        }
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    joined: pd.DataFrame
+    quarantined: pd.DataFrame
+    summary: OutcomeSummary
+
+
+def events_index(events: pd.DataFrame, id_column: str, event_time_column: str) -> pd.Series:
+    """The events' time by id (as text), for `reconcile_outcomes`: one entry per id (a replayed
+    row adds none), rows without an id left out."""
+    ids = _text_series(events[id_column])
+    times = _utc(events[event_time_column].reset_index(drop=True))
+    index = pd.Series(times.array, index=pd.Index(ids.to_numpy(dtype=object), dtype=object))
+    index = index[ids.notna().to_numpy()]
+    return index[~index.index.duplicated(keep="first")]
+
+
+def known_outcomes(joined: pd.DataFrame, id_column: str) -> pd.Series:
+    """The 0/1 outcome by id of earlier days' joined records (their concatenation)."""
+    ids = _text_series(joined[id_column]).to_numpy(dtype=object)
+    return pd.Series(joined[OUTCOME].to_numpy(), index=pd.Index(ids, dtype=object))
+
+
+def reconcile_outcomes(
+    records: pd.DataFrame,
+    spec: OutcomeSpec,
+    arrival_day: dt.date | str,
+    events: pd.Series,
+    known: pd.Series | None = None,
+    timezone: str = "UTC",
+) -> Reconciliation:
+    """Split one arrival day's outcome `records` into joined and quarantined records.
+
+    `events`: the time of each event an outcome may name, by id (`events_index`); `known`: the
+    0/1 outcomes known from earlier arrival days, by id (`known_outcomes`); `timezone`: where the
+    days are cut (the partitions' time zone). Joined: the spec's id column, `outcome` (0/1,
+    int8), `known_at` and `event_time` (UTC) and `event_day` (YYYY-MM-DD), in the records' order.
+    Quarantined: the records' columns as text (missing values stay missing) and
+    `quarantine_reason`, under the records' own index (a reason that points at another record
+    names it by that index: keep the position in the file there). Raises OutcomeColumnsError if
+    a column of the spec is missing (a file with no records and no columns at all is fine)."""
+    day = dt.date.fromisoformat(arrival_day) if isinstance(arrival_day, str) else arrival_day
+    missing = [column for column in spec.columns if column not in records.columns]
+    if missing and not (len(records) == 0 and len(records.columns) == 0):
+        raise OutcomeColumnsError(
+            f"outcome records lack the column(s) {', '.join(map(repr, missing))} "
+            f"(expected {', '.join(spec.columns)}; found {', '.join(map(str, records.columns))})"
+        )
+    if missing:  # no records and no columns: nothing to reconcile
+        records = pd.DataFrame({column: pd.Series(dtype=object) for column in spec.columns})
+    id_name, outcome_name, known_name = spec.columns
+    work = records[list(spec.columns)].reset_index(drop=True)
+    labels = pd.Series(records.index.astype(str), dtype=object)  # how a reason names a record
+    state = _Quarantine(len(work))
+
+    # The record on its own: id, outcome, known_at.
+    ids = _text_series(work[id_name])
+    missing_id = ids.isna() | ids.str.strip().eq("")
+    ids = ids.where(~missing_id, None)
+    state.flag(missing_id, MISSING_ID, lambda m: f"{id_name}: missing")
+    shown_id = id_name + " '" + ids.fillna("") + "'"
+
+    outcome_text, outcome_shown = _outcome_texts(work[outcome_name])
+    state.flag(
+        outcome_text.isna() | outcome_text.str.strip().eq(""),
+        MISSING_OUTCOME,
+        lambda m: f"{outcome_name}: missing for " + shown_id[m],
+    )
+    allowed = {_text(value) for value in spec.allowed_values}
+    allowed_shown = ", ".join(repr(value) for value in spec.allowed_values)
+    state.flag(
+        ~outcome_text.isin(allowed),
+        OUTCOME_NOT_ALLOWED,
+        lambda m: (
+            f"{outcome_name}: "
+            + outcome_shown[m]
+            + f" is not an allowed outcome (allowed: {allowed_shown})"
+        ),
+    )
+    flags = outcome_text.eq(_text(spec.positive_label)).astype("int8")
+
+    raw_known = work[known_name]
+    known_at = _parse_times(raw_known)
+    missing_known = raw_known.isna()
+    if not pd.api.types.is_datetime64_any_dtype(raw_known.dtype):
+        missing_known |= _text_series(raw_known).str.strip().eq("")
+    state.flag(missing_known, MISSING_KNOWN_AT, lambda m: f"{known_name}: missing")
+    state.flag(
+        known_at.isna(),
+        UNPARSEABLE_KNOWN_AT,
+        lambda m: f"{known_name}: '" + _text_series(raw_known[m]) + "' is not a date-time",
+    )
+    known_day = _wall_days(known_at, timezone)
+    arrival = pd.Timestamp(day)
+    on_day = f"is not on the arrival day {day.isoformat()} ({timezone})"
+    state.flag(
+        known_day < arrival,
+        KNOWN_AT_NOT_ON_ARRIVAL_DAY,
+        lambda m: f"{known_name} " + known_at[m].astype(str) + f" {on_day}: it is before it",
+    )
+    state.flag(
+        known_day > arrival,
+        KNOWN_AT_NOT_ON_ARRIVAL_DAY,
+        lambda m: f"{known_name} " + known_at[m].astype(str) + f" {on_day}: it is in the future",
+    )
+
+    # Against the events.
+    event_times = pd.Series(_utc(events).array, index=_text_index(events.index))
+    event_times = event_times[~event_times.index.duplicated(keep="first")]
+    position = event_times.index.get_indexer(ids.to_numpy(dtype=object))
+    if len(event_times):
+        event_days = _wall_days(event_times, timezone)
+        searched = (
+            f"is not among the events of {event_days.min():%Y-%m-%d} to "
+            f"{event_days.max():%Y-%m-%d} ({timezone})"
+        )
+    else:
+        searched = "is not among the events (none were given)"
+    state.flag(position < 0, UNKNOWN_ID, lambda m: shown_id[m] + " " + searched)
+    event_time = pd.Series(event_times.array.take(position, allow_fill=True))
+    event_day = _wall_days(event_time, timezone)
+    state.flag(
+        known_at < event_time,
+        OUTCOME_BEFORE_EVENT,
+        lambda m: (
+            f"{known_name} "
+            + known_at[m].astype(str)
+            + " is before the event of "
+            + shown_id[m]
+            + " at "
+            + event_time[m].astype(str)
+        ),
+    )
+    if spec.max_delay_days is not None:
+        days_late = (arrival - event_day).dt.days
+        state.flag(
+            days_late > spec.max_delay_days,
+            TOO_LATE,
+            lambda m: (
+                "the outcome of "
+                + shown_id[m]
+                + " arrived "
+                + days_late[m].astype("int64").astype(str)
+                + f" days after its event: later than the {spec.max_delay_days} days outcomes are "
+                "looked for"
+            ),
+        )
+
+    # Against each other, within the file (the records still standing).
+    standing = ~state.flagged
+    mine = pd.DataFrame({"id": ids, "flag": flags, "shown": outcome_shown, "label": labels})[
+        standing
+    ]
+    by_id = mine.groupby("id", sort=False)["flag"]
+    disagree = pd.Series(False, index=ids.index)
+    disagree[standing] = (by_id.transform("min") != by_id.transform("max")).to_numpy()
+    said = {
+        flag: mine[mine["flag"] == flag].groupby("id", sort=False)["shown"].first()
+        for flag in (0, 1)
+    }
+    state.flag(
+        disagree,
+        CONFLICT_IN_FILE,
+        lambda m: (
+            "conflicting outcomes for "
+            + shown_id[m]
+            + " in this file ("
+            + ids[m].map(said[1])
+            + " and "
+            + ids[m].map(said[0])
+            + "): all its records are quarantined"
+        ),
+    )
+    standing = ~state.flagged
+    mine = mine[standing[mine.index]]
+    repeated = pd.Series(False, index=ids.index)
+    repeated[mine.index] = mine["id"].duplicated(keep="first").to_numpy()
+    first_label = mine.groupby("id", sort=False)["label"].first()
+    state.flag(
+        repeated,
+        DUPLICATE_IN_FILE,
+        lambda m: (
+            "duplicate: "
+            + shown_id[m]
+            + " has outcome "
+            + outcome_shown[m]
+            + " again (first in record "
+            + ids[m].map(first_label)
+            + " of this file)"
+        ),
+    )
+
+    # Against the outcomes known from earlier arrival days: the earlier one stands.
+    if known is not None and len(known):
+        earlier_flags = pd.Series(known.to_numpy(), index=_text_index(known.index)).astype("int8")
+        earlier_flags = earlier_flags[~earlier_flags.index.duplicated(keep="first")]
+        at = earlier_flags.index.get_indexer(ids.to_numpy(dtype=object))
+        earlier = pd.Series(
+            np.where(at >= 0, earlier_flags.to_numpy()[at], -1), index=ids.index, dtype="int8"
+        )
+        polarity = pd.Series(np.where(earlier == 1, "positive", "negative"), index=ids.index)
+        state.flag(
+            (earlier >= 0) & (earlier != flags),
+            CONFLICT_WITH_KNOWN,
+            lambda m: (
+                "conflicting outcome for "
+                + shown_id[m]
+                + ": "
+                + outcome_shown[m]
+                + " here, but a "
+                + polarity[m]
+                + f" one (positive: {spec.positive_label!r}) was known on an earlier day, and it "
+                "stands"
+            ),
+        )
+        state.flag(
+            earlier == flags,
+            DUPLICATE_OF_KNOWN,
+            lambda m: (
+                "duplicate: "
+                + shown_id[m]
+                + " has outcome "
+                + outcome_shown[m]
+                + ", known on an earlier day already"
+            ),
+        )
+
+    keep = pd.Series(~state.flagged, index=ids.index)
+    joined = pd.DataFrame(
+        {
+            id_name: ids[keep],
+            OUTCOME: flags[keep],
+            KNOWN_AT: known_at[keep],
+            EVENT_TIME: event_time[keep],
+            EVENT_DAY: _day_texts(event_day[keep]),
+        }
+    ).reset_index(drop=True)
+    quarantined = _as_text_frame(records.iloc[np.flatnonzero(state.flagged)])
+    quarantined[REASON_COLUMN] = state.messages[state.flagged]
+    counts = pd.Series(state.kinds[state.flagged], dtype=object).value_counts()
+    summary = OutcomeSummary(
+        arrival_day=day.isoformat(),
+        records_in=len(records),
+        joined=len(joined),
+        quarantined=len(quarantined),
+        positives=int(joined[OUTCOME].sum()),
+        reason_counts={kind: int(counts[kind]) for kind in REASONS if kind in counts.index},
+        event_days=tuple(sorted(joined[EVENT_DAY].unique())),
+    )
+    return Reconciliation(joined=joined, quarantined=quarantined, summary=summary)
+
+
+class _Quarantine:
+    """Each record's first reason: a later flag leaves an already flagged record alone."""
+
+    def __init__(self, n: int) -> None:
+        self.flagged = np.zeros(n, dtype=bool)
+        self.kinds = np.full(n, None, dtype=object)
+        self.messages = np.full(n, None, dtype=object)
+
+    def flag(
+        self,
+        where: pd.Series | np.ndarray,
+        kind: str,
+        message: Callable[[pd.Series], pd.Series | str],
+    ) -> None:
+        if isinstance(where, pd.Series):
+            where = where.to_numpy(dtype=bool, na_value=False)
+        new = np.asarray(where, dtype=bool) & ~self.flagged
+        if not new.any():
+            return
+        text = message(pd.Series(new))
+        self.flagged |= new
+        self.kinds[new] = kind
+        self.messages[new] = text.to_numpy(dtype=object) if isinstance(text, pd.Series) else text
+
+
+def _text(value: Any) -> str:
+    """A value as text, the way outcomes and labels are compared: a float holding a whole number
+    reads as that number (1.0 as "1"), so a column read as float (it had a gap) still matches."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _text_series(values: pd.Series) -> pd.Series:
+    """Each value as text (`_text`), missing values kept missing (None), on a fresh index."""
+    values = values.reset_index(drop=True)
+    missing = values.isna().to_numpy()
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        text = values.astype(object)
+    elif pd.api.types.is_float_dtype(values.dtype):
+        whole = ~missing & (values == np.floor(values)).to_numpy()
+        text = values.astype(str).astype(object)
+        text[whole] = values[whole].astype("int64").astype(str)
+    elif pd.api.types.is_object_dtype(values.dtype):
+        # Mixed values: turned into text once per distinct value.
+        codes, distinct = _distinct(values)
+        lookup = np.array([_text(value) for value in distinct] + [None], dtype=object)
+        text = pd.Series(lookup[codes], dtype=object)
+    else:
+        text = values.astype(str).astype(object)
+    return text.where(~missing, None)
+
+
+def _distinct(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Codes of the values (-1: missing) and one value per code. Unlike `pd.factorize`, which
+    takes True for 1 (they are equal in Python), values of different types stay apart."""
+    if not pd.api.types.is_object_dtype(values.dtype):
+        codes, uniques = pd.factorize(values)
+        return codes, list(uniques)
+    key = values.map(type).astype(str) + ":" + values.astype(str)
+    codes, _ = pd.factorize(key.where(values.notna(), None))
+    first = pd.Series(np.arange(len(codes)))[codes >= 0].groupby(codes[codes >= 0]).first()
+    return codes, list(values.to_numpy(dtype=object)[first.to_numpy()])
+
+
+def _text_index(index: pd.Index) -> pd.Index:
+    return pd.Index(_text_series(index.to_series()).to_numpy(dtype=object), dtype=object)
+
+
+def _outcome_texts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Each outcome as compared (`_text`) and as shown in a reason ('yes', or with its type when
+    not text: 1.5 (float), True (bool)), computed once per distinct value."""
+    codes, distinct = _distinct(values.reset_index(drop=True))
+    plain = [v.item() if isinstance(v, np.generic) else v for v in distinct]
+    compared = [_text(value) for value in plain] + [None]
+    shown = [
+        repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+        for value in plain
+    ] + ["missing"]
+    return (
+        pd.Series(np.array(compared, dtype=object)[codes], dtype=object),
+        pd.Series(np.array(shown, dtype=object)[codes], dtype=object),
+    )
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    """Times in UTC (naive times are taken as UTC)."""
+    if not isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = pd.to_datetime(values, utc=True)
+    return values.dt.tz_convert("UTC")
+
+
+def _parse_times(values: pd.Series) -> pd.Series:
+    """UTC times, NaT where a value is missing or not a date-time. Naive times are taken as UTC;
+    numbers are not read as times since an epoch (nor is a bare "2026" a year)."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return _utc(values.reset_index(drop=True))
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return pd.Series(pd.NaT, index=pd.RangeIndex(len(values)), dtype="datetime64[ns, UTC]")
+    text = _text_series(values)
+    numeric = text.str.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*").to_numpy(dtype=bool, na_value=False)
+    parsed = pd.to_datetime(text.where(~numeric, None), utc=True, errors="coerce", format="ISO8601")
+    return parsed.astype("datetime64[ns, UTC]")
+
+
+def _wall_days(times: pd.Series, timezone: str) -> pd.Series:
+    """Each time's calendar day (a naive midnight) on the wall clock of `timezone`."""
+    return times.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize()
+
+
+def _day_texts(days: pd.Series) -> np.ndarray:
+    """YYYY-MM-DD of each day, formatted once per distinct day."""
+    codes, distinct = pd.factorize(days)
+    lookup = np.array([day.strftime("%Y-%m-%d") for day in distinct] + [None], dtype=object)
+    return lookup[codes]
+
+
+def _as_text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {column: _text_series(frame[column]).to_numpy(dtype=object) for column in frame.columns},
+        index=frame.index,
+    )

@@ -6,12 +6,21 @@ import dagster as dg
 
 from mlplatform.assets.batch_scores import batch_scores
 from mlplatform.assets.features import features
+from mlplatform.assets.model_performance import model_performance
+from mlplatform.assets.outcomes import outcomes
 from mlplatform.assets.raw_transactions import raw_transactions
 from mlplatform.assets.registered_model_version import registered_model_version
+from mlplatform.assets.shadow_scores import shadow_scores
 from mlplatform.assets.trained_model import trained_model
 from mlplatform.assets.validated_transactions import validated_transactions
 from mlplatform.automation.execution import job_executor
 from mlplatform.automation.jobs import retraining, training_pipeline
+from mlplatform.automation.monitoring import (
+    outcomes_arrived,
+    performance_decay,
+    performance_monitoring,
+    rollback,
+)
 from mlplatform.automation.recovery import (
     canceled_run_cleanup,
     failed_run_cleanup,
@@ -28,7 +37,7 @@ from mlplatform.checks.features import features_checks
 from mlplatform.checks.raw_transactions import raw_transactions_checks
 from mlplatform.checks.trained_model import trained_model_checks
 from mlplatform.checks.validated_transactions import validated_transactions_checks
-from mlplatform.config.active import SETTINGS
+from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.config.settings import PlatformSettings
 from mlplatform.monitoring.logs import platform_loggers
 from mlplatform.resources.alerts import alert_webhook_from_environment, dagster_ui_url
@@ -44,7 +53,13 @@ ASSETS = [
     trained_model,
     registered_model_version,
     batch_scores,
+    shadow_scores,
 ]
+# After deployment, for a dataset whose contract declares outcomes: outcomes joined back as they
+# arrive, and each scored day's realized performance (`model_performance` carries its own checks).
+MONITORING_ASSETS = [outcomes, model_performance] if CONTRACT.outcomes else []
+MONITORING_JOBS = [performance_monitoring] if CONTRACT.outcomes else []
+MONITORING_SENSORS = [outcomes_arrived, performance_decay] if CONTRACT.outcomes else []
 
 # Quality gates (registered_model_version carries its own two checks).
 CHECKS = [
@@ -66,6 +81,8 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             path=source.path,
             file_format=source.file_format,
             generator=GeneratorConfig(**source.generator.model_dump()),
+            outcomes_path=settings.outcomes.path,
+            outcomes_file_format=settings.outcomes.file_format,
         ),
         "dataset_contract": DatasetContract(path=settings.contract),
         "alert_webhook": alert_webhook_from_environment(),
@@ -83,9 +100,9 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=ASSETS,
+    assets=[*ASSETS, *MONITORING_ASSETS],
     asset_checks=CHECKS,
-    jobs=[training_pipeline, retraining],
+    jobs=[training_pipeline, retraining, rollback, *MONITORING_JOBS],
     schedules=[daily_training],
     sensors=[
         new_data,
@@ -95,6 +112,7 @@ defs = dg.Definitions(
         failed_run_cleanup,
         canceled_run_cleanup,
         stalled_retry_recovery,
+        *MONITORING_SENSORS,
     ],
     resources=build_resources(SETTINGS),
     # `json`: log lines as JSON with run id, asset and partition, for runs that ask for it.

@@ -6,6 +6,8 @@ it shares the champion lane with training and registration (`mlplatform.stages.d
 goes after them, so it scores with the version this run's registration left as champion.
 """
 
+from typing import TYPE_CHECKING, Any
+
 import dagster as dg
 import pandas as pd
 
@@ -13,6 +15,62 @@ from mlplatform.assets.common import preview
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset, step_name
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from mlplatform.core.contract import Contract
+
+
+def rows_of_the_day(
+    context: dg.AssetExecutionContext, features: pd.DataFrame, contract: "Contract"
+) -> pd.DataFrame:
+    """The features' rows of the partition's own day (a window's older days are not scored)."""
+    from mlplatform.core.days import on_day
+
+    on_the_day = on_day(features[contract.event_time], context.partition_key)
+    if not on_the_day.any():
+        raise dg.Failure(
+            f"{step_name(context)}: the features hold no rows of this day to score",
+            allow_retries=False,
+        )
+    # A one-day window is the day itself: no copy of it.
+    return features if on_the_day.all() else features[on_the_day]
+
+
+def score_with_version(
+    context: dg.AssetExecutionContext,
+    model: Any,
+    day_rows: pd.DataFrame,
+    input_columns: list[str],
+    contract: "Contract",
+    name: str,
+    version: "ModelVersion",
+) -> tuple[pd.DataFrame, float]:
+    """Every row's score and decision by one registered version, and the threshold it applied."""
+    from mlplatform.core.models import decision_threshold
+    from mlplatform.core.score import score_rows
+
+    # The decision the model itself makes (its `predict`), so these scores agree with `mlflow
+    # models serve` and any pyfunc user of the version. A version registered before models carried
+    # their threshold applies the one tagged on it.
+    threshold = decision_threshold(model)
+    if threshold is None:
+        threshold = float(version.tags.get("decision_threshold", 0.5))
+        context.log.warning(
+            f"{name} v{version.version} does not apply its own threshold: using its "
+            f"decision_threshold tag ({threshold:g})"
+        )
+    scores = score_rows(
+        model,
+        day_rows,
+        input_columns,
+        threshold,
+        id_column=contract.id,
+        event_time_column=contract.event_time,
+        model_version=str(version.version),
+    )
+    return scores, threshold
 
 
 def why_this_version(instance: dg.DagsterInstance, day: str, champion_version: str) -> str:
@@ -56,10 +114,6 @@ def batch_scores(
     dataset_contract: DatasetContract,
     mlflow: MlflowResource,
 ) -> dg.Output[pd.DataFrame]:
-    from mlplatform.core.days import on_day
-    from mlplatform.core.models import decision_threshold
-    from mlplatform.core.score import score_rows
-
     with carried_out(context, "deployment"):
         contract = dataset_contract.load()
         name = mlflow.model_name_for(contract.name)
@@ -77,32 +131,9 @@ def batch_scores(
             # they name cannot disagree if the alias moves meanwhile.
             uri = f"models:/{name}/{champion.version}"
             model, input_columns = mlflow.load_with_inputs(uri)
-        on_the_day = on_day(features[contract.event_time], context.partition_key)
-        if not on_the_day.any():
-            raise dg.Failure(
-                f"{step_name(context)}: the features hold no rows of this day to score",
-                allow_retries=False,
-            )
-        # A one-day window is the day itself: no copy of it.
-        day_rows = features if on_the_day.all() else features[on_the_day]
-        # The decision the model itself makes (its `predict`), so these scores agree with
-        # `mlflow models serve` and any pyfunc user of the version. A version registered before
-        # models carried their threshold applies the one tagged on it.
-        threshold = decision_threshold(model)
-        if threshold is None:
-            threshold = float(champion.tags.get("decision_threshold", 0.5))
-            context.log.warning(
-                f"{name} v{champion.version} does not apply its own threshold: using its "
-                f"decision_threshold tag ({threshold:g})"
-            )
-        scores = score_rows(
-            model,
-            day_rows,
-            input_columns,
-            threshold,
-            id_column=contract.id,
-            event_time_column=contract.event_time,
-            model_version=str(champion.version),
+        day_rows = rows_of_the_day(context, features, contract)
+        scores, threshold = score_with_version(
+            context, model, day_rows, input_columns, contract, name, champion
         )
     why = why_this_version(context.instance, context.partition_key, str(champion.version))
     context.log.info(f"{name} v{champion.version} scored {len(scores)} rows: {why}")

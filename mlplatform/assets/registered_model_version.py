@@ -163,7 +163,12 @@ def registered_model_version(
             has_champion=current_version is not None,
         )
         if decision.promote:
-            mlflow.set_alias(name, CHAMPION, version.version)
+            mlflow.move_champion(
+                name,
+                version.version,
+                f"registration of {context.partition_key}: {decision.reason}",
+                {"gate": "not_worse_than_champion", "comparison": comparison},
+            )
         mlflow.tag_version(
             name,
             version.version,
@@ -174,6 +179,12 @@ def registered_model_version(
                 **{
                     f"test_{metric}_interval": "[{low:.4f}, {high:.4f}]".format(**values)
                     for metric, values in trained_model["test_intervals"].items()
+                },
+                # What the backtest rests on, for judging live performance against it later.
+                **{
+                    f"test_{key}": str(value)
+                    for key, value in next(iter(trained_model["test_intervals"].values())).items()
+                    if key in ("positives", "rows")
                 },
             },
         )

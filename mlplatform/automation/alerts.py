@@ -49,3 +49,32 @@ def success_message(
             _section(f"<{run_url}|Open the run in Dagster>"),
         ],
     }
+
+
+def decay_message(
+    incident: Any, summary: str, retraining_day: str | None, remedy: str
+) -> dict[str, Any]:
+    """One message per incident of live performance, however many days show it. `remedy`:
+    retrain (a retraining on `retraining_day` was asked for) or rollback (a person's call)."""
+    if remedy == "rollback":
+        action = "run the `rollback` job to give `champion` back to the version it replaced"
+    elif retraining_day:
+        action = f"retraining on the newest data ({retraining_day}) requested"
+    else:
+        action = "no validated day to retrain on"
+    days = ", ".join(incident.days)
+    text = f":chart_with_downwards_trend: {incident.cause} (days {days}): {summary}"
+    return {
+        "text": f"{text}; {action}",
+        "blocks": [
+            _section(f":chart_with_downwards_trend: *{incident.cause}*"),
+            _section(f"*Days:* {days}\n*Evidence:* {summary[:2500]}"),
+            _section(f"*Action:* {action} (runbook: README, *When an alert fires*)"),
+        ],
+    }
+
+
+def decay_cleared_message(incident: Any, day: str, version: str) -> dict[str, Any]:
+    """The all-clear of an incident of live performance."""
+    text = f":large_green_circle: cleared on {day} (v{version} holds): {incident.describe()}"
+    return {"text": text, "blocks": [_section(text)]}

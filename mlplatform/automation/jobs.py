@@ -11,9 +11,13 @@ RUN_TAGS = {
     "dagster/max_runtime": str(ORCHESTRATION.max_runtime_seconds),
 }
 
+# After deployment: realized performance, run per scored day as outcomes arrive (its own job,
+# automation/monitoring.py), not in the day's training run.
+MONITORING_GROUP = "monitoring"
+
 training_pipeline = dg.define_asset_job(
     name="training_pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(MONITORING_GROUP),
     partitions_def=daily_partitions,
     tags=RUN_TAGS,
     description="Raw data to a registered, champion-gated model and the day's batch scores.",
@@ -21,7 +25,8 @@ training_pipeline = dg.define_asset_job(
 
 retraining = dg.define_asset_job(
     name="retraining",
-    selection=dg.AssetSelection.assets("features").downstream(),
+    selection=dg.AssetSelection.assets("features").downstream()
+    - dg.AssetSelection.groups(MONITORING_GROUP),
     partitions_def=daily_partitions,
     tags=RUN_TAGS,
     description=(

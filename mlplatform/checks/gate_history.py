@@ -44,3 +44,13 @@ def completed_evaluations(
             partition_filter=None if partition is None else PartitionKeyFilter(key=partition),
         )
     )
+
+
+def evaluation_verdict(record) -> tuple[str, dict]:
+    """`passed`, `failed` or `inconclusive` (too little evidence: a warning that judges nothing)
+    for one completed check evaluation, with its metadata as plain values."""
+    evaluation = record.event.asset_check_evaluation if record.event else None
+    metadata = {k: v.value for k, v in (evaluation.metadata if evaluation else {}).items()}
+    if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+        return "passed", metadata
+    return ("inconclusive" if metadata.get("inconclusive") else "failed"), metadata

@@ -34,7 +34,7 @@ DATASET_FILES = (CONTRACT_FILE, GATES_FILE, SETTINGS_FILE, NOTES_FILE)
 
 # The platform.yaml sections a dataset may set for itself; storage and MLflow belong to the
 # deployment, and the dataset is chosen outside the folder.
-DATASET_SETTINGS_SECTIONS = ("partitions", "data_source", "features", "training")
+DATASET_SETTINGS_SECTIONS = ("partitions", "data_source", "outcomes", "features", "training")
 
 
 @dataclass(frozen=True)
@@ -121,10 +121,11 @@ def dataset_settings(dataset: Dataset) -> dict[str, Any]:
                 for key in unknown
             )
         )
-    source = data.get("data_source")
-    if isinstance(source, dict) and isinstance(source.get("path"), str):
-        data = {
-            **data,
-            "data_source": {**source, "path": absolute_local(source["path"], dataset.folder)},
-        }
+    for section in ("data_source", "outcomes"):
+        source = data.get(section)
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            data = {
+                **data,
+                section: {**source, "path": absolute_local(source["path"], dataset.folder)},
+            }
     return data

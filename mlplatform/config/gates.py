@@ -92,8 +92,44 @@ class ChampionGate(Gate):
     min_positives: int = Field(ge=1)
 
 
+class CalibrationGate(Gate):
+    """The test split's scores in `bins` quantile bins: passes when every bin's mean predicted
+    probability lies inside its observed rate's 95% interval. A warning only: with fewer than
+    `min_positives` test positives it cannot judge, and says so."""
+
+    severity: Literal["WARN"]
+    bins: int = Field(ge=2, le=50)
+    min_positives: int = Field(ge=1)
+
+
 class ToleranceGate(Gate):
     tolerance: float = Field(ge=0, le=1)
+
+
+LiveMetric = Literal["roc_auc", "pr_auc", "precision", "recall"]
+
+
+class RealizedFloorGate(Gate):
+    metric: LiveMetric
+    min: Rate = Field(ge=0, le=1)
+    min_positives: int = Field(ge=1)
+
+
+class RealizedVsBacktestGate(Gate):
+    metric: LiveMetric
+    margin: Rate = Field(ge=0, le=1)
+    min_positives: int = Field(ge=1)
+
+
+class EstimateGate(Gate):
+    metric: Literal["roc_auc", "precision", "recall"]
+    tolerance: Rate = Field(ge=0, le=1)
+    min_positives: int = Field(ge=1)
+
+
+class ScoreDriftGate(Gate):
+    max_psi: float = Field(gt=0)
+    bins: int = Field(ge=2, le=100)
 
 
 class RawTransactionsGates(StrictModel):
@@ -123,11 +159,20 @@ class TrainedModelGates(StrictModel):
     pr_auc: FloorGate
     recall: FloorGate
     not_worse_than_champion: ChampionGate
+    calibrated: CalibrationGate
 
 
 class RegisteredModelVersionGates(StrictModel):
     reproduces_test_metrics: ToleranceGate
     signature_matches_features: Gate
+
+
+class ModelPerformanceGates(StrictModel):
+    realized_above_floor: RealizedFloorGate
+    realized_vs_backtest: RealizedVsBacktestGate
+    estimate_matches_realized: EstimateGate
+    not_worse_than_predecessor: Gate
+    score_distribution: ScoreDriftGate
 
 
 class QualityGates(StrictModel):
@@ -136,6 +181,7 @@ class QualityGates(StrictModel):
     features: FeaturesGates
     trained_model: TrainedModelGates
     registered_model_version: RegisteredModelVersionGates
+    model_performance: ModelPerformanceGates
 
 
 def load_quality_gates(

@@ -13,7 +13,8 @@ from pydantic import AfterValidator, Field, field_validator
 from mlplatform.config.loading import StrictModel, TimeZoneName, load_layered
 
 Stage = Literal[
-    "ingestion", "validation", "features", "training", "registration", "deployment", "checks"
+    "ingestion", "validation", "features", "training", "registration", "deployment", "checks",
+    "monitoring",
 ]  # fmt: skip
 
 
@@ -45,6 +46,8 @@ class SensorSettings(StrictModel):
     drift_interval_seconds: int = Field(ge=5)
     alert_interval_seconds: int = Field(ge=5)
     retry_launch_grace_seconds: float = Field(gt=0)
+    outcomes_interval_seconds: int = Field(ge=5)
+    performance_interval_seconds: int = Field(ge=5)
 
 
 class AlertSettings(StrictModel):

@@ -138,6 +138,33 @@ class DataSourceSettings(StrictModel):
         return self
 
 
+class OutcomeSourceSettings(StrictModel):
+    """Where the outcomes a dataset's contract declares come from (files; the generator's own
+    when the data source is the generator)."""
+
+    path: str | None = Field(
+        description="files: a file, folder or glob of outcome records; local or an fsspec URL."
+    )
+    file_format: FileFormat
+
+
+class MonitoringSettings(StrictModel):
+    """Post-deployment: live comparisons on outcomes, and what a clear verdict does."""
+
+    live_metric: ClassificationMetric = Field(
+        description="The metric of the paired live comparisons."
+    )
+    live_promotion_margin: float = Field(
+        ge=0,
+        le=1,
+        description="A challenger is promoted on live evidence when better by more than this "
+        "with 95% confidence.",
+    )
+    live_min_positives: int = Field(ge=1)
+    on_worse_than_predecessor: Literal["alert", "rollback"]
+    resamples: int = Field(ge=50, le=10_000)
+
+
 class StorageSettings(StrictModel):
     base_dir: str
 
@@ -276,6 +303,12 @@ class TrainingSettings(StrictModel):
             "many rows (its refit fits every family); 0: never."
         ),
     )
+    calibration: Literal["sigmoid", "isotonic", "none"] = Field(
+        description=(
+            "How the chosen model's scores are calibrated on the validation split, before the "
+            "threshold is chosen: sigmoid keeps the ranking; isotonic can tie scores."
+        )
+    )
     threshold_metric: Literal["f1", "precision", "recall", "balanced_accuracy"] = Field(
         description="The decision threshold maximises this metric on the validation split."
     )
@@ -341,6 +374,8 @@ class PlatformSettings(StrictModel):
     # A packaged dataset's name or a dataset folder; once loaded, the folder's absolute path.
     dataset: str
     data_source: DataSourceSettings
+    outcomes: OutcomeSourceSettings
+    monitoring: MonitoringSettings
     storage: StorageSettings
     features: FeatureSettings
     training: TrainingSettings
@@ -358,6 +393,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     DATASET_ENV: ("dataset",),
     "MLPLATFORM_SOURCE_PATH": ("data_source", "path"),
     "MLPLATFORM_SOURCE_KIND": ("data_source", "kind"),
+    "MLPLATFORM_OUTCOMES_PATH": ("outcomes", "path"),
     "MLPLATFORM_GENERATOR_INCIDENT": ("data_source", "generator", "incident"),
     "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri"),
     "MLFLOW_REGISTRY_URI": ("mlflow", "registry_uri"),

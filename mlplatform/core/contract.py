@@ -50,6 +50,21 @@ class ColumnSpec(BaseModel):
         return self
 
 
+class OutcomesContract(BaseModel):
+    """What happened to scored rows, arriving days after their events as records of their own
+    (a chargeback weeks after the payment): each names an event by the contract's `id`, gives its
+    outcome (values of the contract's target) and when it became known."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The record's column holding the outcome; the contract's target name when not given.
+    outcome: str | None = None
+    known_at: str = "known_at"
+    # An outcome is looked for among the events of this many days before it became known; one
+    # later than that is quarantined (its event is no longer among those scored and monitored).
+    max_delay_days: int = Field(ge=1, le=366)
+
+
 class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +81,8 @@ class Contract(BaseModel):
     roles: dict[Literal["entity", "amount", "device"], str] = {}
     domain_features: list[str] = []
     columns: dict[str, ColumnSpec]
+    # Late outcomes of the events (post-deployment monitoring); None: the dataset has none.
+    outcomes: OutcomesContract | None = None
     source: str = "<memory>"
 
     @model_validator(mode="after")
@@ -77,6 +94,14 @@ class Contract(BaseModel):
         if self.columns[self.event_time].type != "datetime":
             raise ValueError(f"event_time: column '{self.event_time}' must have type datetime")
         self._positive_label_possible()
+        if self.outcomes is not None:
+            names = {self.id, self.outcomes.known_at, self.outcome_column}
+            if len(names) != 3:
+                raise ValueError(
+                    "outcomes: the id, outcome and known_at columns of an outcome record must be "
+                    f"three columns, got id '{self.id}', outcome '{self.outcome_column}', "
+                    f"known_at '{self.outcomes.known_at}'"
+                )
         for role, column in self.roles.items():
             if column not in self.columns:
                 raise ValueError(f"roles.{role}: column '{column}' is not declared under columns")
@@ -127,6 +152,32 @@ class Contract(BaseModel):
                 )
         elif spec.type == "datetime":
             raise ValueError(f"target: column '{self.target}' is a datetime, not a label")
+
+    @property
+    def outcome_column(self) -> str:
+        """The outcome records' column holding the outcome (the target's name by default)."""
+        return (self.outcomes and self.outcomes.outcome) or self.target
+
+    def outcome_records(self) -> Contract:
+        """The contract of the outcome records themselves (the id, the outcome, when it became
+        known), so outcome files are read and cut into days by the same reader as the events:
+        by when each outcome became known."""
+        if self.outcomes is None:
+            raise ValueError(f"{self.source}: the contract declares no outcomes")
+        known_at, outcome = self.outcomes.known_at, self.outcome_column
+        return Contract(
+            name=f"{self.name}_outcomes",
+            id=self.id,
+            event_time=known_at,
+            target=outcome,
+            positive_label=self.positive_label,
+            columns={
+                self.id: ColumnSpec(type=self.columns[self.id].type, nullable=False),
+                known_at: ColumnSpec(type="datetime", nullable=False),
+                outcome: self.columns[self.target].model_copy(update={"nullable": False}),
+            },
+            source=f"{self.source} (outcomes)",
+        )
 
     @property
     def feature_columns(self) -> list[str]:

@@ -23,10 +23,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from mlplatform.core.contract import Contract
 
 # Columns of the joined records (the id keeps the spec's column name).
 OUTCOME = "outcome"
@@ -498,3 +501,68 @@ def _as_text_frame(frame: pd.DataFrame) -> pd.DataFrame:
         {column: _text_series(frame[column]).to_numpy(dtype=object) for column in frame.columns},
         index=frame.index,
     )
+
+
+# What the platform asks of the reconciled outcomes -----------------------------------------------
+
+
+def spec_of(contract: Contract) -> OutcomeSpec:
+    """The outcome records a dataset contract declares (`outcomes:`): its id, the outcome (values
+    of its target), known_at, and how late an outcome may be."""
+    if contract.outcomes is None:
+        raise ValueError(f"{contract.source}: the contract declares no outcomes")
+    target = contract.columns[contract.target]
+    if target.categories:
+        allowed: tuple[Any, ...] = tuple(target.categories)
+    elif target.type == "boolean":
+        allowed = (True, False)
+    else:
+        raise ValueError(
+            f"{contract.source}: outcomes need the target '{contract.target}' to list its "
+            "categories (the values an outcome may take)"
+        )
+    return OutcomeSpec(
+        contract.id,
+        contract.outcome_column,
+        contract.outcomes.known_at,
+        allowed,
+        contract.positive_label,
+        contract.outcomes.max_delay_days,
+    )
+
+
+def with_carried(
+    quarantined: pd.DataFrame, carried: pd.DataFrame, reason_column: str
+) -> pd.DataFrame:
+    """The quarantined records and, after them, records the file reader carried because they fall
+    in no partition (`reason_column` says why), in the same shape: text and the reason."""
+    if carried.empty:
+        return quarantined
+    extra = _as_text_frame(carried.drop(columns=[reason_column]))
+    extra[REASON_COLUMN] = carried[reason_column].astype(str).to_numpy()
+    return pd.concat([quarantined, extra], ignore_index=True)
+
+
+def day_outcomes(outcomes: pd.DataFrame, day: str) -> pd.DataFrame:
+    """The joined outcomes of the events of `day` (from the arrival days a scored day's outcomes
+    span, concatenated)."""
+    if outcomes.empty:
+        return pd.DataFrame({EVENT_DAY: pd.Series(dtype=object), OUTCOME: pd.Series(dtype="int8")})
+    return outcomes[outcomes[EVENT_DAY] == day]
+
+
+def labelled(
+    scores: pd.DataFrame, outcomes: pd.DataFrame, id_column: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The outcomes (0/1) and scores of the scored rows whose outcome is known, matched by id (as
+    text, the way outcomes are reconciled), in the scores' order."""
+    if outcomes.empty or scores.empty:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=float)
+    by_id = pd.Series(
+        outcomes[OUTCOME].to_numpy(),
+        index=pd.Index(_text_series(outcomes[id_column]), dtype=object),
+    )
+    by_id = by_id[~by_id.index.duplicated(keep="first")]
+    matched = by_id.reindex(pd.Index(_text_series(scores[id_column]), dtype=object))
+    known = matched.notna().to_numpy()
+    return matched.to_numpy()[known].astype(int), scores["score"].to_numpy(dtype=float)[known]

@@ -382,9 +382,12 @@ def read_source_day(
     span: PartitionSpan,
     file_format: str = "auto",
     log: Callable[[str], None] = lambda message: None,
+    allow_empty: bool = False,
 ) -> pd.DataFrame:
     """The rows of all files under `path` whose event time falls on `day` (`log` hears, per
     file, how many rows it held and how many are the day's: a long read says where it is).
+    `allow_empty`: a day with no rows is an empty frame (outcomes: a day on which none became
+    known), not an error.
 
     Rows of a file that fall in no partition come along with the day `Placement.carrier_day`
     names, marked with their reason in OUTSIDE_PARTITIONS_COLUMN: validation quarantines them
@@ -411,6 +414,8 @@ def read_source_day(
                 )
             )
     parts = [part for part in [*of_day, *carried] if len(part)]
+    if not parts and allow_empty:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in contract.columns})
     if not parts:
         raise DatasetError(
             f"{path}: no rows for {day} in {len(files)} file(s) (header only, or every row on "

@@ -35,6 +35,8 @@ class DataSource(dg.ConfigurableResource):
     path: str | None = _source.path
     file_format: FileFormat = _source.file_format
     generator: GeneratorConfig | None = None
+    outcomes_path: str | None = SETTINGS.outcomes.path
+    outcomes_file_format: FileFormat = SETTINGS.outcomes.file_format
 
     def describe(self) -> str:
         if self.kind == "generator":
@@ -68,3 +70,43 @@ class DataSource(dg.ConfigurableResource):
         from mlplatform.core.sources import read_source_day
 
         return read_source_day(self.path, contract, day, span, self.file_format, log=log)
+
+    def describe_outcomes(self) -> str:
+        if self.kind == "generator":
+            seed = (self.generator or GeneratorConfig()).seed
+            return f"synthetic generator's outcomes (seed {seed})"
+        return f"outcome files at {self.outcomes_path}"
+
+    def read_outcomes(
+        self,
+        day: dt.date,
+        contract: Contract,
+        span: PartitionSpan,
+        log: Callable[[str], None] = lambda message: None,
+    ) -> pd.DataFrame:
+        """The outcome records that became known on `day`: the generator's own (for its
+        events), or every record of the outcome files whose `known_at` falls on the day; from
+        files, also the records that fall in no partition (carried by the first file day, marked
+        with their reason, see read_source_day)."""
+        if self.kind == "generator":
+            from mlplatform.core.generator import GeneratorParams, generate_outcomes
+
+            dials = self.generator or GeneratorConfig()
+            return generate_outcomes(day, GeneratorParams(**dials.model_dump()))
+        if not self.outcomes_path:
+            raise dg.Failure(
+                f"the contract {contract.source} declares outcomes, but outcomes.path is not set "
+                "(MLPLATFORM_OUTCOMES_PATH): where do the outcome files land?",
+                allow_retries=False,
+            )
+        from mlplatform.core.sources import read_source_day
+
+        return read_source_day(
+            self.outcomes_path,
+            contract.outcome_records(),
+            day,
+            span,
+            self.outcomes_file_format,
+            log=log,
+            allow_empty=True,
+        )

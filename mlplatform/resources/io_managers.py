@@ -166,7 +166,8 @@ class _PartitionedFileIOManager(dg.UPathIOManager):
 class ParquetFrameIOManager(_PartitionedFileIOManager):
     """DataFrames as Parquet. Inputs mapped to several partitions (a trailing window) load as one
     DataFrame; with `allow_missing_partitions` in the input's metadata, absent days are skipped and
-    logged instead of failing the step."""
+    logged instead of failing the step; with `allow_no_partitions` too, none at all is an empty
+    DataFrame."""
 
     extension = ".parquet"
 
@@ -210,6 +211,13 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
         loaded = super().load_partitions(context)
         if isinstance(loaded, pd.DataFrame):
             return loaded
+        if not loaded and context.definition_metadata.get("allow_no_partitions"):
+            # Outcomes still to come, say: none yet is a state, not an error.
+            context.log.info(
+                f"None of the partitions {context.asset_partition_keys} of "
+                f"{context.asset_key.to_user_string()} are materialized yet"
+            )
+            return pd.DataFrame()
         if not loaded:
             raise dg.Failure(
                 f"none of the partitions {context.asset_partition_keys} of "

@@ -428,14 +428,7 @@ class MlflowResource(dg.ConfigurableResource):
 
     def current_champion(self, model_name: str) -> ModelVersion | None:
         """The model version holding `champion`, or None when there is none (or no model yet)."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client.get_model_version_by_alias(model_name, CHAMPION)
-        except MlflowException as error:
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
+        return self.version_by_alias(model_name, CHAMPION)
 
     def register_version(
         self, model_uri: str, model_name: str, tags: dict[str, str]
@@ -456,6 +449,50 @@ class MlflowResource(dg.ConfigurableResource):
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(model_name, alias, version)
+
+    def move_champion(
+        self, model_name: str, version: str, reason: str, evidence: dict[str, Any] | None = None
+    ) -> str | None:
+        """Give `champion` to `version`, recording on it why, on what evidence, and which version
+        held the alias before (the one a rollback returns to). Registration, a promotion on live
+        outcomes and a rollback all move the alias here, so every move says why in the registry.
+        The version that held `champion` before (None: none did)."""
+        import json
+        import time
+
+        current = self.current_champion(model_name)
+        previous = None if current is None else str(current.version)
+        if previous == str(version):
+            return previous
+        self.client.set_registered_model_alias(model_name, CHAMPION, str(version))
+        self.tag_version(
+            model_name,
+            str(version),
+            {
+                "champion_reason": reason[:4000],
+                "champion_evidence": json.dumps(evidence or {}, default=str, sort_keys=True)[:4000],
+                "champion_since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "previous_champion": previous or "",
+            },
+        )
+        return previous
+
+    def predecessor_of(self, model_name: str, version: str) -> str | None:
+        """The version that held `champion` before `version` took it (None: none did, or
+        `version` never held it)."""
+        tags = self.client.get_model_version(model_name, str(version)).tags
+        return tags.get("previous_champion") or None
+
+    def version_by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        """The version holding `alias`, or None when no version does."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(model_name, alias)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
 
     def tag_version(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():

@@ -123,18 +123,19 @@ def stage_asset(
     )
 
 
-def stage_output(kinds: set[str], description: str) -> dg.AssetOut:
-    """One asset of a stage that produces several (`stage_multi_asset`)."""
+def stage_output(kinds: set[str], description: str, *, automated: bool = True) -> dg.AssetOut:
+    """One asset of a stage that produces several (`stage_multi_asset`); `automated` as for
+    `stage_asset`."""
     return dg.AssetOut(
         kinds=kinds,
         owners=[OWNER],
-        automation_condition=AFTER_UPSTREAM_GATES,
+        automation_condition=AFTER_UPSTREAM_GATES if automated else None,
         description=description,
     )
 
 
 def stage_multi_asset(
-    stage: Stage, *, name: str, outs: dict[str, dg.AssetOut]
+    stage: Stage, *, name: str, outs: dict[str, dg.AssetOut], **asset_arguments: Any
 ) -> Callable[..., dg.AssetsDefinition]:
     """`@dg.multi_asset` for a stage whose one step produces several assets."""
     return dg.multi_asset(
@@ -143,6 +144,7 @@ def stage_multi_asset(
         group_name=stage,
         outs=outs,
         **_step_arguments(stage),
+        **asset_arguments,
     )
 
 

@@ -40,3 +40,7 @@ def bootstrap_resamples() -> int:
 
 def threshold_metric() -> str:
     return packaged_settings().training.threshold_metric
+
+
+def calibration() -> str:
+    return packaged_settings().training.calibration

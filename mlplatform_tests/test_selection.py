@@ -9,7 +9,12 @@ import pytest
 
 from mlplatform.core.selection import expanding_folds, search_sample, select_model
 from mlplatform.core.train import train_model
-from mlplatform_tests.packaged import bootstrap_resamples, search_plan, threshold_metric
+from mlplatform_tests.packaged import (
+    bootstrap_resamples,
+    calibration,
+    search_plan,
+    threshold_metric,
+)
 
 
 def test_expanding_folds_never_train_on_later_rows():
@@ -85,8 +90,9 @@ def test_same_data_and_seed_give_the_same_winner_parameters_and_metrics(card_con
 
     def train():
         return train_model(
-            features, categorical, numeric, plan, threshold_metric(), bootstrap_resamples()
-        )
+            features, categorical, numeric, plan, threshold_metric(), bootstrap_resamples(),
+            calibration(),
+        )  # fmt: skip
 
     first, second = train(), train()
     assert first.family == second.family

@@ -10,7 +10,12 @@ from mlplatform.core.features import build_features, model_columns
 from mlplatform.core.generator import GeneratorParams, generate_transactions
 from mlplatform.core.train import train_model
 from mlplatform.core.validate import validate
-from mlplatform_tests.packaged import bootstrap_resamples, search_plan, threshold_metric
+from mlplatform_tests.packaged import (
+    bootstrap_resamples,
+    calibration,
+    search_plan,
+    threshold_metric,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +31,7 @@ def test_default_generator_trains_a_good_model(week_of_features, card_contract):
     categorical, numeric = model_columns(week_of_features, card_contract)
     result = train_model(
         week_of_features, categorical, numeric, search_plan(), threshold_metric(),
-        bootstrap_resamples(),
+        bootstrap_resamples(), calibration(),
     )  # fmt: skip
     assert result.test_metrics["roc_auc"] >= 0.90
     assert result.test_metrics["accuracy"] >= 0.85
@@ -50,8 +55,9 @@ def test_a_small_window_of_generated_data_trains_a_good_model_with_the_soft_vote
     plan = search_plan()
     assert (features["split"] == "train").sum() <= plan.soft_vote_max_training_rows
     result = train_model(
-        features, categorical, numeric, plan, threshold_metric(), bootstrap_resamples()
-    )
+        features, categorical, numeric, plan, threshold_metric(), bootstrap_resamples(),
+        calibration(),
+    )  # fmt: skip
     assert "soft_vote" in result.selection.candidates
     assert result.families == result.selection.winner.families
     assert result.test_metrics["roc_auc"] >= 0.90
@@ -77,7 +83,7 @@ def test_a_split_with_one_class_is_refused(week_of_features, card_contract):
     with pytest.raises(ValueError, match="test split .* only one class"):
         train_model(
             no_positives_in_test, categorical, numeric, search_plan(trials_per_family=1),
-            threshold_metric(), bootstrap_resamples(),
+            threshold_metric(), bootstrap_resamples(), calibration(),
         )  # fmt: skip
 
 

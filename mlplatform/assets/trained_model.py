@@ -1,5 +1,6 @@
 """Training: the best of the candidate model families, chosen by time-ordered folds inside the
-training split, refit, thresholded on validation, evaluated once on test, tracked in MLflow."""
+training split, refit, calibrated and thresholded on validation, evaluated once on test (its
+calibration too), tracked in MLflow."""
 
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,8 @@ TrainedModelConfig = launchpad_config(
     SETTINGS.training,
     fields=(
         "selection_metric", "folds", "trials_per_family", "time_budget_seconds",
-        "max_search_negatives", "threshold_metric", "random_state", "bootstrap_resamples",
+        "max_search_negatives", "calibration", "threshold_metric", "random_state",
+        "bootstrap_resamples",
     ),
 )  # fmt: skip
 
@@ -141,7 +143,8 @@ def evaluation_metadata(evaluation: "Evaluation") -> dict[str, dg.MetadataValue]
     description=(
         "The best of the candidate model families (logistic regression, HistGradientBoosting, "
         "LightGBM) or their soft vote, chosen by expanding-window folds over the training split, "
-        "refit on it; threshold chosen on validation; test metrics with 95% intervals; compared "
+        "refit on it; calibrated, then thresholded, on validation; test metrics, calibration "
+        "error and Brier score with 95% intervals; compared "
         "with the champion on the same test rows; one MLflow run with the model and every "
         "candidate."
     ),
@@ -155,6 +158,7 @@ def trained_model(
 ) -> dg.Output[dict[str, Any]]:
     from mlflow.models import infer_signature
 
+    from mlplatform.core.calibration import calibration_report, ece_and_brier
     from mlplatform.core.days import days_present
     from mlplatform.core.evaluation_plots import evaluate_model
     from mlplatform.core.features import LABEL_COLUMN, model_columns
@@ -165,14 +169,28 @@ def trained_model(
 
     contract = dataset_contract.load()
     settings = SETTINGS.training.model_copy(update=config.model_dump())
-    rule = dataset_contract.gates().trained_model.not_worse_than_champion
+    gates = dataset_contract.gates().trained_model
+    rule = gates.not_worse_than_champion
     categorical, numeric = model_columns(features, contract)
     run_name = f"trained_model {context.partition_key}"
     with carried_out(context, "training"), mlflow.run(name=run_name) as run_id:
         result = train_model(
             features, categorical, numeric, settings.search_plan(), settings.threshold_metric,
-            settings.bootstrap_resamples, log=context.log.info,
+            settings.bootstrap_resamples, settings.calibration, log=context.log.info,
         )  # fmt: skip
+        # The test split's calibration, in the bins its gate judges.
+        bins = gates.calibrated.bins
+        calibration = calibration_report(
+            result.test_labels, result.test_scores, bins=bins, seed=settings.random_state,
+            resamples=settings.bootstrap_resamples,
+        )  # fmt: skip
+        before = ece_and_brier(result.test_labels, result.uncalibrated_test_scores, bins)
+        calibration_scores = {
+            "ece": calibration.ece.value, "ece_low": calibration.ece.low,
+            "ece_high": calibration.ece.high, "brier": calibration.brier.value,
+            "brier_low": calibration.brier.low, "brier_high": calibration.brier.high,
+            "ece_uncalibrated": before[0], "brier_uncalibrated": before[1],
+        }  # fmt: skip
         comparison = mlflow.compare_with_champion(
             mlflow.model_name_for(contract.name), features, result.test_scores, result.threshold,
             rule.metric, seed=settings.random_state, resamples=settings.bootstrap_resamples,
@@ -194,6 +212,7 @@ def trained_model(
                 "model_family": result.family,
                 **{f"{result.family}.{k}": v for k, v in result.params.items()},
                 "decision_threshold": result.threshold,
+                "calibration_bins": bins,
                 "feature_window_days": SETTINGS.features.window_days,
                 **{f"rows_{split}": size for split, size in result.split_sizes.items()},
             }
@@ -221,6 +240,7 @@ def trained_model(
         mlflow.log_table(
             [asdict(row) for row in evaluation.importance], "evaluation/permutation_importance.json"
         )
+        mlflow.log_table(calibration.table(), "evaluation/calibration_bins.json")
         example = features.loc[features["split"] == "train", result.input_columns].head(5)
         model_info = mlflow.log_sklearn_model(
             result.model,
@@ -228,7 +248,11 @@ def trained_model(
             signature=infer_signature(example, result.model.predict(example)),
             input_example=example,
             pip_requirements=pip_requirements(*result.families),
-            metadata={"decision_threshold": result.threshold, "model_family": result.family},
+            metadata={
+                "decision_threshold": result.threshold,
+                "model_family": result.family,
+                "calibration": result.calibration,
+            },
             serialization_format="skops",
             skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
         )
@@ -236,6 +260,7 @@ def trained_model(
         mlflow.log_metrics(
             {
                 **{f"test_{k}": v for k, v in test.items()},
+                **{f"test_{k}": v for k, v in calibration_scores.items()},
                 **{f"validation_{k}": v for k, v in result.validation_metrics.items()},
                 **{f"selection_{row['family']}": row["score"] for row in candidates},
             },
@@ -249,6 +274,8 @@ def trained_model(
         "model_family": result.family,
         "params": result.params,
         "decision_threshold": result.threshold,
+        "calibration_method": result.calibration,
+        "calibration": calibration.to_dict(),
         "input_columns": result.input_columns,
         "test_metrics": result.test_metrics,
         "test_intervals": {k: v.to_dict() for k, v in result.test_intervals.items()},
@@ -281,6 +308,8 @@ def trained_model(
                 }
             ),
             "decision_threshold": dg.MetadataValue.float(result.threshold),
+            "calibration": result.calibration,
+            **metric_metadata("test_", calibration_scores),
             **metric_metadata(
                 "test_", {k: v for k, v in test.items() if k not in ("positives", "rows")}
             ),

@@ -53,11 +53,19 @@ def gate_checks(
 
 def _metadata_value(value: Any, key: str = "") -> Any:
     """Numbers stay numbers (the UI plots them over partitions); a `<measure>_by_<thing>` mapping
-    of numbers (`psi_by_feature`) is a table a person can sort, not a JSON blob."""
+    of numbers (`psi_by_feature`) and a list of flat records with the same keys (calibration
+    `bins`) are tables a person can sort, not JSON blobs."""
     if value is None:
         return dg.MetadataValue.text("n/a")
     if isinstance(value, bool | int | float | str):
         return value
+    if _is_records(value):
+        return dg.MetadataValue.table(
+            records=[dg.TableRecord(record) for record in value],
+            schema=dg.TableSchema(
+                columns=[dg.TableColumn(name, _column_type(value[0][name])) for name in value[0]]
+            ),
+        )
     measure, by, thing = key.partition("_by_")
     if by and isinstance(value, dict) and all(_is_number(v) for v in value.values()):
         return dg.MetadataValue.table(
@@ -70,6 +78,21 @@ def _metadata_value(value: Any, key: str = "") -> Any:
             ),
         )
     return dg.MetadataValue.json(value)
+
+
+def _is_records(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(r, dict) and list(r) == list(value[0]) for r in value)
+        and all(isinstance(v, bool | int | float | str) for r in value for v in r.values())
+    )
+
+
+def _column_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return "int" if isinstance(value, int) else "float" if isinstance(value, float) else "string"
 
 
 def _is_number(value: Any) -> bool:

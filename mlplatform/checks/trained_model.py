@@ -5,18 +5,24 @@ import dagster as dg
 
 from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.core import quality
+from mlplatform.core.calibration import CalibrationReport
 from mlplatform.core.uncertainty import Interval
 from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
 
 
 def judged_model_gates(record: dict[str, Any], gates: Any) -> dict[str, quality.GateOutcome]:
-    """The trained-model gates on what training measured: the test intervals, and the paired
-    difference with the champion on the same test rows (None without a champion)."""
+    """The trained-model gates on what training measured: the test intervals, the paired
+    difference with the champion on the same test rows (None without a champion), and the test
+    split's calibration bins (None for a model trained before they were measured)."""
     intervals = {name: Interval(**values) for name, values in record["test_intervals"].items()}
     difference = record["champion_comparison"].get("difference")
+    calibration = record.get("calibration")
     outcomes = quality.trained_model_gates(
-        intervals, None if difference is None else Interval(**difference), gates
+        intervals,
+        None if difference is None else Interval(**difference),
+        gates,
+        None if calibration is None else CalibrationReport.from_dict(calibration),
     )
     outcomes["not_worse_than_champion"].details["basis"] = record["champion_comparison"]["basis"]
     return outcomes
@@ -32,6 +38,10 @@ def judged_model_gates(record: dict[str, Any], gates: Any) -> dict[str, quality.
         "not_worse_than_champion": (
             "Non-inferiority: not worse than the champion by the margin, with 95% confidence, "
             "on the same test rows."
+        ),
+        "calibrated": (
+            "Probabilities that mean what they say: each quantile bin of test scores predicts a "
+            "rate inside its observed rate's 95% interval."
         ),
     },
 )

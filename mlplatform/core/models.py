@@ -37,6 +37,10 @@ SKOPS_TRUSTED_TYPES = (
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "numpy.dtype",
+    # The calibrated model (`calibration.calibrate`): CalibratedClassifierCV's one fitted
+    # (frozen model, calibrator) pair, and the sigmoid's calibrator (isotonic's is public).
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     # The soft vote's `named_estimators_`: a dict with attribute access.
     "sklearn.utils._bunch.Bunch",

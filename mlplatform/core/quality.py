@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,9 @@ import pandas as pd
 from mlplatform.core.contract import Contract
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, WAITING, positive_label_flags
 from mlplatform.core.uncertainty import Interval
+
+if TYPE_CHECKING:
+    from mlplatform.core.calibration import CalibrationReport
 
 
 @dataclass
@@ -575,10 +578,16 @@ FLOOR_METRICS = ("accuracy", "roc_auc", "pr_auc", "recall")
 
 
 def trained_model_gates(
-    test_intervals: dict[str, Interval], champion_difference: Interval | None, gates: Any
+    test_intervals: dict[str, Interval],
+    champion_difference: Interval | None,
+    gates: Any,
+    calibration: CalibrationReport | None,
 ) -> dict[str, GateOutcome]:
     """The metric floors on the test split's intervals, then non-inferiority against the champion
-    on the same rows (`champion_difference` None: there is no champion to compare with)."""
+    on the same rows (`champion_difference` None: there is no champion to compare with), then the
+    test split's calibration bins (None: not measured)."""
+    from mlplatform.core.calibration import calibration_gate
+
     outcomes = {
         name: metric_floor(
             name, test_intervals[name], getattr(gates, name).min, getattr(gates, name).min_positives
@@ -589,4 +598,5 @@ def trained_model_gates(
     outcomes["not_worse_than_champion"] = non_inferior(
         rule.metric, champion_difference, rule.margin, rule.min_positives
     )
+    outcomes["calibrated"] = calibration_gate(calibration, gates.calibrated.min_positives)
     return outcomes

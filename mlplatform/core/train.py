@@ -1,7 +1,8 @@
 """Training: the model chosen among the candidates (each family's best, and their soft vote) by
-time-ordered folds inside the training split (`selection`), refit on the whole training split, its
-decision threshold chosen on the validation split, then evaluated once on the untouched test split,
-every test metric with its 95% interval and the positives it rests on."""
+time-ordered folds inside the training split (`selection`), refit on the whole training split,
+calibrated on the validation split (`calibration`), its decision threshold chosen on the calibrated
+validation scores, then evaluated once on the untouched test split, every test metric with its 95%
+interval and the positives it rests on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlplatform.core.calibration import calibrate
 from mlplatform.core.evaluate import choose_threshold, classification_metrics
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN
 from mlplatform.core.models import build_model, fit_model, soft_vote, with_decision_threshold
@@ -22,19 +24,24 @@ from mlplatform.core.validate import DatasetError
 
 @dataclass
 class TrainingResult:
-    # The fitted pipeline inside a classifier that applies `threshold` itself (`predict`).
+    # The fitted pipeline, calibrated (unless `calibration` is none), inside a classifier that
+    # applies `threshold` itself (`predict`).
     model: Any
     # A family's name, or `soft_vote` (its members' params as `<family>.<name>`).
     family: str
     params: dict[str, Any]
     # The model families the model is made of (the soft vote's members, or `family`).
     families: list[str]
+    # sigmoid, isotonic or none: how the scores were calibrated on the validation split.
+    calibration: str
     threshold: float
     validation_metrics: dict[str, float]
     test_metrics: dict[str, float]
     test_intervals: dict[str, Interval]
     test_scores: np.ndarray
     test_labels: np.ndarray
+    # The refit model's test scores before calibration (`test_scores` with `calibration` none).
+    uncalibrated_test_scores: np.ndarray
     validation_scores: np.ndarray
     validation_labels: np.ndarray
     selection: Selection
@@ -92,10 +99,12 @@ def train_model(
     plan: SearchPlan,
     threshold_metric: str,
     bootstrap_resamples: int,
+    calibration: str,
     log: Callable[[str], None] = lambda message: None,
 ) -> TrainingResult:
-    """Select, refit, threshold and evaluate. `features` is in time order (as `build_features`
-    leaves it), so the training split's rows are too."""
+    """Select, refit, calibrate, threshold and evaluate. `features` is in time order (as
+    `build_features` leaves it), so the training split's rows are too. The threshold is chosen on
+    the calibrated validation scores: it is a probability the registered model applies."""
     columns = [*categorical, *numeric]
     sizes = features[SPLIT_COLUMN].value_counts().to_dict()
     _require_both_classes(features)
@@ -110,16 +119,19 @@ def train_model(
     del x_train, y_train
 
     x_validation, y_validation = split_xy(features, "validation", columns)
-    validation_scores = pipeline.predict_proba(x_validation)[:, 1]
+    calibrated = calibrate(pipeline, calibration, x_validation, y_validation)
+    validation_scores = calibrated.predict_proba(x_validation)[:, 1]
     threshold = choose_threshold(y_validation, validation_scores, metric=threshold_metric)
     validation_metrics = classification_metrics(y_validation, validation_scores, threshold)
-    model = with_decision_threshold(pipeline, threshold, x_validation, y_validation)
+    model = with_decision_threshold(calibrated, threshold, x_validation, y_validation)
     log(
-        f"decision threshold {threshold:.4g} ({threshold_metric} on {len(y_validation)} "
-        f"validation rows); scoring {int((features[SPLIT_COLUMN] == 'test').sum())} test rows"
+        f"calibration {calibration} and decision threshold {threshold:.4g} ({threshold_metric}) "
+        f"on {len(y_validation)} validation rows; scoring "
+        f"{int((features[SPLIT_COLUMN] == 'test').sum())} test rows"
     )
     x_test, y_test = split_xy(features, "test", columns)
-    test_scores = pipeline.predict_proba(x_test)[:, 1]
+    test_scores = calibrated.predict_proba(x_test)[:, 1]
+    uncalibrated = test_scores if calibrated is pipeline else pipeline.predict_proba(x_test)[:, 1]
     intervals = metric_intervals(
         y_test, test_scores, threshold, seed=plan.seed, resamples=bootstrap_resamples
     )
@@ -128,12 +140,14 @@ def train_model(
         family=winner.family,
         params=dict(winner.params),
         families=winner.families,
+        calibration=calibration,
         threshold=threshold,
         validation_metrics=validation_metrics,
         test_metrics=classification_metrics(y_test, test_scores, threshold),
         test_intervals=intervals,
         test_scores=test_scores,
         test_labels=y_test,
+        uncalibrated_test_scores=uncalibrated,
         validation_scores=validation_scores,
         validation_labels=y_validation,
         selection=selection,

@@ -31,6 +31,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         from mlplatform.config.dataset import open_dataset
         from mlplatform.config.gates import gates_for
         from mlplatform.core import quality
+        from mlplatform.core.calibration import calibration_report
         from mlplatform.core.contract import load_contract
         from mlplatform.core.features import build_features, model_columns
         from mlplatform.core.score import score_rows
@@ -38,6 +39,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         from mlplatform.core.validate import validate
         from mlplatform_tests.packaged import (
             bootstrap_resamples,
+            calibration,
             generated_day,
             search_plan,
             threshold_metric,
@@ -77,10 +79,15 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
     categorical, numeric = model_columns(table, contract)
     with timed("trained_model"):
         result = train_model(
-            table, categorical, numeric, search_plan(), threshold_metric(), bootstrap_resamples()
-        )
+            table, categorical, numeric, search_plan(), threshold_metric(), bootstrap_resamples(),
+            calibration(),
+        )  # fmt: skip
+        report = calibration_report(
+            result.test_labels, result.test_scores, bins=gates.trained_model.calibrated.bins,
+            seed=search_plan().seed, resamples=bootstrap_resamples(),
+        )  # fmt: skip
     with timed("trained_model_checks"):
-        gated(quality.trained_model_gates(result.test_intervals, None, gates.trained_model))
+        gated(quality.trained_model_gates(result.test_intervals, None, gates.trained_model, report))
     with timed("batch_scores"):
         day_rows = table[table[contract.event_time].dt.date == day]
         scores = score_rows(

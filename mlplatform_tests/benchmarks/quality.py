@@ -14,9 +14,13 @@ bootstrap) with 95% intervals and the test positives they rest on.
 
 It checks issue 14's criteria per dataset: the selected model's test ROC-AUC is at least the best
 single candidate's (the defaults and the tuned logistic regression) minus 0.01, and not below the
-tuned logistic regression's by more than that one's interval half-width. The results go to a JSON
-file and a Markdown table (named by date) and to stdout; the exit code is 0 when every criterion
-holds, 1 otherwise (the results are written either way).
+tuned logistic regression's by more than that one's interval half-width. It also reports the
+selected model's calibration on the test split (the packaged `calibration`, as the gate
+`trained_model:calibrated` judges it): ECE and Brier score with 95% intervals before and after
+calibration, and whether every quantile bin's mean predicted probability lies inside its observed
+rate's 95% interval, else the bins the gate names (a warning, not one of the criteria). The results
+go to a JSON file and a Markdown table (named by date) and to stdout; the exit code is 0 when every
+criterion holds, 1 otherwise (the results are written either way).
 """
 
 from __future__ import annotations
@@ -257,7 +261,36 @@ def judge(models: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def calibration_summary(result, gate, seed: int, resamples: int) -> dict[str, Any]:
+    """The selected model's test-split calibration as its gate judges it, with the scores before
+    calibration beside it."""
+    from mlplatform.core.calibration import calibration_gate, calibration_report, ece_and_brier
+    from mlplatform.core.evaluate import classification_metrics
+
+    labels = result.test_labels
+    report = calibration_report(
+        labels, result.test_scores, bins=gate.bins, seed=seed, resamples=resamples
+    )
+    outcome = calibration_gate(report, gate.min_positives)
+    ece, brier = ece_and_brier(labels, result.uncalibrated_test_scores, gate.bins)
+    roc_before = classification_metrics(labels, result.uncalibrated_test_scores, 0.5)["roc_auc"]
+    return {
+        "method": result.calibration,
+        "ece": _interval(report.ece),
+        "brier": _interval(report.brier),
+        "ece_uncalibrated": ece,
+        "brier_uncalibrated": brier,
+        "roc_auc_uncalibrated": roc_before,
+        "bins": report.table(),
+        "bins_off": report.bins_off,
+        "gate_passed": outcome.passed,
+        "gate_inconclusive": outcome.inconclusive,
+        "gate_summary": outcome.summary,
+    }
+
+
 def run_dataset(dataset: Dataset, training, log=print) -> dict[str, Any]:
+    from mlplatform.config.gates import load_quality_gates
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, build_features, model_columns
     from mlplatform.core.train import split_xy, train_model
     from mlplatform.core.uncertainty import paired_difference
@@ -294,12 +327,17 @@ def run_dataset(dataset: Dataset, training, log=print) -> dict[str, Any]:
     _, y_test = split_xy(features, "test", [])
     models: dict[str, dict[str, Any]] = {}
     scores: dict[str, np.ndarray] = {}
+    calibration: dict[str, dict[str, Any]] = {}
+    gate = load_quality_gates(environ={}).trained_model.calibrated
 
     def trained(name: str, search_plan) -> None:
         began = time.perf_counter()
         result = train_model(
-            features, categorical, numeric, search_plan, training.threshold_metric, resamples
-        )
+            features, categorical, numeric, search_plan, training.threshold_metric, resamples,
+            training.calibration,
+        )  # fmt: skip
+        if name == "selected":
+            calibration["selected"] = calibration_summary(result, gate, seed, resamples)
         models[name] = _scored(
             result.family,
             result.params,
@@ -353,6 +391,7 @@ def run_dataset(dataset: Dataset, training, log=print) -> dict[str, Any]:
         "columns": {"categorical": categorical, "numeric": numeric},
         "models": models,
         "paired_roc_auc_difference_selected_minus": paired,
+        "calibration": calibration["selected"],
         "criteria": criteria,
         "passed": criteria["within_tolerance_of_best"] and criteria["not_below_tuned_lr_interval"],
         "seconds": time.perf_counter() - started,
@@ -456,6 +495,39 @@ def render(result: dict[str, Any]) -> str:
             f"| {diff('tuned_logistic_regression', c['selected_minus_tuned_lr'])} "
             f"| {'yes' if c['not_below_tuned_lr_interval'] else '**no**'} "
             f"| {describe_selected(selected)} |"
+        )
+    lines += [
+        "",
+        "Calibration of the selected model on the test split (`trained_model:calibrated`): ECE "
+        "over quantile bins and Brier score with 95% bootstrap intervals, before and after "
+        "calibration; ROC-AUC before -> after; a bin holds when its mean predicted probability "
+        "lies inside its observed rate's 95% Wilson interval.",
+        "",
+        "| dataset | method | test positives | ECE before | ECE after [95%] | Brier before "
+        "| Brier after [95%] | ROC-AUC before -> after | bins holding | gate |",
+        "| --- | --- | ---: | ---: | --- | ---: | --- | --- | :---: | --- |",
+    ]
+    for entry in result["datasets"]:
+        c = entry["calibration"]
+        ece, brier = c["ece"], c["brier"]
+        bins = len(c["bins"])
+        off = c["bins_off"]
+        auc_after = entry["models"]["selected"]["roc_auc"]["value"]
+        verdict = (
+            "cannot judge"
+            if c["gate_inconclusive"]
+            else "passes"
+            if c["gate_passed"]
+            else "**warns**: bins " + ", ".join(str(b) for b in off)
+        )
+        lines.append(
+            f"| {entry['dataset']} | {c['method']} | {entry['test_positives']} "
+            f"| {c['ece_uncalibrated']:.4f} "
+            f"| {ece['value']:.4f} [{ece['low']:.4f}, {ece['high']:.4f}] "
+            f"| {c['brier_uncalibrated']:.4f} "
+            f"| {brier['value']:.4f} [{brier['low']:.4f}, {brier['high']:.4f}] "
+            f"| {c['roc_auc_uncalibrated']:.4f} -> {auc_after:.4f} "
+            f"| {bins - len(off)} of {bins} | {verdict} |"
         )
     failed = [e["dataset"] for e in result["datasets"] if not e["passed"]]
     lines += [

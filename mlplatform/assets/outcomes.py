@@ -5,6 +5,7 @@ quarantine with the reason; every record is counted: in = joined + quarantined."
 from collections.abc import Iterator
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from mlplatform.assets.common import partition_day, preview
@@ -59,34 +60,46 @@ MAX_DELAY_DAYS = CONTRACT.outcomes.max_delay_days if CONTRACT.outcomes else 0
 def outcomes(
     context: dg.AssetExecutionContext,
     validated_transactions: pd.DataFrame,
-    earlier_outcomes: pd.DataFrame,
+    # None on the first partition: it has no earlier day to map to (the IO manager is not asked).
+    earlier_outcomes: pd.DataFrame | None,
     data_source: DataSource,
 ) -> Iterator[dg.Output]:
     from mlplatform.core import outcomes as core
+    from mlplatform.core.sources import SOURCE_FILE_COLUMN, SOURCE_RECORD_COLUMN
     from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN
 
     contract = CONTRACT
     timezone = SETTINGS.partitions.timezone
-    with carried_out(context, "ingestion", source=data_source.describe()):
+    known_at = contract.outcomes.known_at
+    with carried_out(context, "ingestion", source=data_source.describe_outcomes()):
         records = data_source.read_outcomes(
             partition_day(context), contract, current_partition_span(), log=context.log.info
         )
         # Records of the outcome files that fall in no partition ride with the first day, to be
         # quarantined with the reason the reader gave.
         outside = (
-            records[OUTSIDE_PARTITIONS_COLUMN].notna()
+            records[OUTSIDE_PARTITIONS_COLUMN].notna().to_numpy()
             if OUTSIDE_PARTITIONS_COLUMN in records.columns
-            else pd.Series(False, index=records.index)
+            else np.zeros(len(records), dtype=bool)
         )
         carried = records[outside]
         records = records[~outside].drop(columns=[OUTSIDE_PARTITIONS_COLUMN], errors="ignore")
+        if SOURCE_RECORD_COLUMN in records.columns:
+            # A reason that points at another record (a duplicate's first) names its file and
+            # number there; each record's own ride along as columns.
+            records.index = pd.Index(
+                records[SOURCE_RECORD_COLUMN].astype(str) + " of " + records[SOURCE_FILE_COLUMN],
+                dtype=object,
+            )
         events = (
             core.events_index(validated_transactions, contract.id, contract.event_time)
             if len(validated_transactions)
             else pd.Series(dtype="datetime64[ns, UTC]")
         )
         known = (
-            core.known_outcomes(earlier_outcomes, contract.id) if len(earlier_outcomes) else None
+            core.known_outcomes(earlier_outcomes, contract.id)
+            if earlier_outcomes is not None and len(earlier_outcomes)
+            else None
         )
         try:
             result = core.reconcile_outcomes(
@@ -98,11 +111,14 @@ def outcomes(
                 f"{error}",
                 allow_retries=False,
             ) from None
-        quarantined = core.with_carried(result.quarantined, carried, OUTSIDE_PARTITIONS_COLUMN)
+        quarantined = core.with_carried(
+            result.quarantined, carried, OUTSIDE_PARTITIONS_COLUMN, known_at
+        )
     summary = result.summary
-    reasons = dict(summary.reason_counts)
-    if len(carried):
-        reasons["outside every partition"] = len(carried)
+    reasons = {
+        **summary.reason_counts,
+        **core.carried_reason_counts(carried, OUTSIDE_PARTITIONS_COLUMN, known_at),
+    }
     records_in = summary.records_in + len(carried)
     context.log.info(
         f"{records_in} outcome record(s): {summary.joined} joined, {len(quarantined)} quarantined "

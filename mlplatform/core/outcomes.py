@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlplatform.core.validate import OUTSIDE_PARTITIONS_REASON
+
 if TYPE_CHECKING:
     from mlplatform.core.contract import Contract
 
@@ -166,8 +168,9 @@ def reconcile_outcomes(
     int8), `known_at` and `event_time` (UTC) and `event_day` (YYYY-MM-DD), in the records' order.
     Quarantined: the records' columns as text (missing values stay missing) and
     `quarantine_reason`, under the records' own index (a reason that points at another record
-    names it by that index: keep the position in the file there). Raises OutcomeColumnsError if
-    a column of the spec is missing (a file with no records and no columns at all is fine)."""
+    names it by that index: keep the position in the file there, or give text such as "3 of
+    /landing/a.csv"). Raises OutcomeColumnsError if a column of the spec is missing (a file with
+    no records and no columns at all is fine)."""
     day = dt.date.fromisoformat(arrival_day) if isinstance(arrival_day, str) else arrival_day
     missing = [column for column in spec.columns if column not in records.columns]
     if missing and not (len(records) == 0 and len(records.columns) == 0):
@@ -179,7 +182,11 @@ def reconcile_outcomes(
         records = pd.DataFrame({column: pd.Series(dtype=object) for column in spec.columns})
     id_name, outcome_name, known_name = spec.columns
     work = records[list(spec.columns)].reset_index(drop=True)
-    labels = pd.Series(records.index.astype(str), dtype=object)  # how a reason names a record
+    # How a reason names a record: by its index in this file, or by the caller's text labels
+    # ("3 of /landing/a.csv": the day's records may come from several files).
+    labels = pd.Series(records.index.astype(str), dtype=object)
+    if pd.api.types.infer_dtype(records.index, skipna=True) != "string":
+        labels = labels + " of this file"
     state = _Quarantine(len(work))
 
     # The record on its own: id, outcome, known_at.
@@ -315,7 +322,7 @@ def reconcile_outcomes(
             + outcome_shown[m]
             + " again (first in record "
             + ids[m].map(first_label)
-            + " of this file)"
+            + ")"
         ),
     )
 
@@ -532,15 +539,38 @@ def spec_of(contract: Contract) -> OutcomeSpec:
 
 
 def with_carried(
-    quarantined: pd.DataFrame, carried: pd.DataFrame, reason_column: str
+    quarantined: pd.DataFrame, carried: pd.DataFrame, reason_column: str, known_at_column: str
 ) -> pd.DataFrame:
     """The quarantined records and, after them, records the file reader carried because they fall
-    in no partition (`reason_column` says why), in the same shape: text and the reason."""
+    in no partition (`reason_column` says why), in the same shape: text and the reason, worded as
+    validation words it for events ("known_at: outside every partition: in the future (after
+    2026-12-08) (got '2099-06-01 00:00:00+00:00')")."""
     if carried.empty:
         return quarantined
     extra = _as_text_frame(carried.drop(columns=[reason_column]))
-    extra[REASON_COLUMN] = carried[reason_column].astype(str).to_numpy()
+    got = _text_series(carried[known_at_column]).map(repr, na_action="ignore").fillna("nothing")
+    extra[REASON_COLUMN] = (
+        _carried_kinds(carried, reason_column, known_at_column).to_numpy()
+        + " (got "
+        + got.to_numpy(dtype=object)
+        + ")"
+    )
     return pd.concat([quarantined, extra], ignore_index=True)
+
+
+def carried_reason_counts(
+    carried: pd.DataFrame, reason_column: str, known_at_column: str
+) -> dict[str, int]:
+    """How many carried records (see `with_carried`) fall in no partition, by reason."""
+    if carried.empty:
+        return {}
+    counts = _carried_kinds(carried, reason_column, known_at_column).value_counts()
+    return {str(kind): int(count) for kind, count in counts.items()}
+
+
+def _carried_kinds(carried: pd.DataFrame, reason_column: str, known_at_column: str) -> pd.Series:
+    prefix = f"{known_at_column}: {OUTSIDE_PARTITIONS_REASON}: "
+    return prefix + carried[reason_column].astype(str).reset_index(drop=True)
 
 
 def day_outcomes(outcomes: pd.DataFrame, day: str) -> pd.DataFrame:

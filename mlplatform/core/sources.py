@@ -26,6 +26,10 @@ from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN, DatasetError
 
 SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 UTF8_BOM = b"\xef\xbb\xbf"
+# Where a row came from, when asked (`read_source_day(..., with_origin=True)`): its file, and its
+# record number in that file (1 for the first record after the header).
+SOURCE_FILE_COLUMN = "source_file"
+SOURCE_RECORD_COLUMN = "source_record"
 
 
 class SourceError(Exception):
@@ -284,7 +288,7 @@ def read_file(file: str, contract: Contract, file_format: str = "auto") -> pd.Da
             # pandas stores a frame's index in the file: a named one is a column of the data, an
             # unnamed one only row labels (possibly repeated, which would break row alignment).
             frame = frame.reset_index(drop=all(name is None for name in frame.index.names))
-    missing = [name for name in contract.columns if name not in frame.columns]
+    missing = [name for name in contract.event_columns if name not in frame.columns]
     if missing:
         raise DatasetError(
             f"{file}: columns required by contract {contract.source} are missing: {missing}"
@@ -383,11 +387,13 @@ def read_source_day(
     file_format: str = "auto",
     log: Callable[[str], None] = lambda message: None,
     allow_empty: bool = False,
+    with_origin: bool = False,
 ) -> pd.DataFrame:
     """The rows of all files under `path` whose event time falls on `day` (`log` hears, per
     file, how many rows it held and how many are the day's: a long read says where it is).
     `allow_empty`: a day with no rows is an empty frame (outcomes: a day on which none became
-    known), not an error.
+    known), not an error. `with_origin`: each row also names its file and its record number in
+    it (SOURCE_FILE_COLUMN, SOURCE_RECORD_COLUMN), for reasons that point at a record.
 
     Rows of a file that fall in no partition come along with the day `Placement.carrier_day`
     names, marked with their reason in OUTSIDE_PARTITIONS_COLUMN: validation quarantines them
@@ -398,6 +404,10 @@ def read_source_day(
     of_day, carried = [], []
     for file in files:
         frame = read_file(file, contract, file_format)
+        if with_origin:
+            frame = frame.assign(
+                **{SOURCE_FILE_COLUMN: file, SOURCE_RECORD_COLUMN: np.arange(1, len(frame) + 1)}
+            )
         placement = place_rows(frame[contract.event_time], span)
         of_day.append(frame.loc[(placement.day == day).to_numpy() & placement.in_partition])
         outside = placement.outside
@@ -415,7 +425,10 @@ def read_source_day(
             )
     parts = [part for part in [*of_day, *carried] if len(part)]
     if not parts and allow_empty:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in contract.columns})
+        origin = (SOURCE_FILE_COLUMN, SOURCE_RECORD_COLUMN) if with_origin else ()
+        return pd.DataFrame(
+            {name: pd.Series(dtype=object) for name in [*contract.event_columns, *origin]}
+        )
     if not parts:
         raise DatasetError(
             f"{path}: no rows for {day} in {len(files)} file(s) (header only, or every row on "
@@ -438,7 +451,7 @@ def combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
         parts = [
             part.assign(
                 **{
-                    name: part[name].astype(object).map(str, na_action="ignore")
+                    name: part[name].astype(object).map(_written, na_action="ignore")
                     for name in mixed
                     if name in part.columns
                 }
@@ -446,6 +459,15 @@ def combined(parts: list[pd.DataFrame]) -> pd.DataFrame:
             for part in parts
         ]
     return pd.concat(parts, ignore_index=True)
+
+
+def _written(value: object) -> str:
+    """A typed value as a CSV would hold it: a whole float without its ".0" (Parquet stores a
+    column of integers with a gap as floats: 1.0 was a 1, and beside a CSV's "1" it must read
+    the same)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def rows_of_day(raw: pd.DataFrame) -> pd.DataFrame:

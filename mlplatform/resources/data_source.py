@@ -87,7 +87,7 @@ class DataSource(dg.ConfigurableResource):
         """The outcome records that became known on `day`: the generator's own (for its
         events), or every record of the outcome files whose `known_at` falls on the day; from
         files, also the records that fall in no partition (carried by the first file day, marked
-        with their reason, see read_source_day)."""
+        with their reason, see read_source_day), each naming its file and record number."""
         if self.kind == "generator":
             from mlplatform.core.generator import GeneratorParams, generate_outcomes
 
@@ -109,4 +109,5 @@ class DataSource(dg.ConfigurableResource):
             self.outcomes_file_format,
             log=log,
             allow_empty=True,
+            with_origin=True,
         )

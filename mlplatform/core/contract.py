@@ -63,6 +63,11 @@ class OutcomesContract(BaseModel):
     # An outcome is looked for among the events of this many days before it became known; one
     # later than that is quarantined (its event is no longer among those scored and monitored).
     max_delay_days: int = Field(ge=1, le=366)
+    # Where training labels come from. `events`: the events carry the target (their outcomes
+    # only serve monitoring). `outcomes`: each event's label is its outcome, once known: a model
+    # of a day learns only from the outcomes known by that day's end, the other rows wait; the
+    # events need not carry the target (if they do, it is ignored).
+    labels: Literal["events", "outcomes"] = "events"
 
 
 class Contract(BaseModel):
@@ -101,6 +106,11 @@ class Contract(BaseModel):
                     "outcomes: the id, outcome and known_at columns of an outcome record must be "
                     f"three columns, got id '{self.id}', outcome '{self.outcome_column}', "
                     f"known_at '{self.outcomes.known_at}'"
+                )
+            if self.outcomes.labels == "outcomes" and self.label_delay_days:
+                raise ValueError(
+                    "label_delay_days applies to labels the events carry; with outcomes.labels: "
+                    "outcomes, each outcome's known_at says when its label became known"
                 )
         for role, column in self.roles.items():
             if column not in self.columns:
@@ -152,6 +162,20 @@ class Contract(BaseModel):
                 )
         elif spec.type == "datetime":
             raise ValueError(f"target: column '{self.target}' is a datetime, not a label")
+
+    @property
+    def labels_from_outcomes(self) -> bool:
+        """Whether training labels are the outcomes (`outcomes.labels: outcomes`), not the
+        events' target."""
+        return self.outcomes is not None and self.outcomes.labels == "outcomes"
+
+    @property
+    def event_columns(self) -> dict[str, ColumnSpec]:
+        """The columns the events carry: every column, but the target when the labels come from
+        outcomes (they arrive as outcome records of their own)."""
+        if not self.labels_from_outcomes:
+            return self.columns
+        return {name: spec for name, spec in self.columns.items() if name != self.target}
 
     @property
     def outcome_column(self) -> str:

@@ -98,7 +98,8 @@ def test_step_needs_name_resources_pool_and_compute():
     needs = {n.asset: n for n in step_needs(defs)}
     assert set(needs) == {
         "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
-        "trained_model", "registered_model_version", "batch_scores",
+        "trained_model", "registered_model_version", "batch_scores", "shadow_scores",
+        "outcomes", "quarantined_outcomes", "model_performance",
     }  # fmt: skip
     training = needs["trained_model"]
     assert training.pool == "training"

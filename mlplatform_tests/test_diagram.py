@@ -9,11 +9,16 @@ from mlplatform.definitions import defs
 from mlplatform.reporting.diagram import describe_graph, render
 from mlplatform_tests.servers import require_executable
 
-ASSETS = (
+# The day's run, and after deployment the loop back from outcomes to realized performance.
+TRAINING_RUN = (
     "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
-    "trained_model", "registered_model_version", "batch_scores",
+    "trained_model", "registered_model_version", "batch_scores", "shadow_scores", "outcomes",
+    "quarantined_outcomes",
 )  # fmt: skip
-GROUPS = ("ingestion", "validation", "features", "training", "registration", "deployment")
+ASSETS = (*TRAINING_RUN, "model_performance")
+GROUPS = (
+    "ingestion", "validation", "features", "training", "registration", "deployment", "monitoring",
+)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -26,13 +31,16 @@ def test_describe_graph_matches_the_definitions():
     assert described["assets"][0]["name"] == "raw_transactions"  # in dependency order
     assert {a["name"] for a in described["assets"]} == set(ASSETS)
     checks = {f"{c['asset']}:{c['name']}": c for c in described["checks"]}
-    assert len(checks) == len(defs.resolve_asset_graph().asset_check_keys) == 19
+    assert len(checks) == len(defs.resolve_asset_graph().asset_check_keys)
+    assert {"model_performance:realized_vs_backtest", "features:drift"} <= set(checks)
     assert checks["trained_model:accuracy"]["blocking"] is True
     assert checks["features:drift"]["blocking"] is False
     upstream = {a["name"]: a["upstream"] for a in described["assets"]}
     assert upstream["registered_model_version"] == ["features", "trained_model"]
     jobs = {j["name"]: j["assets"] for j in described["jobs"]}
-    assert set(jobs["training_pipeline"]) == set(ASSETS)
+    assert set(jobs["training_pipeline"]) == set(TRAINING_RUN)
+    assert set(jobs["performance_monitoring"]) == {"model_performance"}
+    assert upstream["model_performance"] == ["batch_scores", "outcomes", "shadow_scores"]
     assert "raw_transactions" not in jobs["retraining"]
     assert {"name": "daily_training", "job": "training_pipeline"}.items() <= (
         described["schedules"][0].items()
@@ -53,7 +61,10 @@ def test_mlplatform_diagram_writes_png_and_svg(tmp_path, capsys):
     for check in ("schema_matches_contract (blocking)", "drift (warn)", "accuracy (blocking)"):
         assert check in pipeline, check
     dependencies = (tmp_path / "dependencies.svg").read_text()
-    for trigger in ("daily_training", "new_data", "drift_retraining", "training_pipeline"):
+    for trigger in (
+        "daily_training", "new_data", "drift_retraining", "training_pipeline", "outcomes_arrived",
+        "performance_decay", "performance_monitoring",
+    ):  # fmt: skip
         assert f">{trigger}<" in dependencies, trigger
 
 

@@ -39,10 +39,10 @@ ALL_CHECKS = {
 }  # fmt: skip
 DOWNSTREAM_OF = {
     "raw_transactions": {"validated_transactions", "features", "trained_model",
-                         "registered_model_version", "batch_scores"},
+                         "registered_model_version", "batch_scores", "shadow_scores"},
     "validated_transactions": {"features", "trained_model", "registered_model_version",
-                               "batch_scores"},
-    "features": {"trained_model", "registered_model_version", "batch_scores"},
+                               "batch_scores", "shadow_scores"},
+    "features": {"trained_model", "registered_model_version", "batch_scores", "shadow_scores"},
     # Scoring is its own path: a blocked challenger does not stop the champion from scoring.
     "trained_model": {"registered_model_version"},
 }  # fmt: skip

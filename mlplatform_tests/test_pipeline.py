@@ -14,7 +14,7 @@ from mlplatform_tests.conftest import Platform, make_platform
 FIRST_DAY = "2026-01-01"  # the partitions' first day: its feature window is that day alone
 ALL_KEYS = {
     "raw_transactions", "validated_transactions", "quarantined_transactions", "features",
-    "trained_model", "registered_model_version", "batch_scores",
+    "trained_model", "registered_model_version", "batch_scores", "shadow_scores",
 }  # fmt: skip
 
 

@@ -143,7 +143,7 @@ def performance_decay(
                     context.instance, "model_performance", check, day, limit=1
                 )
             ):
-                cleared = book.cleared(key)
+                cleared = book.cleared(key, day)
                 alert_webhook.post(decay_cleared_message(cleared, day, version), context.log)
             continue
         cause = (

@@ -11,6 +11,15 @@ evaluations those made in them (served as gauges named `mlplatform_window_*`, fr
 the check index); step durations the newest `--step-runs` of those runs and the runs still going
 (each run's own event log is read once: on SQLite that is the dear read); the per-partition gauges
 the newest `--partitions` partitions; the latest check outcomes come from the check index.
+
+After deployment, from the newest `--partitions` scored days of `model_performance`: per model
+version (the champion that scored the day), its realized metrics and coverage on the newest day
+that has a realized figure, its estimate on the newest day that has one, its backtest, realized
+minus backtest, and the live comparisons of the versions in shadow; one day per version and figure,
+so the series stay bounded however long the history (the day is a label; Prometheus keeps the
+history). The decay checks' outcome is served per check as its newest judged day
+(`mlplatform_window_asset_check_judged_passed`): a check too thin to judge is a warning that
+judges nothing, as the performance_decay sensor reads it.
 """
 
 import argparse
@@ -40,6 +49,7 @@ from mlplatform.monitoring.history import (
     CheckEvaluation,
     Materialization,
     RunRecord,
+    ScoredDayPerformance,
     StepRecord,
     percentile,
 )
@@ -63,6 +73,14 @@ PARTITION_VALUES = {
     "quarantined_rows": "mlplatform_partition_quarantined_rows",
     "quarantine_rate": "mlplatform_partition_quarantine_rate",
 }
+# The realized-performance asset: one partition per scored day.
+PERFORMANCE_ASSET = "model_performance"
+# Realized on the labelled rows of a scored day (core.performance: PERFORMANCE_METRICS and the
+# Brier score), each with a 95% interval; the estimate has the first four.
+REALIZED_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "brier")
+ESTIMATED_METRICS = ("roc_auc", "pr_auc", "precision", "recall")
+# Row counts behind a realized figure: metadata name -> `rows` label.
+REALIZED_ROWS = {"scored_rows": "scored", "labelled_rows": "labelled", "positives": "positives"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,8 @@ class Snapshot:
     models: list[ModelAlias] | None
     now: float
     window_start: float
+    # The latest materialization of the newest scored days of model_performance.
+    performance: list[ScoredDayPerformance] = field(default_factory=list)
 
 
 def _label(value: str | None) -> str:
@@ -255,6 +275,36 @@ def check_metrics(
             observed.add_metric([asset, check], c.observed)
     yield from (passed, observed, timestamp)
 
+    judged = GaugeMetricFamily(
+        "mlplatform_window_asset_check_judged_passed",
+        "Of each check's evaluations in the exporter's window that judged (not inconclusive: too "
+        "little evidence yet, e.g. outcomes still to come), the latest on the newest partition: "
+        "1 passed, 0 failed.",
+        labels=["asset", "check", "severity", "partition"],
+    )
+    for (asset, check), c in sorted(newest_judged(evaluations).items()):
+        judged.add_metric([asset, check, c.severity, _label(c.partition)], 1.0 if c.passed else 0.0)
+    yield judged
+
+
+def newest_judged(
+    evaluations: Sequence[CheckEvaluation],
+) -> dict[tuple[str, str], CheckEvaluation]:
+    """(asset, check) -> its evaluation that judged on the newest partition (the latest of that
+    partition's): a scored day is judged again as its outcomes arrive, and the newest day that
+    could be judged says where performance stands, as the performance_decay sensor reads it."""
+    chosen: dict[tuple[str, str], CheckEvaluation] = {}
+    for c in evaluations:
+        if c.inconclusive:
+            continue
+        current = chosen.get((c.asset, c.check))
+        if current is None or (_label(c.partition), c.timestamp) > (
+            _label(current.partition),
+            current.timestamp,
+        ):
+            chosen[(c.asset, c.check)] = c
+    return chosen
+
 
 def partition_metrics(latest: Sequence[Materialization]) -> Iterator[Metric]:
     """From the latest materialization of each asset partition served (the newest ones)."""
@@ -309,6 +359,157 @@ def model_metrics(models: Sequence[ModelAlias]) -> Iterator[Metric]:
     yield from (metric, created)
 
 
+def _newest(
+    days: Sequence[ScoredDayPerformance], has: Callable[[ScoredDayPerformance], bool]
+) -> dict[tuple[str, str], ScoredDayPerformance]:
+    """(model, version) -> its newest scored day for which `has` holds (the latest materialization
+    of that day)."""
+    chosen: dict[tuple[str, str], ScoredDayPerformance] = {}
+    for day in days:
+        if not has(day):
+            continue
+        current = chosen.get((day.model, day.version))
+        if current is None or (day.day, day.timestamp) > (current.day, current.timestamp):
+            chosen[(day.model, day.version)] = day
+    return chosen
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def performance_metrics(days: Sequence[ScoredDayPerformance]) -> Iterator[Metric]:
+    """Per model version, from the newest scored days served: realized figures and coverage on
+    its newest day with a realized figure, the estimate on its newest day with one, its backtest;
+    the live comparisons on the newest day each pair of versions was compared with a result."""
+    version_labels = ["model", "version", "day"]
+
+    def interval_families(name: str, text: str, labels: list[str]) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(name, text, labels=labels),
+            GaugeMetricFamily(
+                f"{name}_low", f"Lower end of the 95% interval of {name}.", labels=labels
+            ),
+            GaugeMetricFamily(
+                f"{name}_high", f"Upper end of the 95% interval of {name}.", labels=labels
+            ),
+        ]
+
+    realized = interval_families(
+        "mlplatform_realized_metric",
+        "Realized metric of each model version (as champion) on the rows of its newest scored day "
+        "with a realized figure whose outcomes are known so far (`day`; the figure is recomputed "
+        "as late outcomes arrive, and its interval narrows).",
+        [*version_labels, "metric"],
+    )
+    coverage = interval_families(
+        "mlplatform_realized_coverage",
+        "Share of the rows scored on that day (as in mlplatform_realized_metric) whose outcome is "
+        "known yet.",
+        version_labels,
+    )
+    rows = GaugeMetricFamily(
+        "mlplatform_realized_rows",
+        "Rows behind mlplatform_realized_metric: scored that day, labelled (outcome known) and "
+        "positive among the labelled.",
+        labels=[*version_labels, "rows"],
+    )
+    backtest = GaugeMetricFamily(
+        "mlplatform_backtest_metric",
+        "Each model version's backtest: the metric on its test split at training, which its "
+        "realized figure is held to (the realized_vs_backtest check).",
+        labels=["model", "version", "metric"],
+    )
+    gap = GaugeMetricFamily(
+        "mlplatform_realized_minus_backtest",
+        "mlplatform_realized_metric minus mlplatform_backtest_metric, on the same day as the "
+        "realized figure (the realized_vs_backtest check judges it with its interval).",
+        labels=[*version_labels, "metric"],
+    )
+    estimated = interval_families(
+        "mlplatform_estimated_metric",
+        "Each model version's estimate from its calibrated probabilities alone (CBPE), on its "
+        "newest scored day with an estimate: what the realized figure should be once the outcomes "
+        "are in (it cannot see concept drift).",
+        [*version_labels, "metric"],
+    )
+    verdict_labels = ["model", "day", "role", "version", "champion_version"]
+    live = interval_families(
+        "mlplatform_live_difference",
+        "Live comparison on the same labelled rows of a scored day, newest day with a result per "
+        "pair of versions: challenger - champion (role challenger) or champion - the version it "
+        "replaced (role previous_champion).",
+        [*verdict_labels, "metric"],
+    )
+    verdict = GaugeMetricFamily(
+        "mlplatform_live_verdict",
+        "1 for the action the live comparison called for on its newest day per pair of versions "
+        "(promote, keep, rollback, inconclusive).",
+        labels=[*verdict_labels, "action"],
+    )
+
+    def has_realized(d: ScoredDayPerformance) -> bool:
+        return any(f"realized_{m}" in d.values for m in REALIZED_METRICS)
+
+    def has_estimate(d: ScoredDayPerformance) -> bool:
+        return any(f"estimated_{m}" in d.values for m in ESTIMATED_METRICS)
+
+    def has_backtest(d: ScoredDayPerformance) -> bool:
+        return any(k.startswith("backtest_") for k in d.values)
+
+    suffixes = ("", "_low", "_high")
+    for (model, version), d in sorted(_newest(days, has_realized).items()):
+        labels = [model, version, d.day]
+        for metric in REALIZED_METRICS:
+            for family, suffix in zip(realized, suffixes, strict=True):
+                if (value := d.values.get(f"realized_{metric}{suffix}")) is not None:
+                    family.add_metric([*labels, metric], value)
+            base = d.values.get(f"backtest_{metric}")
+            if base is not None and f"realized_{metric}" in d.values:
+                gap.add_metric([*labels, metric], d.values[f"realized_{metric}"] - base)
+        for family, suffix in zip(coverage, suffixes, strict=True):
+            if (value := d.values.get(f"realized_coverage{suffix}")) is not None:
+                family.add_metric(labels, value)
+        for key, name in REALIZED_ROWS.items():
+            if (value := d.values.get(f"realized_{key}")) is not None:
+                rows.add_metric([*labels, name], value)
+    for (model, version), d in sorted(_newest(days, has_backtest).items()):
+        for key, value in sorted(d.values.items()):
+            if key.startswith("backtest_"):
+                backtest.add_metric([model, version, key.removeprefix("backtest_")], value)
+    for (model, version), d in sorted(_newest(days, has_estimate).items()):
+        for metric in ESTIMATED_METRICS:
+            for family, suffix in zip(estimated, suffixes, strict=True):
+                if (value := d.values.get(f"estimated_{metric}{suffix}")) is not None:
+                    family.add_metric([model, version, d.day, metric], value)
+
+    # Per (model, role, version, champion version): the newest day whose comparison had a result,
+    # else the newest day it was made (inconclusive: too few positives yet).
+    comparisons: dict[tuple[str, str, str, str], tuple[bool, str, float, dict[str, str]]] = {}
+    for d in days:
+        for role, evidence in d.verdicts.items():
+            key = (
+                d.model,
+                role,
+                evidence.get("version", ""),
+                evidence.get("champion_version", d.version),
+            )
+            rank = ("difference" in evidence, d.day, d.timestamp, evidence)
+            if key not in comparisons or rank[:3] > comparisons[key][:3]:
+                comparisons[key] = rank
+    for (model, role, version, champion), (_, day, _, evidence) in sorted(comparisons.items()):
+        labels = [model, day, role, version, champion]
+        verdict.add_metric([*labels, evidence.get("action", "")], 1.0)
+        for family, suffix in zip(live, suffixes, strict=True):
+            if (value := _float(evidence.get(f"difference{suffix}"))) is not None:
+                family.add_metric([*labels, evidence.get("metric", "")], value)
+
+    yield from (*realized, *coverage, rows, backtest, gap, *estimated, *live, verdict)
+
+
 def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
     """Every metric of one scrape, from what was read (pure: no storage access here)."""
     up = GaugeMetricFamily(
@@ -333,6 +534,7 @@ def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
         yield from check_metrics(snapshot.checks, snapshot.latest_checks)
         yield from partition_metrics(snapshot.partitions)
         yield from asset_age_metrics(snapshot.last_materialized, snapshot.now)
+        yield from performance_metrics(snapshot.performance)
     if snapshot.models is not None:
         yield from model_metrics(snapshot.models)
 
@@ -400,6 +602,7 @@ class InstanceReading:
     latest_checks: dict[tuple[str, str], CheckEvaluation]
     partitions: list[Materialization]
     last_materialized: dict[str, float]
+    performance: list[ScoredDayPerformance]
 
 
 def newest_finished(runs: Sequence[RunRecord], count: int) -> list[RunRecord]:
@@ -496,6 +699,9 @@ class PlatformCollector(Collector):
             latest_checks=latest,
             partitions=reader.newest_partition_materializations(instance, self.partitions_kept),
             last_materialized=reader.last_materializations(instance),
+            performance=reader.newest_scored_day_performance(
+                instance, self.partitions_kept, PERFORMANCE_ASSET
+            ),
         )
 
     def snapshot(self) -> Snapshot:
@@ -516,6 +722,7 @@ class PlatformCollector(Collector):
             models=models,  # type: ignore[arg-type]
             now=now,
             window_start=window_start,
+            performance=read.performance,
         )
 
     def collect(self) -> Iterator[Metric]:

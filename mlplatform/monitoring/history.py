@@ -66,6 +66,8 @@ class CheckEvaluation:
     partition: str | None
     timestamp: float
     observed: float | None = None
+    # Too little evidence to judge (a warning that judges nothing, e.g. too few positives yet).
+    inconclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,21 @@ class Materialization:
     timestamp: float
     # Numeric metadata only (row counts, rates): what a metric can carry.
     values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoredDayPerformance:
+    """The latest materialization of one `model_performance` partition (a scored day): the
+    champion version that scored it, its numbers (`realized_<x>`, `estimated_<x>`, `backtest_<x>`,
+    each with `_low` and `_high` where it has an interval) and the live comparisons of the versions
+    in shadow (role -> evidence: text values, as recorded in the registry)."""
+
+    model: str
+    day: str
+    version: str
+    timestamp: float
+    values: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

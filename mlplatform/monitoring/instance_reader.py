@@ -24,6 +24,7 @@ from mlplatform.monitoring.history import (
     CheckEvaluation,
     Materialization,
     RunRecord,
+    ScoredDayPerformance,
     StepRecord,
 )
 
@@ -146,6 +147,7 @@ def check_evaluation(entry: dg.EventLogEntry) -> CheckEvaluation | None:
         partition=evaluation.partition,
         timestamp=entry.timestamp,
         observed=_numeric(evaluation.metadata.get("observed")),
+        inconclusive=_numeric(evaluation.metadata.get("inconclusive")) == 1.0,
     )
 
 
@@ -231,6 +233,56 @@ def newest_partition_materializations(
                     },
                 )
             )
+    return found
+
+
+def newest_scored_day_performance(
+    instance: dg.DagsterInstance, partitions_kept: int, asset: str = "model_performance"
+) -> list[ScoredDayPerformance]:
+    """The latest materialization of each of the newest `partitions_kept` scored days of the
+    realized-performance asset, from the asset index as `newest_partition_materializations` reads
+    them (one grouped query for the partitions' latest ids, then those records only). A day that
+    names no model version (nothing scored) is left out."""
+    key = dg.AssetKey(asset)
+    latest_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+    newest = sorted(latest_ids, reverse=True)[:partitions_kept]
+    if not newest:
+        return []
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, storage_ids=[latest_ids[p] for p in newest]),
+        limit=len(newest),
+    ).records
+    found = []
+    for event_record in records:
+        entry = event_record.event_log_entry
+        materialization = entry.asset_materialization
+        if materialization is None or materialization.partition is None:
+            continue
+        metadata = materialization.metadata
+        version = getattr(metadata.get("model_version"), "value", None)
+        if not isinstance(version, str) or version in ("", "none"):
+            continue
+        verdicts = getattr(metadata.get("live_verdicts"), "value", None)
+        found.append(
+            ScoredDayPerformance(
+                model=str(getattr(metadata.get("model_name"), "value", "")),
+                day=materialization.partition,
+                version=version,
+                timestamp=entry.timestamp,
+                values={
+                    name: number
+                    for name, value in metadata.items()
+                    if (number := _numeric(value)) is not None
+                },
+                verdicts={
+                    str(role): {str(k): str(v) for k, v in evidence.items()}
+                    for role, evidence in (verdicts or {}).items()
+                    if isinstance(evidence, dict)
+                },
+            )
+        )
     return found
 
 

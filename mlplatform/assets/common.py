@@ -42,7 +42,7 @@ def column_schema(contract: Contract) -> dg.TableSchema:
                     ],
                 ),
             )
-            for name, spec in contract.columns.items()
+            for name, spec in contract.event_columns.items()
         ]
     )
 

@@ -16,6 +16,23 @@ WINDOW_DAYS = SETTINGS.features.window_days
 # before the partition's day, and the days in between are read too, to be scored.
 LABEL_DELAY_DAYS = CONTRACT.label_delay_days
 SPAN_DAYS = WINDOW_DAYS + LABEL_DELAY_DAYS
+# Labels from outcomes (`outcomes.labels: outcomes` in the contract): the outcomes that arrived on
+# the window's days are an input too. Fixed at load, like the window: it shapes the inputs.
+LABELS_FROM_OUTCOMES = CONTRACT.labels_from_outcomes
+
+
+def _window_of(asset: str, **metadata: bool) -> dg.AssetIn:
+    return dg.AssetIn(
+        key=asset,
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(SPAN_DAYS - 1),
+            end_offset=0,
+            allow_nonexistent_upstream_partitions=True,
+        ),
+        # Days before the partitions' start or failed by their gates are absent by design;
+        # whether the others are all there (or still to come) is read from the instance.
+        metadata={"allow_missing_partitions": True, **metadata},
+    )
 
 
 # The split can change per run; the window cannot (it shapes the partition mapping below).
@@ -33,18 +50,23 @@ FeaturesConfig = launchpad_config(
     description=(
         f"Model features from the trailing {WINDOW_DAYS}-day window of validated transactions "
         "ending on the partition's day, with a time-based train / validation / test split."
+        + (
+            " Labels: the outcomes known by the end of the partition's day; rows without one "
+            "wait (scored, never learned from)."
+            if LABELS_FROM_OUTCOMES
+            else ""
+        )
     ),
     ins={
-        "validated_transactions": dg.AssetIn(
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-(SPAN_DAYS - 1),
-                end_offset=0,
-                allow_nonexistent_upstream_partitions=True,
-            ),
-            # Days before the partitions' start or failed by their gates are absent by design;
-            # whether the others are all there (or still to come) is read from the instance.
-            metadata={"allow_missing_partitions": True},
-        )
+        "validated_transactions": _window_of("validated_transactions"),
+        # The outcomes that arrived on the window's days: every outcome of its events known by
+        # the end of the partition's day (an outcome arrives on or after its event's day).
+        # None may have arrived yet at all: an empty frame.
+        **(
+            {"outcomes": _window_of("outcomes", allow_no_partitions=True)}
+            if LABELS_FROM_OUTCOMES
+            else {}
+        ),
     },
 )
 def features(
@@ -52,6 +74,8 @@ def features(
     config: FeaturesConfig,
     validated_transactions: pd.DataFrame,
     dataset_contract: DatasetContract,
+    # `outcomes` when the labels come from outcomes (an input only then, see `ins`).
+    **label_inputs: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
     from mlplatform.assets.upstream_window import window_status
     from mlplatform.core.days import days_present, on_any_day
@@ -105,19 +129,34 @@ def features(
             validated_transactions = validated_transactions[~on_any_day(times, list(excluded))]
         if validated_transactions.empty:
             raise DatasetError(f"every day of the window failed its gates: {excluded}")
+        outcomes, outcome_window = _known_outcomes(context, contract, label_inputs.get("outcomes"))
         day = dt.date.fromisoformat(context.partition_key)
         table = build_features(
             validated_transactions,
             contract,
             validation_fraction=config.validation_fraction,
             test_fraction=config.test_fraction,
+            # With labels from outcomes (no label delay then): those known by the day's end.
             labels_known_before=(
                 day + dt.timedelta(days=1 - contract.label_delay_days)
             ).isoformat(),
+            outcomes=outcomes,
         )
     categorical, numeric = model_columns(table, contract)
     by_split = table.groupby(SPLIT_COLUMN, observed=True)[LABEL_COLUMN].agg(["size", "mean"])
     found_days = days_present(table[contract.event_time])
+    waiting = int((table[SPLIT_COLUMN] == WAITING).sum())
+    labels = (
+        {
+            "labels": "outcomes known by the end of the day",
+            # Rows whose label is an outcome known by then; the others wait for theirs.
+            "rows_labelled_from_outcomes": len(table) - waiting,
+            # The arrival days whose outcomes were read.
+            "outcome_window": outcome_window,
+        }
+        if outcomes is not None
+        else {}
+    )
     return dg.Output(
         table,
         metadata={
@@ -127,7 +166,8 @@ def features(
             "window_days_configured": WINDOW_DAYS,
             "label_delay_days": contract.label_delay_days,
             # Scored, but not learned from or judged on: labels not known yet.
-            "rows_waiting_for_labels": int((table[SPLIT_COLUMN] == WAITING).sum()),
+            "rows_waiting_for_labels": waiting,
+            **labels,
             "window_days_found": dg.MetadataValue.json(found_days),
             "window_days_excluded": dg.MetadataValue.json(excluded),
             "window_days_absent": dg.MetadataValue.json(
@@ -148,6 +188,44 @@ def features(
             "preview": preview(context, table),
         },
     )
+
+
+def _known_outcomes(
+    context: dg.AssetExecutionContext, contract, outcomes: pd.DataFrame | None
+) -> tuple[pd.DataFrame | None, str]:
+    """The outcomes the labels come from (None: the labels are the events' target) and which of
+    the window's arrival days they were read from. Waits, as for the validated days, while an
+    arrival day is still being written; one not materialized is only warned about: the rows it
+    would label wait, no label is taken from elsewhere."""
+    from mlplatform.assets.upstream_window import window_status
+    from mlplatform.core.days import days_present
+    from mlplatform.core.outcomes import KNOWN_AT
+    from mlplatform.stages import step_name
+
+    if not contract.labels_from_outcomes:
+        return None, ""
+    if outcomes is None:
+        raise dg.Failure(
+            description=(
+                f"{step_name(context)}: the contract {contract.source} takes its labels from "
+                "outcomes, but the definitions were loaded for a dataset that does not (the "
+                "features have no outcomes input): reload the code location with this dataset"
+            ),
+            allow_retries=False,
+        )
+    timezone = SETTINGS.partitions.timezone
+    arrived = (
+        days_present(pd.to_datetime(outcomes[KNOWN_AT], utc=True).dt.tz_convert(timezone))
+        if len(outcomes)
+        else []
+    )
+    window = window_status(
+        context, "outcomes", context.partition_key, SPAN_DAYS, gated_assets=(), loaded_days=arrived
+    )
+    _wait_for_pending_days(context, window)
+    if not window.complete:
+        context.log.warning(f"Outcomes of part of the window only: {window.summary()}")
+    return outcomes, window.summary()
 
 
 def _wait_for_pending_days(context: dg.AssetExecutionContext, window) -> None:

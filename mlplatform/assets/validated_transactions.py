@@ -56,14 +56,19 @@ def validated_transactions(
             "dagster/column_schema": column_schema(contract),
             "quarantined_rows": len(outcome.quarantined),
             "quarantine_rate": dg.MetadataValue.float(round(outcome.quarantine_rate, 6)),
-            "label_rate": dg.MetadataValue.float(
-                round(
-                    float(
-                        positive_label_flags(
-                            outcome.validated[contract.target], contract.positive_label
-                        ).mean()
-                    ),
-                    6,
+            # Labels that arrive as outcomes are not the events': there is no rate to show here.
+            "label_rate": (
+                dg.MetadataValue.text("labels come from outcomes")
+                if contract.labels_from_outcomes
+                else dg.MetadataValue.float(
+                    round(
+                        float(
+                            positive_label_flags(
+                                outcome.validated[contract.target], contract.positive_label
+                            ).mean()
+                        ),
+                        6,
+                    )
                 )
             ),
             "ignored_columns": dg.MetadataValue.json(outcome.ignored_columns),

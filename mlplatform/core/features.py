@@ -8,6 +8,7 @@ fitted (category encoding) live in the model pipeline and are fitted on the trai
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -114,12 +115,17 @@ def build_features(
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
     labels_known_before: str | None = None,
+    outcomes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per validated row: id, event time, label, generic and domain features.
 
     `validated` may hold several partitions; rows are ordered by event time first so every
     history-based feature only looks backwards. Rows on `labels_known_before` (a day) or later,
     and rows without a label, are `waiting`: kept (to be scored) but in no split.
+
+    `outcomes` (joined outcome records: the id, 0/1 `outcome`, `known_at`): the labels are these
+    outcomes instead of the target column, each row's own once known before `labels_known_before`
+    begins (`outcome_labels`); a row without one is `waiting`.
     """
     times = validated[contract.event_time]
     if times.is_monotonic_increasing and validated.index.equals(pd.RangeIndex(len(validated))):
@@ -127,17 +133,36 @@ def build_features(
         frame = validated
     else:
         frame = validated.sort_values(contract.event_time, kind="stable", ignore_index=True)
-    label = positive_label_flags(frame[contract.target], contract.positive_label)
-    known = frame[contract.target].notna().to_numpy()
-    if labels_known_before is not None:
-        from mlplatform.core.days import before_day
+    if outcomes is not None:
+        times = frame[contract.event_time]
+        outcome = outcome_labels(
+            frame[contract.id],
+            outcomes,
+            contract.id,
+            known_before=labels_known_before,
+            timezone=times.dt.tz or "UTC",
+        )
+        known = outcome.notna().to_numpy()
+        label = pd.Series(outcome.fillna(0).to_numpy(dtype="int8"), index=frame.index)
+    else:
+        label = positive_label_flags(frame[contract.target], contract.positive_label)
+        known = frame[contract.target].notna().to_numpy()
+        if labels_known_before is not None:
+            from mlplatform.core.days import before_day
 
-        known &= before_day(frame[contract.event_time], labels_known_before).to_numpy()
+            known &= before_day(frame[contract.event_time], labels_known_before).to_numpy()
     if label[known].nunique() < 2:
         from mlplatform.core.validate import DatasetError
 
+        found = (
+            f"the {int(known.sum())} outcome(s) known"
+            + (f" before {labels_known_before}" if labels_known_before else "")
+            + " for the window's rows hold"
+            if outcomes is not None
+            else f"target '{contract.target}' has"
+        )
         raise DatasetError(
-            f"target '{contract.target}' has a single class in this window; "
+            f"{found} a single class in this window (or none); "
             f"positive label is {contract.positive_label!r}"
         )
     columns: dict[str, pd.Series] = {
@@ -174,6 +199,56 @@ def build_features(
     codes[known] = labelled.cat.codes.to_numpy()
     features[SPLIT_COLUMN] = pd.Categorical.from_codes(codes, categories=[*SPLITS, WAITING])
     return features
+
+
+def outcome_labels(
+    ids: pd.Series,
+    outcomes: pd.DataFrame,
+    id_column: str,
+    known_before: str | None = None,
+    timezone: str | dt.tzinfo = "UTC",
+) -> pd.Series:
+    """Each row's 0/1 outcome (nullable Int8, missing where none is known), matched by id as
+    text (an integer id 7 matches the outcome of "7"), from joined outcome records (the id
+    column, `outcome`, `known_at`). With `known_before` (a day, YYYY-MM-DD): only the outcomes
+    known before that day begins in `timezone`, so a model of a day never learns from an outcome
+    that became known after it. An id with several outcomes takes the first known."""
+    from mlplatform.core.outcomes import KNOWN_AT, OUTCOME
+
+    if known_before is not None and len(outcomes):
+        known_at = pd.to_datetime(outcomes[KNOWN_AT], utc=True).dt.tz_convert(timezone)
+        # The wall clock's day, as the partitions cut it (a day is not always 24 hours long).
+        known_day = known_at.dt.tz_localize(None).dt.normalize()
+        outcomes = outcomes[(known_day < pd.Timestamp(known_before)).to_numpy()]
+    if len(outcomes):
+        outcomes = outcomes.sort_values(KNOWN_AT, kind="stable")
+    by_id = pd.Series(
+        outcomes[OUTCOME].to_numpy(dtype="int8") if len(outcomes) else np.zeros(0, "int8"),
+        index=pd.Index(ids_as_text(outcomes[id_column]) if len(outcomes) else [], dtype=object),
+    )
+    by_id = by_id[~by_id.index.duplicated(keep="first")]
+    matched = by_id.reindex(pd.Index(ids_as_text(ids), dtype=object))
+    return pd.Series(matched.to_numpy(), index=ids.index, dtype="Int8")
+
+
+def ids_as_text(values: pd.Series) -> np.ndarray:
+    """Ids as text, the way ids are compared across sources: a whole float reads as the integer
+    it holds (an integer id column read with a gap turns 7 into 7.0, which must still be "7");
+    missing ids stay missing (None)."""
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_float_dtype(values.dtype):
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+        whole = ~missing & (numbers == np.floor(numbers))
+        text = values.astype(str).to_numpy(dtype=object)
+        text[whole] = numbers[whole].astype("int64").astype(str)
+    elif pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        text = values.to_numpy(dtype=object)
+        # The caller's own array: copied only when a missing id is to be written into it.
+        text = text.copy() if missing.any() else text
+    else:
+        text = values.astype(str).to_numpy(dtype=object)
+    text[missing] = None
+    return text
 
 
 def time_split(

@@ -34,8 +34,8 @@ class GateOutcome:
 
 
 def schema_matches_contract(raw: pd.DataFrame, contract: Contract) -> GateOutcome:
-    missing = [c for c in contract.columns if c not in raw.columns]
-    extra = [c for c in raw.columns if c not in contract.columns]
+    missing = [c for c in contract.event_columns if c not in raw.columns]
+    extra = [c for c in raw.columns if c not in contract.event_columns]
     return GateOutcome(
         passed=not missing,
         observed=len(missing),
@@ -109,7 +109,7 @@ def max_rate(name: str, value: float, limit: float) -> GateOutcome:
 
 
 def null_rates(validated: pd.DataFrame, contract: Contract, limit: float) -> GateOutcome:
-    nullable = [name for name, spec in contract.columns.items() if spec.nullable]
+    nullable = [name for name, spec in contract.event_columns.items() if spec.nullable]
     rates = {c: float(validated[c].isna().mean()) for c in nullable} if len(validated) else {}
     offending = {c: round(r, 6) for c, r in rates.items() if r > limit}
     worst = max(rates.values(), default=0.0)
@@ -133,7 +133,7 @@ def value_ranges(validated: pd.DataFrame, contract: Contract) -> GateOutcome:
     """Every value inside its contract range and category list (a guard on validation itself)."""
     violations: dict[str, int] = {}
     samples: dict[str, list] = {}
-    for name, spec in contract.columns.items():
+    for name, spec in contract.event_columns.items():
         values = validated[name]
         bad = pd.Series(False, index=values.index)
         if spec.min is not None:
@@ -177,6 +177,14 @@ def unique_ids(validated: pd.DataFrame, id_column: str) -> GateOutcome:
 
 
 def label_rate(validated: pd.DataFrame, contract: Contract, low: float, high: float) -> GateOutcome:
+    if contract.labels_from_outcomes:
+        # The events carry no label to judge: the labels arrive later, as outcomes.
+        return GateOutcome(
+            passed=True,
+            observed=None,
+            threshold=[low, high],
+            summary="not judged: labels come from outcomes",
+        )
     rate = float(positive_label_flags(validated[contract.target], contract.positive_label).mean())
     return GateOutcome(
         passed=low <= rate <= high,

@@ -94,7 +94,7 @@ def _schema(contract: Contract):
     import pandera.pandas as pa
 
     columns = {}
-    for name, spec in contract.columns.items():
+    for name, spec in contract.event_columns.items():
         checks = []
         if spec.min is not None or spec.max is not None:
             low = -np.inf if spec.min is None else spec.min
@@ -134,7 +134,7 @@ def _describe_check(check: str, spec: ColumnSpec) -> str:
 def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> ValidationOutcome:
     """Split `raw` into rows that satisfy the contract and quarantined rows with their reasons.
     Rows that ingestion marked as outside every partition are quarantined with that reason."""
-    missing = [name for name in contract.columns if name not in raw.columns]
+    missing = [name for name in contract.event_columns if name not in raw.columns]
     if missing:
         raise DatasetError(
             f"{source}: columns required by contract {contract.source} are missing: {missing}"
@@ -155,7 +155,7 @@ def validate(raw: pd.DataFrame, contract: Contract, source: str = "data") -> Val
     # Back to positions in `raw`, then the carried rows after the day's own.
     positions = np.flatnonzero(~carried)
     outcome.quarantined[ROW_COLUMN] = positions[outcome.quarantined[ROW_COLUMN].to_numpy()]
-    outside = frame.loc[carried, list(contract.columns)].copy()
+    outside = frame.loc[carried, list(contract.event_columns)].copy()
     times = frame.loc[carried, contract.event_time]
     outside_reasons = frame.loc[carried, OUTSIDE_PARTITIONS_COLUMN]
     outside.insert(0, ROW_COLUMN, np.flatnonzero(carried))
@@ -208,7 +208,7 @@ def _validate_rows(
             reasons.setdefault(int(row), []).append(f"{key}{shown}")
 
     coerced = {}
-    for name, spec in contract.columns.items():
+    for name, spec in contract.event_columns.items():
         try:
             column = _coerce_column(frame[name], spec)
         except Exception as error:
@@ -272,7 +272,7 @@ def _validate_rows(
     good = np.ones(len(frame), dtype=bool)
     good[bad_rows] = False
     validated = typed.loc[good].reset_index(drop=True)
-    for name, spec in contract.columns.items():
+    for name, spec in contract.event_columns.items():
         if spec.type == "category":
             validated[name] = pd.Categorical(
                 validated[name], categories=[str(c) for c in spec.categories or []]
@@ -282,12 +282,12 @@ def _validate_rows(
         elif spec.type == "integer" and not validated[name].isna().any():
             validated[name] = validated[name].astype("int64")
 
-    quarantined = _as_text(frame.loc[~good, list(contract.columns)].copy())
+    quarantined = _as_text(frame.loc[~good, list(contract.event_columns)].copy())
     quarantined.insert(0, ROW_COLUMN, bad_rows)
     quarantined[REASON_COLUMN] = ["; ".join(reasons[r]) for r in bad_rows]
     return ValidationOutcome(
         validated=validated,
         quarantined=quarantined.reset_index(drop=True),
         reason_counts=dict(sorted(counts.items(), key=lambda item: -item[1])),
-        ignored_columns=[c for c in frame.columns if c not in contract.columns],
+        ignored_columns=[c for c in frame.columns if c not in contract.event_columns],
     )

@@ -195,22 +195,22 @@ def test_the_retraining_brings_realized_performance_back_and_clears_the_alert(lo
     request = loop.history.get("retraining")
     if request is None:
         pytest.skip("needs the drift test's retraining request")  # ran alone
-    before = loop.champion().version
+    before = str(loop.champion().version)
     loop.materialize(
         request.partition_key,
         dg.AssetSelection.assets("features").downstream() - dg.AssetSelection.groups("monitoring"),
         tags=request.tags,
     )
     champion = loop.champion()
-    assert champion.version != before
-    assert champion.tags["previous_champion"] == str(before)
+    assert str(champion.version) != before
+    assert champion.tags["previous_champion"] == before
     assert champion.tags["champion_reason"].startswith(f"registration of {day(14)}")
     for n in range(15, 19):
         loop.materialize(day(n), SCORE)
         loop.monitor()
     for n in (15, 16):
         seen = loop.performance(day(n))
-        assert seen["model_version"] == champion.version
+        assert seen["model_version"] == str(champion.version)
         assert seen["realized_roc_auc_low"] > 0.8, seen
         assert loop.checks(day(n))["realized_vs_backtest"]["verdict"] == "passed"
         # v1 in shadow: the champion is not worse than the version it replaced.
@@ -218,7 +218,7 @@ def test_the_retraining_brings_realized_performance_back_and_clears_the_alert(lo
     loop.watch_decay()
     cleared = [m for m in loop.webhook.messages if "cleared" in m["text"]]
     assert len(cleared) == 1, [m["text"] for m in loop.webhook.messages]
-    loop.history["champion"] = champion.version
+    loop.history["champion"] = str(champion.version)
 
 
 def test_the_champion_moves_on_live_evidence_and_back_by_hand(loop):
@@ -240,7 +240,7 @@ def test_the_champion_moves_on_live_evidence_and_back_by_hand(loop):
     checks = loop.checks(day(19))
     assert checks["not_worse_than_predecessor"]["verdict"] == "failed"
     promoted = loop.champion()
-    assert promoted.version == better
+    assert str(promoted.version) == better
     assert promoted.tags["champion_reason"].startswith(f"promoted on live outcomes of {day(19)}")
     evidence = json.loads(promoted.tags["champion_evidence"])
     assert float(evidence["difference_low"]) > float(evidence["margin"])
@@ -257,7 +257,7 @@ def test_the_champion_moves_on_live_evidence_and_back_by_hand(loop):
         run_config={"ops": {"model_performance": {"config": config}}},
     )
     rolled = loop.champion()
-    assert rolled.version == better
+    assert str(rolled.version) == better
     assert rolled.tags["champion_reason"].startswith(f"rollback on live outcomes of {day(19)}")
 
     # And by hand: the rollback job gives `champion` back to the version it replaced.
@@ -268,7 +268,7 @@ def test_the_champion_moves_on_live_evidence_and_back_by_hand(loop):
     )
     assert result.success
     by_hand = loop.champion()
-    assert by_hand.version == worse
+    assert str(by_hand.version) == worse
     assert by_hand.tags["champion_reason"] == f"rollback by hand from v{better}: a test"
     assert json.loads(by_hand.tags["champion_evidence"])["rolled_back_from"] == better
 

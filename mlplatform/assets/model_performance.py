@@ -340,7 +340,7 @@ def _gate_results(
         quality.GateOutcome(True, None, None, "no predecessor scored these rows in shadow")
         if predecessor is None
         else quality.GateOutcome(
-            predecessor.action != "rollback",
+            predecessor.action not in ("rollback", "inconclusive"),
             predecessor.evidence.get("difference"),
             float(predecessor.evidence.get("margin", 0)),
             predecessor.reason,

@@ -44,7 +44,7 @@ def test_credit_data_trains_and_registers_through_the_same_graph(tmp_path):
     assert result.success
     # Its own gates (config/datasets/credit_data/quality_gates.yaml) ran and passed.
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 19
+    assert len(evaluations) == 20
     assert [e.asset_check_key.to_user_string() for e in evaluations if not e.passed] == []
 
     validated = pd.read_parquet(platform.data_dir / "validated_transactions" / f"{DAY}.parquet")

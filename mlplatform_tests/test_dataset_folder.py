@@ -306,9 +306,9 @@ def test_a_csv_with_2016_dates_becomes_a_champion_from_the_dataset_folder_alone(
             )
         ]
     assert days == {"validated_transactions": DAYS, "features": DAYS[2:], "batch_scores": DAYS[2:]}
-    # 9 gates on each of the three days' raw and validated data, 10 on the last day's features,
+    # 9 gates on each of the three days' raw and validated data, 11 on the last day's features,
     # model and version: all passed with the folder's thresholds.
-    assert len(evaluations) == 3 * 9 + 10
+    assert len(evaluations) == 3 * 9 + 11
     assert [e.asset_check_key.to_user_string() for e in evaluations if not e.passed] == []
 
     data = tmp_path / "data"

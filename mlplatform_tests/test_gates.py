@@ -34,7 +34,7 @@ ALL_CHECKS = {
     "validated_transactions:label_rate", "features:finite_values", "features:drift",
     "features:no_target_leakage", "trained_model:accuracy", "trained_model:roc_auc",
     "trained_model:pr_auc", "trained_model:recall", "trained_model:not_worse_than_champion",
-    "registered_model_version:reproduces_test_metrics",
+    "trained_model:calibrated", "registered_model_version:reproduces_test_metrics",
     "registered_model_version:signature_matches_features",
 }  # fmt: skip
 DOWNSTREAM_OF = {
@@ -111,7 +111,14 @@ def test_every_gate_passes_on_a_normal_day_with_value_and_threshold(deployment):
     assert result.success
     checks = evaluations(result)
     assert set(checks) == ALL_CHECKS
-    assert failed(result) == set()
+    # Calibration warns on this small window, and rightly: the soft vote wins here and has no
+    # log-odds, so the sigmoid is fitted on its probabilities and predicts 0.0004-0.0017 in three
+    # middle bins where 0.0017-0.0050 happened. A warning, judged on enough positives.
+    assert failed(result) == {"trained_model:calibrated"}
+    calibrated = checks["trained_model:calibrated"]
+    assert calibrated.severity == dg.AssetCheckSeverity.WARN
+    assert not calibrated.metadata["inconclusive"].value
+    assert "bins predict a rate outside" in calibrated.description
     for key, evaluation in checks.items():
         assert {"observed", "threshold", "summary"} <= set(evaluation.metadata), key
         assert evaluation.partition == NORMAL_DAY
@@ -133,6 +140,9 @@ WEAK_MODEL = {"ops": {"features": {"config": {"validation_fraction": 0.04, "test
 
 def threshold_for(metric: str) -> dict:
     return {"ops": {"trained_model": {"config": {"threshold_metric": metric}}}}
+
+
+UNCALIBRATED = {"ops": {"trained_model": {"config": {"calibration": "none"}}}}
 
 
 @pytest.mark.parametrize(
@@ -188,6 +198,8 @@ def test_blocking_gate_stops_the_run_and_leaves_the_registry(
         ("none", threshold_for("precision"), "trained_model:recall"),
         # Worse than the champion: registered as challenger, the champion stays and scores.
         ("none", WEAK_MODEL, "trained_model:not_worse_than_champion"),
+        # Not calibrated: the class-weighted scores overstate fraud in every bin.
+        ("none", UNCALIBRATED, "trained_model:calibrated"),
     ],
 )
 def test_warning_gate_reports_and_lets_the_run_go_on(deployment, incident, run_config, gate):
@@ -201,6 +213,9 @@ def test_warning_gate_reports_and_lets_the_run_go_on(deployment, incident, run_c
     if gate == "trained_model:not_worse_than_champion":
         assert deployment.registry()[1] == champion_before
         assert "may be worse" in evaluations(result)[gate].description
+    if gate == "trained_model:calibrated":
+        assert "10 of 10 bins predict a rate outside" in evaluations(result)[gate].description
+        assert len(evaluations(result)[gate].metadata["bins"].records) == 10
 
 
 def test_a_model_that_failed_its_gates_never_takes_champion_later(deployment):

@@ -273,6 +273,31 @@ def test_the_champion_moves_on_live_evidence_and_back_by_hand(loop):
     assert json.loads(by_hand.tags["champion_evidence"])["rolled_back_from"] == better
 
 
+def test_the_scenario_is_written_down(loop):
+    """The drift scenario's figures, day by day, for the README (test-artifacts/)."""
+    rows = []
+    for n in range(8, 19):
+        seen, checks = loop.performance(day(n)), loop.checks(day(n))
+        rows.append(
+            {
+                "day": day(n),
+                "champion": seen["model_version"],
+                "coverage": round(seen.get("realized_coverage", 0.0), 3),
+                "realized_roc_auc": [
+                    round(seen.get(f"realized_roc_auc{end}", float("nan")), 3)
+                    for end in ("", "_low", "_high")
+                ],
+                "estimated_roc_auc": round(seen.get("estimated_roc_auc", float("nan")), 3),
+                "backtest_roc_auc": round(seen.get("backtest_roc_auc", float("nan")), 3),
+                **{check: result["verdict"] for check, result in checks.items()},
+            }
+        )
+    folder = Path("test-artifacts")
+    folder.mkdir(exist_ok=True)
+    (folder / "concept_drift_scenario.json").write_text(json.dumps(rows, indent=2))
+    assert {row["champion"] for row in rows} == {"1", loop.history.get("champion", "2")}
+
+
 def test_scores_decide_from_the_champion_only(loop):
     scores = pd.read_parquet(loop.platform.data_dir / "batch_scores" / f"{day(19)}.parquet")
     shadow = pd.read_parquet(loop.platform.data_dir / "shadow_scores" / f"{day(19)}.parquet")

@@ -177,6 +177,13 @@ def model_performance(
         "model_version": champion_version or "none",
         "outcomes_known": int(labelled_ids or 0),
         "versions": dg.MetadataValue.md(_versions_table(table)),
+        # Every version's figures (the shadows' too), for readers other than the UI's table.
+        "realized_by_role": dg.MetadataValue.json(
+            {
+                str(row["role"]): {k: v for k, v in row.items() if pd.notna(v)}
+                for row in table.to_dict("records")
+            }
+        ),
         "live_verdicts": dg.MetadataValue.json(
             {role: v.evidence | {"reason": v.reason} for role, v in verdicts.items()}
         ),

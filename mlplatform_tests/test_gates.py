@@ -119,6 +119,20 @@ def test_every_gate_passes_on_a_normal_day_with_value_and_threshold(deployment):
     assert calibrated.severity == dg.AssetCheckSeverity.WARN
     assert not calibrated.metadata["inconclusive"].value
     assert "bins predict a rate outside" in calibrated.description
+    # The trained model shows its calibration error and Brier score with intervals, and its MLflow
+    # run logs them beside the raw scores' (what calibration bought).
+    model = next(
+        {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "trained_model"
+    )
+    assert model["calibration"] == "sigmoid"
+    for score in ("ece", "brier"):
+        assert model[f"test_{score}_low"] <= model[f"test_{score}"] <= model[f"test_{score}_high"]
+        assert model[f"test_{score}_high"] < model[f"test_{score}_uncalibrated"]
+    logged = deployment.platform().mlflow_client().get_run(model["mlflow_run_id"]).data.metrics
+    assert logged["test_ece"] == pytest.approx(model["test_ece"], abs=1e-6)  # shown rounded
+    assert {"test_ece_high", "test_brier_low", "test_brier_uncalibrated"} <= set(logged)
     for key, evaluation in checks.items():
         assert {"observed", "threshold", "summary"} <= set(evaluation.metadata), key
         assert evaluation.partition == NORMAL_DAY

@@ -51,8 +51,17 @@ def test_quality_benchmark_reports_every_model_with_intervals(tmp_path, capsys):
         criteria["within_tolerance_of_best"] and criteria["not_below_tuned_lr_interval"]
     )
     assert (code == 0) == report["passed"] == entry["passed"]
+    # The selected model's calibration, as its gate judges it: every bin holds or is named.
+    calibration = entry["calibration"]
+    assert calibration["method"] == report["settings"]["calibration"]
+    assert calibration["ece"]["low"] <= calibration["ece"]["value"] <= calibration["ece"]["high"]
+    assert calibration["brier"]["value"] < calibration["brier_uncalibrated"]
+    held = [row["bin"] for row in calibration["bins"] if row["holds"]]
+    assert sorted(held + calibration["bins_off"]) == [row["bin"] for row in calibration["bins"]]
+    assert calibration["gate_passed"] == (not calibration["bins_off"])
     table = table_file.read_text()
     assert "| HMDA |" in table and "LR, tuned" in table and table.strip() in printed
+    assert f"| HMDA | {calibration['method']} |" in table
 
 
 def test_every_dataset_builds_a_contract_from_its_own_columns():

@@ -55,7 +55,7 @@ def test_the_layout_from_a_live_instance(tmp_path):
         assert (out / expected).stat().st_size > 0, expected
 
     graph = json.loads((out / "dags/asset_graph.json").read_text())
-    assert len(graph["assets"]) == 7 and len(graph["checks"]) == 19
+    assert len(graph["assets"]) == 11 and len(graph["checks"]) == 25
     assert {n["asset"] for n in graph["step_needs"]} == {a["name"] for a in graph["assets"]}
     location = json.loads((out / "dags/source_location.json").read_text())
     assert location["module"] == "mlplatform.definitions"

@@ -139,7 +139,7 @@ def model_performance(
         thresholds = {v: float(t.get("decision_threshold", 0.5)) for v, t in tags.items()}
 
         rows, realized, estimated = [], {}, None
-        labelled_ids = None
+        outcomes_known = 0
         for role, frame in roles.items():
             if not len(frame):
                 continue
@@ -157,7 +157,7 @@ def model_performance(
                     seed=seed, simulations=resamples,
                 )  # fmt: skip
                 row.update(estimated.to_metadata())
-                labelled_ids = len(labels)
+                outcomes_known = len(labels)
             rows.append(row)
         table = pd.DataFrame(rows)
 
@@ -175,7 +175,7 @@ def model_performance(
         "dagster/row_count": len(table),
         "model_name": name,
         "model_version": champion_version or "none",
-        "outcomes_known": int(labelled_ids or 0),
+        "outcomes_known": outcomes_known,
         "versions": dg.MetadataValue.md(_versions_table(table)),
         # Every version's figures (the shadows' too), for readers other than the UI's table.
         "realized_by_role": dg.MetadataValue.json(

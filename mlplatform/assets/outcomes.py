@@ -14,8 +14,10 @@ from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.resources.data_source import DataSource
 from mlplatform.stages import carried_out, stage_multi_asset, stage_output
 
-# Outcomes name events of up to this many days before they arrive (the contract's).
-MAX_DELAY_DAYS = CONTRACT.outcomes.max_delay_days if CONTRACT.outcomes else 0
+# Outcomes name events of up to this many days before they arrive (the contract's). A dataset
+# without outcomes leaves this asset out of the Definitions; 1 keeps its definition valid (a
+# window of earlier days needs one day at least).
+MAX_DELAY_DAYS = CONTRACT.outcomes.max_delay_days if CONTRACT.outcomes else 1
 
 
 @stage_multi_asset(

@@ -80,6 +80,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             kind=source.kind,
             path=source.path,
             file_format=source.file_format,
+            csv_max_field_chars=source.csv_max_field_chars,
             generator=GeneratorConfig(**source.generator.model_dump()),
             outcomes_path=settings.outcomes.path,
             outcomes_file_format=settings.outcomes.file_format,

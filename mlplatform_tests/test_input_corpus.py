@@ -205,6 +205,7 @@ ACCOUNTED = [
     Case("quoted-commas-and-line-breaks", write_csv(
         with_values("device_id", {2: "dev, one\nline two", 5: 'say "hi",\r\nthen go'}))),
     Case("crlf-line-ends", write_csv(base(), lineterminator="\r\n")),
+    Case("cr-only-line-ends", write_csv(base(), lineterminator="\r")),  # old Mac exports
     Case("utf8-bom", write_csv(base(), encoding="utf-8-sig")),
     Case("blank-lines", write_text([*csv_lines()[:6], "\n", *csv_lines()[6:], "\n"])),
     Case("extra-columns", write_csv(
@@ -285,7 +286,12 @@ REFUSED = [
          error="{file}: line 6: a NUL byte at byte"),
     Case("quote-never-closed", write_text(
         replaced_line(5, lambda line: set_field(line, "device_id", '"' + fields(line)[3]))),
-         error="{file}: line 6: malformed CSV record (unexpected end of data)"),
+         error="{file}: line 6: a quote opened in field 4 (device_id) at line 6 is never closed"),
+    Case("field-over-the-limit", write_text(replaced_line(5, lambda line: set_field(
+        line, "device_id", "d" * (SETTINGS.data_source.csv_max_field_chars + 1)))),
+         error=f"{{file}}: line 6: field 4 (device_id) is "
+               f"{SETTINGS.data_source.csv_max_field_chars + 1:,} characters, over the limit of "
+               f"{SETTINGS.data_source.csv_max_field_chars:,} (data_source.csv_max_field_chars)"),
     Case("text-after-a-closing-quote", write_text(
         replaced_line(5, lambda line: set_field(line, "device_id", '"d"x'))),
          error="{file}: line 6: malformed CSV record (',' expected after '\"')"),

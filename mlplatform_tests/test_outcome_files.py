@@ -267,7 +267,8 @@ REFUSED = [
     Case("unterminated-quote", text_file("o.csv", lambda e: [
         "transaction_id,is_fraud,known_at\n", f"{e.first[0]},1,{AT}\n",
         f'"{e.first[1]},0,{AT}\n', f"{e.first[2]},1,{AT}\n"]),
-         error="{file}: line 3: malformed CSV record (unexpected end of data)"),
+         error="{file}: line 3: a quote opened in field 1 (transaction_id) at line 3 is never "
+               "closed"),
     Case("quote-closed-records-later", text_file("o.csv", lambda e: [
         "transaction_id,is_fraud,known_at\n", f"{e.first[0]},1,{AT}\n",
         f'"{e.first[1]},0,{AT}\n', f"{e.first[2]},1,{AT}\n", f'{e.first[3]}",1,{AT}\n',

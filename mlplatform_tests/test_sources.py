@@ -152,7 +152,8 @@ HEADER = "transaction_id,event_time,note\n"
         ('a,2026-03-02T01:00,x,extra\n', r"line 2: 4 fields where the header has 3 \(too many"),
         ('a,2026-03-02T01:00,"x\nb,2026-03-02T02:00,y\nc,2026-03-02T03:00,z"\n',
          r"lines 2-4: a quote opened at line 2 is closed at line 4"),
-        ('a,2026-03-02T01:00,x\nb,2026-03-02T02:00,"y\n', r"line 3: malformed CSV record"),
+        ('a,2026-03-02T01:00,x\nb,2026-03-02T02:00,"y\n',
+         r"line 3: a quote opened in field 3 \(note\) at line 3 is never closed"),
         ('a,2026-03-02T01:00,"x"y\n', r"line 2: malformed CSV record \(',' expected"),
         ('a,2026-03-02T01:00,x\x00y\n', r"line 2: a NUL byte at byte 21"),
         ('a,2026-03-02T01:00,caf\xe9\n', r"line 2: not UTF-8 text \(b.\\xe9.\) at byte 23"),
@@ -179,6 +180,99 @@ def test_a_bad_header_is_refused(tmp_path, card_contract, header, message):
     path.write_text(header)
     with pytest.raises(DatasetError, match=rf"tx\.csv: {message}"):
         read_file(str(path), card_contract.model_copy(update={"columns": {}}))
+
+
+def test_cr_only_line_ends_are_read_with_every_row(tmp_path, two_days, card_contract):
+    """Old Mac exports end lines with a lone CR: every row is read, over several read blocks, and
+    every row read is validated or quarantined."""
+    from mlplatform.core.validate import validate
+
+    path = tmp_path / "tx.csv"
+    two_days.to_csv(path, index=False, lineterminator="\r")
+    assert b"\n" not in path.read_bytes()
+    day = read(path, card_contract)
+    assert len(day) == len(expected_day(two_days))
+    assert set(day["transaction_id"]) == set(expected_day(two_days)["transaction_id"].astype(str))
+    # Rows in = validated + quarantined, over the file's two days.
+    outcomes = [
+        validate(read(path, card_contract, day=d), card_contract)
+        for d in (DAY, DAY + dt.timedelta(1))
+    ]
+    assert sum(len(o.validated) + len(o.quarantined) for o in outcomes) == len(two_days)
+    assert all(len(o.validated) for o in outcomes)
+    # Lines are counted at a lone CR too: a defect is named at its own line.
+    lines = ["transaction_id,event_time,note", "a,2026-03-02T01:00,x", "b,2026-03-02T02:00"]
+    path.write_bytes("\r".join(lines).encode() + b"\r")
+    with pytest.raises(DatasetError, match=r"line 3: 2 fields where the header has 3"):
+        read_file(str(path), card_contract.model_copy(update={"columns": {}}))
+
+
+def test_lines_are_cut_right_where_a_read_block_ends_between_cr_and_lf(
+    tmp_path, monkeypatch, card_contract
+):
+    """A CR LF split by a block boundary is one line end, not two (no blank line, no shift)."""
+    import mlplatform.core.sources as sources
+
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 7)
+    path = tmp_path / "tx.csv"
+    lines = ["transaction_id,event_time,note", *(f"{i},2026-03-02T01:00,x{i}" for i in range(9))]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    frame = read_file(str(path), card_contract.model_copy(update={"columns": {}}))
+    assert frame["note"].tolist() == [f"x{i}" for i in range(9)]
+    path.write_bytes(("\r".join(lines) + "\r").encode())
+    frame = read_file(str(path), card_contract.model_copy(update={"columns": {}}))
+    assert frame["note"].tolist() == [f"x{i}" for i in range(9)]
+
+
+LARGE = 200 * 1024  # over the csv module's own 128 KiB
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["bare", "quoted"])
+def test_a_field_over_128_kib_is_read_up_to_the_limit(tmp_path, card_contract, quoted):
+    path = tmp_path / "tx.csv"
+    big = "y" * LARGE
+    field = f'"{big[:1000]}\n{big[1001:]}"' if quoted else big
+    path.write_text(HEADER + f"a,2026-03-02T01:00,x\nb,2026-03-02T02:00,{field}\n")
+    contract = card_contract.model_copy(update={"columns": {}})
+    frame = read_file(str(path), contract, max_field_chars=LARGE)
+    assert [len(note) for note in frame["note"]] == [1, LARGE]
+    # The pipeline's setting reaches the reader (data_source.csv_max_field_chars).
+    from mlplatform.config.active import SETTINGS
+    from mlplatform.resources.data_source import DataSource
+
+    assert DataSource().csv_max_field_chars == SETTINGS.data_source.csv_max_field_chars >= LARGE
+    day = DataSource(kind="files", path=str(path)).read_day(DAY, contract, SPAN)
+    assert len(day) == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [("y" * (LARGE + 1),
+      rf"line 3: field 3 \(note\) is {LARGE + 1:,} characters, over the limit of {LARGE:,} "
+      r"\(data_source.csv_max_field_chars\)$"),
+     ('"' + "y\n" * (LARGE // 2) + 'y"',
+      rf"lines 3-{LARGE // 2 + 3}: field 3 \(note\) is {LARGE + 1:,} characters, over the limit"),
+     ('"' + "y" * (LARGE * 2) + "\nc,2026-03-02T03:00,z\n",
+      r"line 3: a quote opened in field 3 \(note\) at line 3 is never closed \(the file ends "
+      rf"inside it, {LARGE * 2 + 23:,} characters later\)")],
+    ids=["over-the-limit", "over-the-limit-across-lines", "quote-never-closed-past-the-limit"],
+)  # fmt: skip
+def test_a_field_over_the_limit_is_refused_naming_its_size_and_line(
+    tmp_path, card_contract, field, message
+):
+    """Not the csv module's "field larger than field limit", which it also says of a quote never
+    closed: a field too large names its size and line, a quote never closed says so."""
+    path = tmp_path / "tx.csv"
+    path.write_text(HEADER + f"a,2026-03-02T01:00,x\nb,2026-03-02T02:00,{field}\n")
+    contract = card_contract.model_copy(update={"columns": {}})
+    with pytest.raises(DatasetError, match=rf"tx\.csv: {message}") as refused:
+        read_file(str(path), contract, max_field_chars=LARGE)
+    assert "field limit" not in str(refused.value)
+    # gzip: read again from its start all the same
+    packed = tmp_path / "tx.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(DatasetError, match=rf"tx\.csv\.gz: {message}"):
+        read_file(str(packed), contract, max_field_chars=LARGE)
 
 
 def test_quoted_line_breaks_crlf_and_bom_are_read_as_written(tmp_path, card_contract):

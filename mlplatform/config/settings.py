@@ -129,6 +129,12 @@ class DataSourceSettings(StrictModel):
         description="files: a file, folder or glob; local or an fsspec URL (s3://...)."
     )
     file_format: FileFormat
+    csv_max_field_chars: int = Field(
+        ge=1,
+        le=2**31 - 1,
+        description="The longest CSV field read, in characters (events and outcomes); a longer "
+        "one is refused naming its size and line.",
+    )
     generator: GeneratorSettings
 
     @model_validator(mode="after")

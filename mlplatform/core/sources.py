@@ -13,6 +13,7 @@ import contextlib
 import csv
 import datetime as dt
 import gzip
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -128,23 +129,36 @@ _STORAGE_ERRORS: tuple[type[BaseException], ...] = (
 CHUNK_BYTES = 1 << 20
 
 
+def _line_ends(data: bytes) -> int:
+    """The lines `data` ends: a line ends at LF, CR LF or a lone CR (old Mac exports)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
 def _where(file: str, block: bytes, lines_before: int, position: int, what: str) -> str:
-    line_start = block.rfind(b"\n", 0, position) + 1
-    line = lines_before + block.count(b"\n", 0, position) + 1
+    line_start = max(block.rfind(b"\n", 0, position), block.rfind(b"\r", 0, position)) + 1
+    line = lines_before + _line_ends(block[:position]) + 1
     return f"{file}: line {line}: {what} at byte {position - line_start + 1}"
 
 
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+
+
 def _text_lines(handle: IO[bytes], file: str) -> Iterator[str]:
-    """The physical lines of a CSV file for `csv.reader`, decoded a block at a time (a line at a
-    time costs seconds per million lines); a NUL byte or bytes that are not UTF-8 are refused
-    naming their line."""
+    """The physical lines of a CSV file for `csv.reader`, each with its line end (LF, CR LF or a
+    lone CR), decoded a block at a time (a line at a time costs seconds per million lines); a NUL
+    byte or bytes that are not UTF-8 are refused naming their line."""
     pending, lines_before, first = b"", 0, True
     while True:
         chunk = handle.read(CHUNK_BYTES)
         if first:
             chunk, first = chunk.removeprefix(UTF8_BOM), False
         data = pending + chunk
-        cut = data.rfind(b"\n") + 1 if chunk else len(data)
+        if chunk:
+            # Cut after the last line end; a CR as the last byte waits, its LF may come next.
+            cut = data.rfind(b"\n") + 1
+            cut = max(cut, data.rfind(b"\r", cut, len(data) - 1) + 1)
+        else:
+            cut = len(data)
         block, pending = data[:cut], data[cut:]
         nul = block.find(b"\x00")
         if nul >= 0:
@@ -158,14 +172,20 @@ def _text_lines(handle: IO[bytes], file: str) -> Iterator[str]:
             raise DatasetError(
                 _where(file, block, lines_before, error.start, f"not UTF-8 text ({byte!r})")
             ) from None
-        lines = text.split("\n")
-        for line in lines[:-1]:
-            yield line + "\n"
+        if text.count("\r") == text.count("\r\n"):  # LF or CR LF: the fast split
+            lines = text.split("\n")
+            for line in lines[:-1]:
+                yield line + "\n"
+        else:
+            parts = _LINE_BREAK.split(text)
+            lines = parts[::2]
+            for line, end in zip(lines, parts[1::2], strict=False):  # the last has no end
+                yield line + end
         if lines[-1]:
             yield lines[-1]  # the last line, without a line break
         if not chunk:
             return
-        lines_before += block.count(b"\n")
+        lines_before += _line_ends(block)
 
 
 def _looks_like_several_records(record: list[str], width: int, event_index: int) -> bool:
@@ -174,8 +194,8 @@ def _looks_like_several_records(record: list[str], width: int, event_index: int)
     merged record can still have the right number of fields. A legitimate quoted field with a
     line break does not make every line of it a record with a readable event time. The lines are
     the record's fields joined again (the quotes gone), split at the line breaks."""
-    for line in ",".join(record).split("\n"):
-        fields = line.rstrip("\r").split(",")
+    for line in _LINE_BREAK.split(",".join(record))[::2]:
+        fields = line.split(",")
         if len(fields) != width:
             return False
         stamp = pd.to_datetime(fields[event_index].strip(), errors="coerce", utc=True)
@@ -184,8 +204,67 @@ def _looks_like_several_records(record: list[str], width: int, event_index: int)
     return True
 
 
-def _read_csv(handle: IO[bytes], file: str, contract: Contract) -> pd.DataFrame:
-    """Every field as the text written; an empty field is a missing value.
+def _field_problem(
+    lines: Iterator[str], start: int, header: list[str], max_field_chars: int
+) -> str | None:
+    """What stopped the csv module in the record that starts at line `start` of `lines` (the
+    file's lines from its first): a field over `max_field_chars` (its size and lines) or a quote
+    never closed. None when it is neither. Streams the field: memory stays one line."""
+    number, size, quoted, opened, at_start, line_no = 0, 0, False, start, True, 0
+
+    def named(index: int) -> str:
+        return f"field {index + 1}" + (f" ({header[index]})" if index < len(header) else "")
+
+    def too_large(last: int) -> str | None:
+        if size <= max_field_chars:
+            return None
+        where = f"line {opened}" if last == opened else f"lines {opened}-{last}"
+        return (
+            f"{where}: {named(number)} is {size:,} characters, over the limit of "
+            f"{max_field_chars:,} (data_source.csv_max_field_chars)"
+            + (": a quote left open?" if last != opened else "")
+        )
+
+    for line_no, line in enumerate(lines, start=1):
+        if line_no < start:
+            continue
+        position, end = 0, len(line.rstrip("\r\n"))
+        while True:
+            if at_start:
+                size, opened, at_start = 0, line_no, False
+                quoted = position < len(line) and line[position] == '"'
+                position += quoted
+            if quoted:
+                close = line.find('"', position)
+                if close < 0:  # the field goes on, line end and all
+                    size += len(line) - position
+                    break
+                size += close - position
+                if line.startswith('"', close + 1):  # a doubled quote is one quote
+                    size, position = size + 1, close + 2
+                    continue
+                quoted, position = False, close + 1
+                continue
+            comma = line.find(",", position, end)
+            size += (end if comma < 0 else comma) - position
+            problem = too_large(line_no)
+            if problem or comma < 0:
+                return problem  # the record ended (or this field is the one)
+            number, position, at_start = number + 1, comma + 1, True
+    if quoted:
+        return (
+            f"line {opened}: a quote opened in {named(number)} at line {opened} is never closed "
+            f"(the file ends inside it, {size:,} characters later)"
+        )
+    return None
+
+
+def _read_csv(
+    handle: IO[bytes], file: str, contract: Contract, max_field_chars: int
+) -> pd.DataFrame:
+    """Every field as the text written; an empty field is a missing value. A field may hold up
+    to `max_field_chars` characters (data_source.csv_max_field_chars); a longer one, or a quote
+    never closed, is refused naming its line (and the field's size).
 
     Python's csv module with strict=True, not pandas or pyarrow: it refuses a quote closed in the
     middle of a field, and its line count tells which physical lines each record spans, which is
@@ -196,6 +275,9 @@ def _read_csv(handle: IO[bytes], file: str, contract: Contract) -> pd.DataFrame:
     """
     reader = csv.reader(_text_lines(handle, file), strict=True)
     end = 0  # the line the previous record ended on
+    header: list[str] = []
+    # The csv module's limit is process-wide: set for this read, put back after it.
+    previous_limit = csv.field_size_limit(max_field_chars)
     try:
         header = next(reader, None)
         if header is None:
@@ -232,7 +314,16 @@ def _read_csv(handle: IO[bytes], file: str, contract: Contract) -> pd.DataFrame:
                 )
             rows.append(record)
     except csv.Error as error:
-        raise DatasetError(f"{file}: line {end + 1}: malformed CSV record ({error})") from None
+        # The csv module says "field larger than field limit" both for a long field and for a
+        # quote never closed (the rest of the file is then one field): read the record again.
+        problem = None
+        if str(error).startswith(("field larger", "unexpected end")) and handle.seekable():
+            handle.seek(0)
+            problem = _field_problem(_text_lines(handle, file), end + 1, header, max_field_chars)
+        where = problem or f"line {end + 1}: malformed CSV record ({error})"
+        raise DatasetError(f"{file}: {where}") from None
+    finally:
+        csv.field_size_limit(previous_limit)
     columns = {}
     for name, values in zip(header, zip(*rows, strict=True) if rows else [()] * width, strict=True):
         column = np.array(values, dtype=object)
@@ -272,14 +363,18 @@ def parse_parquet(data: bytes, file: str, columns: list[str] | None = None) -> p
         ) from error
 
 
-def read_file(file: str, contract: Contract, file_format: str = "auto") -> pd.DataFrame:
-    """One data file, every contract column present; CSV as text, Parquet as its stored types."""
+def read_file(
+    file: str, contract: Contract, file_format: str = "auto", max_field_chars: int = 2**31 - 1
+) -> pd.DataFrame:
+    """One data file, every contract column present; CSV as text, Parquet as its stored types.
+    `max_field_chars`: the longest CSV field read (the pipeline passes its setting,
+    data_source.csv_max_field_chars; unset, only the csv module's own bound)."""
     import fsspec
 
     kind = format_of(file, file_format)
     with errors_by_cause(file, kind), fsspec.open(file, "rb", compression="infer") as handle:
         if kind == "csv":
-            frame = _read_csv(handle, file, contract)
+            frame = _read_csv(handle, file, contract, max_field_chars)
         else:
             data = handle.read()
     if kind == "parquet":
@@ -388,12 +483,14 @@ def read_source_day(
     log: Callable[[str], None] = lambda message: None,
     allow_empty: bool = False,
     with_origin: bool = False,
+    max_field_chars: int = 2**31 - 1,
 ) -> pd.DataFrame:
     """The rows of all files under `path` whose event time falls on `day` (`log` hears, per
     file, how many rows it held and how many are the day's: a long read says where it is).
     `allow_empty`: a day with no rows is an empty frame (outcomes: a day on which none became
     known), not an error. `with_origin`: each row also names its file and its record number in
     it (SOURCE_FILE_COLUMN, SOURCE_RECORD_COLUMN), for reasons that point at a record.
+    `max_field_chars`: the longest CSV field read (see read_file).
 
     Rows of a file that fall in no partition come along with the day `Placement.carrier_day`
     names, marked with their reason in OUTSIDE_PARTITIONS_COLUMN: validation quarantines them
@@ -403,7 +500,7 @@ def read_source_day(
     files = list_source_files(path, file_format)
     of_day, carried = [], []
     for file in files:
-        frame = read_file(file, contract, file_format)
+        frame = read_file(file, contract, file_format, max_field_chars)
         if with_origin:
             frame = frame.assign(
                 **{SOURCE_FILE_COLUMN: file, SOURCE_RECORD_COLUMN: np.arange(1, len(frame) + 1)}

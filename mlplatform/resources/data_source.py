@@ -34,6 +34,7 @@ class DataSource(dg.ConfigurableResource):
     kind: SourceKind = _source.kind
     path: str | None = _source.path
     file_format: FileFormat = _source.file_format
+    csv_max_field_chars: int = _source.csv_max_field_chars
     generator: GeneratorConfig | None = None
     outcomes_path: str | None = SETTINGS.outcomes.path
     outcomes_file_format: FileFormat = SETTINGS.outcomes.file_format
@@ -69,7 +70,15 @@ class DataSource(dg.ConfigurableResource):
             )
         from mlplatform.core.sources import read_source_day
 
-        return read_source_day(self.path, contract, day, span, self.file_format, log=log)
+        return read_source_day(
+            self.path,
+            contract,
+            day,
+            span,
+            self.file_format,
+            log=log,
+            max_field_chars=self.csv_max_field_chars,
+        )
 
     def describe_outcomes(self) -> str:
         if self.kind == "generator":
@@ -110,4 +119,5 @@ class DataSource(dg.ConfigurableResource):
             log=log,
             allow_empty=True,
             with_origin=True,
+            max_field_chars=self.csv_max_field_chars,
         )

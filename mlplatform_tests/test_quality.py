@@ -125,14 +125,14 @@ def test_no_target_leakage(features, card_contract):
     categorical, numeric = model_columns(features, card_contract)
     columns = [*categorical, *numeric]
     today = features["event_time"].dt.date == DAY
-    assert quality.no_target_leakage(features, columns, 0.98, today).passed
+    assert quality.no_target_leakage(features, columns, 0.98, today, min_positives=30).passed
     leaking = features.assign(merchant_category=np.where(features["label"] == 1, "x", "y"))
-    outcome = quality.no_target_leakage(leaking, columns, 0.98, today)
+    outcome = quality.no_target_leakage(leaking, columns, 0.98, today, min_positives=30)
     assert not outcome.passed and list(outcome.details["leaking_features"]) == ["merchant_category"]
     # A leak that starts today, while the training split is still clean.
     leaking_today = features.copy()
     leaking_today.loc[today, "distance_from_home_km"] = leaking_today.loc[today, "label"] * 15000.0
-    outcome = quality.no_target_leakage(leaking_today, columns, 0.98, today)
+    outcome = quality.no_target_leakage(leaking_today, columns, 0.98, today, min_positives=30)
     assert list(outcome.details["leaking_features"]) == ["distance_from_home_km"]
 
 
@@ -169,9 +169,70 @@ def test_a_clean_many_level_column_does_not_look_like_a_leak(card_contract):
     noise = np.random.default_rng(0).integers(0, 1500, len(features)).astype(str)
     features = features.assign(device_id=noise)
     outcome = quality.no_target_leakage(
-        features, ["device_id"], 0.98, features["event_time"].notna()
+        features, ["device_id"], 0.98, features["event_time"].notna(), min_positives=5
     )
     assert outcome.details["single_feature_auc"]["device_id"] < 0.65
+
+
+def leakage_gate_on_window(card_contract, days: int, incident: str = "none"):
+    """The features gates' no_target_leakage on the first `days` partition days of a fresh
+    backfill at 5,000 rows a day, judged on the last, with the packaged gate settings."""
+    from mlplatform.config.active import GATES, SETTINGS
+
+    first = SETTINGS.partitions.start_date
+    window = [first + pd.Timedelta(days=i).to_pytimedelta() for i in range(days)]
+    raw = pd.concat([generated_day(day, rows_per_day=5000, incident=incident) for day in window])
+    features = build_features(validate(raw, card_contract).validated, card_contract)
+    gates = quality.features_gates(features, card_contract, GATES.features, window[-1].isoformat())
+    return gates["no_target_leakage"], GATES.features.no_target_leakage
+
+
+def test_the_first_days_leakage_gate_does_not_block_clean_data(card_contract):
+    """Issue 24: on a fresh backfill's first day (one day of data, ~3,500 training rows, ~30
+    positives) a numeric feature was judged on the newer half of the training split alone (4
+    positives) and scored 0.9989. Judged on every sampled row, with its interval, it is ~0.6."""
+    outcome, gate = leakage_gate_on_window(card_contract, days=1)
+    assert gate.blocking
+    assert outcome.passed and not outcome.inconclusive, outcome.summary
+    assert not outcome.details["leaking_features"]
+    table = {row["feature"]: row for row in outcome.details["auc_by_feature"]}
+    assert table["distance_from_home_km"]["high"] < 0.9
+    assert outcome.details["positives_judged"]["train"] >= gate.min_positives
+
+
+@pytest.mark.parametrize("days", [1, 7])
+def test_a_real_leak_still_blocks_on_one_day_and_on_seven(card_contract, days):
+    from mlplatform.checks.common import gate_result
+
+    outcome, gate = leakage_gate_on_window(card_contract, days, incident="leak")
+    assert not outcome.passed and not outcome.inconclusive
+    assert list(outcome.details["leaking_features"]) == ["distance_from_home_km"]
+    assert outcome.details["auc_by_feature"][0]["low"] >= gate.max_single_feature_auc
+    result = gate_result("features", "no_target_leakage", gate, outcome)
+    import dagster as dg
+
+    assert result.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_the_leakage_gate_warns_when_too_few_positives_to_judge(features):
+    """A point AUC near 1 on a handful of positives is no evidence: with fewer than
+    min_positives in both samples the gate cannot judge, and a blocking gate only warns."""
+    import dagster as dg
+
+    from mlplatform.checks.common import gate_result
+    from mlplatform.config.active import GATES
+
+    few = features.iloc[np.r_[np.flatnonzero(features["label"] == 1)[:8], np.arange(3000)]]
+    few = few[~few.index.duplicated()].sort_values("event_time")
+    leaking = few.assign(distance_from_home_km=few["label"] * 15000.0)
+    outcome = quality.no_target_leakage(
+        leaking, ["distance_from_home_km"], 0.98, leaking["event_time"].notna(), min_positives=500
+    )
+    assert outcome.inconclusive and not outcome.passed and "cannot judge" in outcome.summary
+    gate = GATES.features.no_target_leakage
+    assert gate_result("features", "no_target_leakage", gate, outcome).severity == (
+        dg.AssetCheckSeverity.WARN
+    )
 
 
 def test_reproduction():
@@ -206,15 +267,19 @@ def test_no_target_leakage_on_a_sample_sees_the_same(card_contract):
     columns = [*categorical, *numeric]
     today = features["event_time"].notna()
     leaking = features.assign(merchant_category=np.where(features["label"] == 1, "x", "y"))
-    every_row = quality.no_target_leakage(leaking, columns, 0.98, today)
-    sampled = quality.no_target_leakage(leaking, columns, 0.98, today, sample_rows=50_000)
+    every_row = quality.no_target_leakage(leaking, columns, 0.98, today, min_positives=30)
+    sampled = quality.no_target_leakage(
+        leaking, columns, 0.98, today, sample_rows=50_000, min_positives=30
+    )
     assert sampled.details["rows_judged"] == {"train": 50_000, "day": 50_000}
     assert every_row.details["rows_judged"]["day"] == len(features)
     assert list(sampled.details["leaking_features"]) == ["merchant_category"]
     for column, auc in every_row.details["single_feature_auc"].items():
         assert abs(sampled.details["single_feature_auc"][column] - auc) < 0.03, column
     # The same sample every time: the gate's verdict is reproducible.
-    again = quality.no_target_leakage(leaking, columns, 0.98, today, sample_rows=50_000)
+    again = quality.no_target_leakage(
+        leaking, columns, 0.98, today, sample_rows=50_000, min_positives=30
+    )
     assert again.details == sampled.details
 
 

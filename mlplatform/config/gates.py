@@ -68,9 +68,14 @@ class DriftGate(Gate):
 
 
 class LeakageGate(Gate):
+    """A feature fails when the lower end of its single-feature ROC-AUC's 95% interval reaches
+    `max_single_feature_auc`; with fewer than `min_positives` positives in both the training
+    split and the day it cannot judge, and says so as a warning."""
+
     max_single_feature_auc: float = Field(gt=0.5, le=1)
     # None: every row.
     sample_rows: int | None = Field(None, ge=10_000)
+    min_positives: int = Field(ge=1)
 
 
 class FloorGate(Gate):

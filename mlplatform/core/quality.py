@@ -12,7 +12,7 @@ import pandas as pd
 
 from mlplatform.core.contract import Contract
 from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, WAITING, positive_label_flags
-from mlplatform.core.uncertainty import Interval
+from mlplatform.core.uncertainty import Interval, metric_interval
 
 if TYPE_CHECKING:
     from mlplatform.core.calibration import CalibrationReport
@@ -279,55 +279,44 @@ def drift(
     )
 
 
-def single_feature_auc(
-    values: pd.Series, labels: np.ndarray, fitted_on: np.ndarray | None = None
-) -> float:
-    """How well one feature alone ranks the target (0.5 = not at all, 1 = perfectly).
+def _ranking(values: pd.Series, labels: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """One feature on `rows` as a ranking of the target. A numeric feature is its values (a
+    missing one: the median). A categorical one is its categories' positive rates, cross-fit:
+    the older half of `rows` scored by rates fit on the newer half and the newer by the older,
+    so no row is scored by its own label (which would make a many-level column look predictive)
+    and every row, every positive, is judged."""
+    part = values.iloc[rows]
+    if part.dtype != object:
+        score = part.to_numpy(dtype="float64")
+        missing = np.isnan(score)
+        return np.where(missing, np.nanmedian(score) if (~missing).any() else 0, score)
+    keys, outcome = part.to_numpy(), labels[rows]
+    score = np.empty(len(rows))
+    older, newer = _older_and_newer(np.arange(len(rows)))
+    for judged, fit in ((older, newer), (newer, older)):
+        rates = pd.Series(outcome[fit]).groupby(keys[fit]).mean()
+        prior = float(outcome[fit].mean()) if len(fit) else 0.5
+        score[judged] = pd.Series(keys[judged]).map(rates).fillna(prior).to_numpy(dtype=float)
+    return score
 
-    A categorical feature is scored by its categories' positive rates, which are fitted: on the
-    rows `fitted_on` (a boolean mask; the rest are scored), never on the rows it is judged on,
-    whose own labels would otherwise make a many-level column look predictive. A numeric feature
-    is fitted on nothing: its values are the ranking."""
-    from sklearn.metrics import roc_auc_score
 
-    judged = np.ones(len(values), dtype=bool) if fitted_on is None else ~fitted_on
-    if values.dtype == object:
-        if fitted_on is None:
-            raise ValueError("a categorical feature is judged on rows its rates were not fit on")
-        fit = pd.Series(labels[fitted_on], index=values.index[fitted_on])
-        rates = fit.groupby(values[fitted_on].to_numpy()).mean()
-        prior = float(labels[fitted_on].mean()) if fitted_on.any() else 0.5
-        score = values[judged].map(rates).fillna(prior).to_numpy(dtype="float64")
-    else:
-        score = values[judged].to_numpy(dtype="float64")
-        score = np.where(
-            np.isnan(score), np.nanmedian(score) if np.isfinite(score).any() else 0, score
-        )
-    judged_labels = labels[judged]
-    if len(np.unique(judged_labels)) < 2:
-        return 0.5
-    auc = float(roc_auc_score(judged_labels, score))
-    return max(auc, 1 - auc)
+def single_feature_auc(values: pd.Series, labels: np.ndarray, rows: np.ndarray) -> Interval | None:
+    """How well one feature alone ranks the target on `rows` (0.5 = not at all, 1 = perfectly,
+    either way round), with DeLong's 95% interval; None when the rows hold one class only."""
+    outcome = labels[rows].astype(int)
+    if len(outcome) == 0 or outcome.min() == outcome.max():
+        return None
+    auc = metric_interval(
+        outcome, _ranking(values, labels, rows), 0.5, "roc_auc", seed=0, resamples=0
+    )
+    if auc.value >= 0.5:
+        return auc
+    return Interval(1 - auc.value, 1 - auc.high, 1 - auc.low, auc.positives, auc.rows, auc.method)
 
 
 def _older_and_newer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     half = len(rows) // 2
     return rows[:half], rows[half:]
-
-
-def _fit_and_judged(
-    train_rows: np.ndarray, day_rows: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rows a categorical encoding is fit on, rows it is judged on), never overlapping: the
-    training sample's older half against its newer half, and the training rows outside the day
-    against the day (the day's older half against its newer half when the window is that day)."""
-    pairs = [_older_and_newer(train_rows)]
-    if len(day_rows):
-        before_the_day = np.setdiff1d(train_rows, day_rows, assume_unique=True)
-        pairs.append(
-            (before_the_day, day_rows) if len(before_the_day) else _older_and_newer(day_rows)
-        )
-    return pairs
 
 
 def no_target_leakage(
@@ -336,10 +325,15 @@ def no_target_leakage(
     max_auc: float,
     day_rows: pd.Series,
     sample_rows: int | None = None,
+    *,
+    min_positives: int,
 ) -> GateOutcome:
-    """The ROC-AUC of each feature on its own, on the training split and on the partition's day
-    (a leak that starts today shows there first), always on rows the feature's encoding was not
-    fit on; a feature reaching `max_auc` fails.
+    """The ROC-AUC of each feature on its own, with its 95% interval, on the training split and
+    on the partition's day (a leak that starts today shows there first). A feature fails only
+    when the lower end of its interval reaches `max_auc`: a point estimate on a few positives
+    (a fresh backfill's first day) can land near 1 by chance. A sample with fewer than
+    `min_positives` positives is not judged; when neither has that many, the gate cannot judge
+    (inconclusive: a warning).
 
     Each of the two is judged on at most `sample_rows` rows, drawn with a fixed seed: a leak puts
     a feature's AUC near 1, which half a million rows measure to about a thousandth, while every
@@ -358,34 +352,61 @@ def no_target_leakage(
             else rows
             for name, rows in samples.items()
         }
-    judgements = [
-        pair for pair in _fit_and_judged(samples["train"], samples["day"]) if len(pair[1])
-    ]
-    aucs: dict[str, float] = {}
+    positives = {name: int(labels[rows].sum()) for name, rows in samples.items()}
+    judged_samples = {n: r for n, r in samples.items() if positives[n] >= min_positives}
+    best: dict[str, tuple[str, Interval]] = {}  # per feature: its highest lower end
     for column in columns:
-        values = features[column]
-        judged = []
-        for fit_rows, judged_rows in judgements:
-            rows = np.concatenate([fit_rows, judged_rows])
-            fitted_on = np.r_[np.ones(len(fit_rows), bool), np.zeros(len(judged_rows), bool)]
-            judged.append(single_feature_auc(values.iloc[rows], labels[rows], fitted_on))
-        aucs[column] = round(max(judged, default=0.5), 4)
-    leaking = {c: a for c, a in aucs.items() if a >= max_auc}
-    best = max(aucs.values(), default=0.5)
+        for name, rows in judged_samples.items():
+            auc = single_feature_auc(features[column], labels, rows)
+            if auc is not None and (column not in best or auc.low > best[column][1].low):
+                best[column] = (name, auc)
+    aucs = {c: round(auc.value, 4) for c, (_, auc) in best.items()}
+    leaking = {c: round(auc.value, 4) for c, (_, auc) in best.items() if auc.low >= max_auc}
+    strongest = max(best.items(), key=lambda item: item[1][1].value, default=None)
+    details = {
+        "single_feature_auc": aucs,
+        "leaking_features": leaking,
+        "auc_by_feature": [
+            {
+                "feature": c,
+                "judged_on": name,
+                "auc": round(auc.value, 4),
+                "low": round(auc.low, 4),
+                "high": round(auc.high, 4),
+                "positives": auc.positives,
+            }
+            for c, (name, auc) in sorted(best.items(), key=lambda item: -item[1][1].low)
+        ],
+        "rows_judged": {name: len(rows) for name, rows in samples.items()},
+        "positives_judged": positives,
+    }
+    if not judged_samples:
+        return GateOutcome(
+            False,
+            None,
+            max_auc,
+            f"cannot judge: {positives['train']} positives in the training split and "
+            f"{positives['day']} on the day; at least {min_positives} are needed",
+            details,
+            inconclusive=True,
+        )
+    if strongest is None:
+        summary = "no feature could be judged (one class only)"
+    else:
+        column, (name, auc) = strongest
+        summary = (
+            f"features that alone predict the target (95% interval at or above {max_auc}): "
+            f"{leaking}"
+            if leaking
+            else f"strongest single feature {column}: {auc.describe('ROC-AUC')} on the {name} "
+            f"rows, not confidently at or above the limit {max_auc}"
+        )
     return GateOutcome(
         passed=not leaking,
-        observed=best,
+        observed=max(aucs.values(), default=0.5),
         threshold=max_auc,
-        summary=(
-            f"features that alone predict the target: {leaking}"
-            if leaking
-            else f"strongest single feature ROC-AUC {best:.3f} (limit {max_auc})"
-        ),
-        details={
-            "single_feature_auc": aucs,
-            "leaking_features": leaking,
-            "rows_judged": {name: len(rows) for name, rows in samples.items()},
-        },
+        summary=summary,
+        details=details,
     )
 
 
@@ -578,6 +599,7 @@ def features_gates(
             gates.no_target_leakage.max_single_feature_auc,
             day_rows,
             gates.no_target_leakage.sample_rows,
+            min_positives=gates.no_target_leakage.min_positives,
         ),
     }
 

@@ -1,7 +1,6 @@
 """After deployment: realized performance recomputed as outcomes arrive, decay announced once per
 incident (with a retraining), and the `rollback` job that moves `champion` back by hand."""
 
-
 import json
 
 import dagster as dg

@@ -119,3 +119,15 @@ def test_a_challenger_better_by_noise_alone_does_not_displace_the_champion():
     assert not decide_promotion(
         verified=True, blocking_floors=GOOD_FLOORS, comparison=comparison, has_champion=True
     ).promote
+
+
+def test_the_promotion_reason_says_each_thing_once():
+    from mlplatform.assets.registered_model_version import why_promoted
+    from mlplatform.core.promote import PromotionDecision
+
+    first = PromotionDecision(True, "no champion yet")
+    assert why_promoted(first, {"basis": "no champion yet"}) == "no champion yet"
+    kept = PromotionDecision(False, "champion kept: may be worse")
+    assert why_promoted(kept, {"basis": "champion v1 on the new test split"}) == (
+        "champion kept: may be worse (champion v1 on the new test split)"
+    )

@@ -53,8 +53,15 @@ def version_description(
         f"threshold {trained_model['decision_threshold']:.4g}; test ROC-AUC "
         f"{roc.get('value', float('nan')):.4f} [{roc.get('low', float('nan')):.4f}, "
         f"{roc.get('high', float('nan')):.4f}] on {roc.get('positives', '?')} positives. "
-        f"{outcome}: {decision.reason} ({comparison['basis']})."
+        f"{outcome}: {why_promoted(decision, comparison)}."
     )
+
+
+def why_promoted(decision: Any, comparison: dict[str, Any]) -> str:
+    """The promotion's reason and what the comparison rested on, each said once (without a
+    champion both are "no champion yet")."""
+    basis = comparison["basis"]
+    return decision.reason if basis in decision.reason else f"{decision.reason} ({basis})"
 
 
 @stage_asset(
@@ -194,7 +201,7 @@ def registered_model_version(
         )
         context.log.info(
             f"{name} v{version.version}: {'promoted to' if decision.promote else 'did not take'} "
-            f"{CHAMPION} ({decision.reason}; {comparison['basis']})"
+            f"{CHAMPION} ({why_promoted(decision, comparison)})"
         )
     aliases = sorted(mlflow.client.get_model_version(name, version.version).aliases)
     record = {
@@ -217,7 +224,7 @@ def registered_model_version(
             "version": str(version.version),
             "aliases": dg.MetadataValue.json(aliases),
             "promoted_to_champion": decision.promote,
-            "promotion_reason": f"{decision.reason} ({comparison['basis']})",
+            "promotion_reason": why_promoted(decision, comparison),
             "mlflow_run_id": trained_model["mlflow_run_id"],
             "mlflow_version": mlflow.version_link(name, str(version.version)),
             "registry_uri": mlflow.effective_registry_uri,

@@ -159,6 +159,11 @@ def test_each_scored_day_gains_its_realized_metrics_as_its_outcomes_arrive(loop)
         assert seen[f"realized_{metric}_low"] <= seen[f"realized_{metric}"]
         assert seen[f"realized_{metric}"] <= seen[f"realized_{metric}_high"]
     assert seen["realized_positives"] >= 30
+    # The estimate's interval is widened by what training measured for the model, never narrowed.
+    champion = loop.mlflow.client.get_model_version(
+        loop.mlflow.model_name_for("card_transactions"), seen["model_version"]
+    )
+    assert seen["estimated_dispersion"] == float(champion.tags["estimate_dispersion"]) >= 1
     # Every outcome record of the days is accounted for: joined or quarantined with a reason.
     for n in range(2, 15):
         record = loop.instance.fetch_materializations(

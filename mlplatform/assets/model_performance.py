@@ -155,6 +155,7 @@ def model_performance(
                 estimated = performance.estimated_performance(
                     frame["score"].to_numpy(), thresholds[version],
                     seed=seed, simulations=resamples,
+                    dispersion=float(tags[version].get("estimate_dispersion", 1.0)),
                 )  # fmt: skip
                 row.update(estimated.to_metadata())
                 outcomes_known = len(labels)

@@ -117,6 +117,8 @@ def registered_model_version(
                     "dagster_run_id": context.run_id,
                     "dagster_partition": context.partition_key,
                     "decision_threshold": str(trained_model["decision_threshold"]),
+                    # What model_performance widens the estimate's interval by.
+                    "estimate_dispersion": str(trained_model.get("estimate_dispersion", 1.0)),
                     "code_version": trained_model["code_version"],
                     **{f"test_{k}": f"{v:.6f}" for k, v in trained_model["test_metrics"].items()},
                 },

@@ -191,6 +191,7 @@ def trained_model(
             "brier_low": calibration.brier.low, "brier_high": calibration.brier.high,
             "ece_uncalibrated": before[0], "brier_uncalibrated": before[1],
         }  # fmt: skip
+        dispersion = _estimate_dispersion(context, result, features, contract, settings)
         comparison = mlflow.compare_with_champion(
             mlflow.model_name_for(contract.name), features, result.test_scores, result.threshold,
             rule.metric, seed=settings.random_state, resamples=settings.bootstrap_resamples,
@@ -276,6 +277,8 @@ def trained_model(
         "decision_threshold": result.threshold,
         "calibration_method": result.calibration,
         "calibration": calibration.to_dict(),
+        # How much wider than label noise alone the estimate's interval must be for this model.
+        "estimate_dispersion": dispersion,
         "input_columns": result.input_columns,
         "test_metrics": result.test_metrics,
         "test_intervals": {k: v.to_dict() for k, v in result.test_intervals.items()},
@@ -321,3 +324,26 @@ def trained_model(
             "input_columns": dg.MetadataValue.json(result.input_columns),
         },
     )
+
+
+def _estimate_dispersion(context, result, features, contract, settings) -> float:
+    """By how much `model_performance`'s estimate (from calibrated probabilities, before outcomes
+    arrive) must widen its interval for this model: measured on the test split in ten
+    time-ordered blocks, the calibrator refitted on resamples of the validation split
+    (core/performance.estimate_dispersion). 1 (label noise alone) when the test split is too
+    small to measure it, which the log says."""
+    from mlplatform.core.days import days_present
+    from mlplatform.core.performance import estimate_dispersion
+
+    day_rows = round(len(features) / max(1, len(days_present(features[contract.event_time]))))
+    try:
+        measured = estimate_dispersion(
+            result.test_labels, result.test_scores, 10, seed=settings.random_state,
+            simulations=settings.bootstrap_resamples, threshold=result.threshold,
+            calibration=result.calibration, calibration_labels=result.validation_labels,
+            calibration_scores=result.validation_scores, resamples=20, scale_rows=day_rows,
+        )  # fmt: skip
+    except ValueError as error:
+        context.log.warning(f"Estimate dispersion not measured ({error}): 1, label noise alone")
+        return 1.0
+    return round(float(measured.factor), 4)

@@ -202,7 +202,11 @@ def ended(home: Path, run_id: str, timeout: float = 300) -> dg.DagsterRun:
 def newest_run_of_day(home: Path, known: set[str]) -> str | None:
     with instance_at(home) as instance:
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": DAY}), limit=5)
-    fresh = [r.run_id for r in runs if r.run_id not in known]
+    # The day's realized performance, which the daemon's outcomes_arrived sensor recomputes after
+    # each scoring, is not the run looked for.
+    fresh = [
+        r.run_id for r in runs if r.run_id not in known and r.job_name != "performance_monitoring"
+    ]
     return fresh[0] if fresh else None
 
 

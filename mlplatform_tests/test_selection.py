@@ -58,7 +58,10 @@ def interactions(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_the_family_that_fits_the_data_wins_and_every_family_is_a_candidate():
     x, y = interactions(4000, seed=1)
-    plan = dataclasses.replace(search_plan(), trials_per_family=2, folds=2)
+    # Bounded by trials, not by the packaged time budget (a busy machine would cut it short).
+    plan = dataclasses.replace(
+        search_plan(), trials_per_family=2, folds=2, time_budget_seconds=3600
+    )
     progress: list[str] = []
     selection = select_model(x, y, ["colour"], ["a", "b", "noise"], plan, log=progress.append)
     table = {row["family"]: row for row in selection.candidates_table()}
@@ -156,7 +159,11 @@ def test_the_soft_vote_is_scored_from_its_members_fold_predictions_up_to_its_row
 
     x, y = interactions(3000, seed=4)
     plan = dataclasses.replace(
-        search_plan(), trials_per_family=2, folds=2, soft_vote_max_training_rows=len(y)
+        search_plan(),
+        trials_per_family=2,
+        folds=2,
+        soft_vote_max_training_rows=len(y),
+        time_budget_seconds=3600,
     )
     progress: list[str] = []
     selection = select_model(x, y, ["colour"], ["a", "b", "noise"], plan, log=progress.append)

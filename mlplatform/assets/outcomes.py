@@ -72,6 +72,12 @@ def outcomes(
 
     contract = CONTRACT
     timezone = SETTINGS.partitions.timezone
+    if data_source.kind == "files" and not data_source.outcomes_path:
+        context.log.warning(
+            f"The contract {contract.source} declares outcomes, but outcomes.path "
+            "(MLPLATFORM_OUTCOMES_PATH) is not set: no outcome is read, so no scored day gains "
+            "its realized performance"
+        )
     known_at = contract.outcomes.known_at
     with carried_out(context, "ingestion", source=data_source.describe_outcomes()):
         records = data_source.read_outcomes(

@@ -51,6 +51,8 @@ def evaluation_verdict(record) -> tuple[str, dict]:
     for one completed check evaluation, with its metadata as plain values."""
     evaluation = record.event.asset_check_evaluation if record.event else None
     metadata = {k: v.value for k, v in (evaluation.metadata if evaluation else {}).items()}
+    if metadata.get("inconclusive"):
+        return "inconclusive", metadata
     if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
         return "passed", metadata
-    return ("inconclusive" if metadata.get("inconclusive") else "failed"), metadata
+    return "failed", metadata

@@ -57,6 +57,15 @@ def shadow_scores(
             day_rows = rows_of_the_day(context, features, contract) if versions else None
             for role, version in versions.items():
                 model, input_columns = mlflow.load_with_inputs(f"models:/{name}/{version}")
+                missing = [c for c in input_columns if c not in day_rows.columns]
+                if missing:
+                    # A version from before the features changed: it cannot shadow these rows,
+                    # and a shadow never stops the day.
+                    context.log.warning(
+                        f"{name} v{version} ({role}) needs columns the features lack {missing}: "
+                        "it does not shadow this day"
+                    )
+                    continue
                 scored, _ = score_with_version(
                     context,
                     model,

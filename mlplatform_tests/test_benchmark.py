@@ -54,3 +54,15 @@ def test_benchmark_smoke_run_reports_every_mode(tmp_path, capsys):
     assert set(bare["step_seconds"]) == BARE_STAGES
     assert report["extra"]["per_step_overhead_seconds"] is not None
     assert f"| {ROWS:,} | dagster |" in printed and "ratio to bare" in printed
+
+
+def test_a_memory_peak_goes_to_the_step_that_was_running_or_being_launched():
+    from mlplatform_tests.benchmarks.bench import running_at
+
+    spans = {"features": (10.0, 20.0), "raw_transactions": (2.0, 8.0)}
+    assert running_at(15.0, spans) == "features"
+    # Between two steps: the last one started.
+    assert running_at(9.0, spans) == "raw_transactions"
+    # Before any step logged its start: the first step, which the run worker was launching.
+    assert running_at(1.0, spans) == "raw_transactions"
+    assert running_at(1.0, {}) is None

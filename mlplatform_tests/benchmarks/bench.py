@@ -161,14 +161,20 @@ def time_outside_steps(
 
 
 def running_at(moment: float, spans: dict[str, tuple[float, float]]) -> str | None:
-    """The step whose (start, end) span holds `moment`, else the last one started before it."""
+    """The step whose (start, end) span holds `moment`, else the last one started before it.
+
+    A peak before any step has logged its start (the run worker launching the first step
+    processes) goes to the first step: that launch is what was running.
+    """
     started_before = sorted(
         ((start, name) for name, (start, _) in spans.items() if start <= moment), reverse=True
     )
     holding = [name for _, name in started_before if moment <= spans[name][1]]
     if holding:
         return holding[0]
-    return started_before[0][1] if started_before else None
+    if started_before:
+        return started_before[0][1]
+    return min(spans, key=lambda name: spans[name][0]) if spans else None
 
 
 def step_spans(dagster_home: Path) -> dict[str, tuple[float, float]]:

@@ -1,5 +1,6 @@
 """The default executor: steps fork from a server that has already imported what they use."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -61,3 +62,54 @@ def test_a_default_step_starts_with_what_it_uses_already_imported():
     # The step ran in a child of the forkserver, not in this (test) process.
     assert workers
     assert started_with == sorted(USED_BY_STEPS)
+
+
+def test_a_step_whose_run_worker_is_killed_ends_with_its_forkserver_and_writes_nothing(tmp_path):
+    """kill -9 of the run worker alone (not its group): its forked step must not train on."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from mlplatform_tests.orphan_probe import WRITES_AFTER_SECONDS
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mlplatform_tests.orphan_probe", str(tmp_path)],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "step.pid").exists():
+            assert worker.poll() is None, "the run worker exited before its step started"
+            assert time.monotonic() < deadline, "the step never started"
+            time.sleep(0.2)
+        step_started = time.monotonic()
+        step = psutil.Process(int((tmp_path / "step.pid").read_text()))
+        # Everything the worker started: its forkserver, the step, the step's own children.
+        of_the_run = [p for p in psutil.Process(worker.pid).children(recursive=True)]
+        assert step in of_the_run
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+
+        def alive(process: psutil.Process) -> bool:
+            try:
+                return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return False
+
+        deadline = time.monotonic() + 60
+        while any(alive(p) for p in of_the_run):
+            assert time.monotonic() < deadline, [p for p in of_the_run if alive(p)]
+            time.sleep(0.5)
+        # Past the moment the step would have written, had it lived on.
+        time.sleep(max(0.0, step_started + WRITES_AFTER_SECONDS + 2 - time.monotonic()))
+        assert not (tmp_path / "written_after_the_worker_died").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)

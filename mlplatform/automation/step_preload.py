@@ -5,6 +5,9 @@ Beyond the code location and its data libraries, a step loads Dagster's instance
 reconstruction, MLflow's SQL stores, model flavour and skops serialization, all on first use. Each
 of them cost a forked step 0.3-0.6 s, several times per run. Nothing here may start a thread, open
 a file or a connection: a fork only copies the importing thread.
+
+It also ties each step to the run worker that started this forkserver: a step whose worker was
+killed ends itself (`mlplatform.core.processes.end_forks_with`).
 """
 
 # ruff: noqa: F401  (imported for their side effect: being loaded before the fork)
@@ -28,3 +31,24 @@ import skops.io
 import sqlalchemy.dialects.sqlite
 
 import mlplatform.definitions
+from mlplatform.core.processes import end_forks_with
+
+
+def _in_forkserver() -> bool:
+    """Whether this import is a forkserver's preload (and not, say, a test importing the module)."""
+    import sys
+
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "multiprocessing.forkserver":
+            return True
+        frame = frame.f_back
+    return False
+
+
+if _in_forkserver():
+    import os
+
+    # The forkserver's parent is the process whose executor asked for it: the run worker (or the
+    # CLI process of `dagster asset materialize`).
+    end_forks_with(os.getppid())

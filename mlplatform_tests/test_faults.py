@@ -254,18 +254,28 @@ def worker_pid(home: Path, run_id: str) -> int:
     return worker.pid
 
 
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and everything under it, as a machine or OOM killer would."""
+def descendants(pid: int) -> list:
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def is_alive(process) -> bool:
     import psutil
 
     try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
-        return
-    for process in tree:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGKILL)
+        return False
+
+
+def training_started_at(home: Path, run_id: str) -> float:
+    with instance_at(home) as instance:
+        return min(
+            e.timestamp
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+            if e.dagster_event.step_key == "trained_model"
+        )
 
 
 def plant_killed_writers_temporary(env: dict[str, str], pid: int) -> Path:
@@ -334,8 +344,16 @@ def test_daemon_run_killed_while_training_is_retried_and_leaves_nothing(daemon):
         lambda: training_underway(daemon.home, daemon.env, first), "training", alive=daemon.process
     )
     pid = worker_pid(daemon.home, first)
-    kill_tree(pid)
+    # Its forkserver, the training step and the step's own children, which outlived a worker
+    # killed alone (issue 24.1): they trained on and wrote for a run already failed.
+    of_the_run = descendants(pid)
+    assert len(of_the_run) >= 2, of_the_run
+    os.kill(pid, signal.SIGKILL)  # the worker alone: nothing tells its steps
     leftover = plant_killed_writers_temporary(daemon.env, pid)
+    wait_for(
+        lambda: not any(is_alive(p) for p in of_the_run), "no process of the killed run", timeout=60
+    )
+    all_gone_at = time.time()
 
     killed = ended(daemon.home, first)
     assert killed.status == dg.DagsterRunStatus.FAILURE
@@ -354,6 +372,8 @@ def test_daemon_run_killed_while_training_is_retried_and_leaves_nothing(daemon):
         timeout=60,
     )
     assert [r.info.status for r in mlflow_runs(daemon.env, retry.run_id)] == ["FINISHED"]
+    # Never two trainings at once: the retry trained after the killed run's step was gone.
+    assert training_started_at(daemon.home, retry.run_id) > all_gone_at
     assert not leftover.exists()
     assert temporaries(daemon.env) == []
 

@@ -41,7 +41,6 @@ from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.config.settings import PlatformSettings
 from mlplatform.monitoring.logs import platform_loggers
 from mlplatform.resources.alerts import alert_webhook_from_environment, dagster_ui_url
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
 from mlplatform.resources.mlflow import MlflowResource, reader_account_from_environment
@@ -85,7 +84,6 @@ def build_resources(settings: PlatformSettings) -> dict[str, object]:
             outcomes_path=settings.outcomes.path,
             outcomes_file_format=settings.outcomes.file_format,
         ),
-        "dataset_contract": DatasetContract(path=settings.contract),
         "alert_webhook": alert_webhook_from_environment(),
         "mlflow": MlflowResource(
             tracking_uri=settings.mlflow.tracking_uri,

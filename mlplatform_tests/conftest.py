@@ -51,10 +51,19 @@ def platform_environment(root: Path) -> dict[str, str]:
 
 
 def make_platform(root: Path, rows_per_day: int = 50000, **environ: str) -> Platform:
+    """Resources on temporary folders for the definitions loaded in this process, whose dataset
+    it must be (another dataset's definitions: `mlplatform_tests.code_location.platform_for`)."""
+    from mlplatform.config.active import SETTINGS
     from mlplatform.definitions import build_resources
     from mlplatform.resources.data_source import DataSource, GeneratorConfig
 
     settings = load_settings(environ={**platform_environment(root), **environ}, root=root)
+    if settings.dataset != SETTINGS.dataset:
+        raise AssertionError(
+            f"make_platform: the dataset {settings.dataset} is not the one the definitions were "
+            f"loaded for ({SETTINGS.dataset}): load them for it with "
+            "mlplatform_tests.code_location.platform_for"
+        )
     resources = build_resources(settings)
     source: DataSource = resources["data_source"]  # type: ignore[assignment]
     if source.kind == "generator":

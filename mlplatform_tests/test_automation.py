@@ -70,10 +70,7 @@ def evaluate_new_data(platform, instance, cursor=None):
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={
-            "data_source": platform.resources["data_source"],
-            "dataset_contract": platform.resources["dataset_contract"],
-        },
+        resources={"data_source": platform.resources["data_source"]},
     )
     return new_data(context)
 

@@ -4,9 +4,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlplatform.config.active import SETTINGS
+from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.core.landing import LandingCursor
 from mlplatform.definitions import ASSETS
+from mlplatform_tests.code_location import platform_for
 from mlplatform_tests.conftest import make_platform
 from mlplatform_tests.packaged import generated_day
 
@@ -31,9 +32,9 @@ def files_platform(tmp_path, source):
     )
 
 
-def materialize(platform, selection):
+def materialize(platform, selection, assets=ASSETS):
     return dg.materialize(
-        ASSETS, selection=selection, partition_key=DAY, resources=platform.resources,
+        assets, selection=selection, partition_key=DAY, resources=platform.resources,
         raise_on_error=False,
     )  # fmt: skip
 
@@ -78,10 +79,9 @@ def test_unusable_input_is_named_and_previous_raw_data_survives(tmp_path, spoil,
     spoil(rows, source)
     result = materialize(platform, ["raw_transactions"])
     assert not result.success
-    contract = platform.resources["dataset_contract"].load().source
-    assert message.format(source=source, folder=folder, contract=contract) in failure_message(
-        result
-    )
+    assert message.format(
+        source=source, folder=folder, contract=CONTRACT.source
+    ) in failure_message(result)
     assert retries(result) == 0  # bad content: the error policy fails fast
     # Refused before it was stored: raw and validated data of the day still agree.
     assert stored.read_bytes() == before
@@ -136,8 +136,8 @@ def test_empty_partition_is_refused_with_the_partition_named(tmp_path):
 
 
 def test_generator_refuses_a_contract_it_does_not_produce(tmp_path):
-    platform = make_platform(tmp_path, MLPLATFORM_DATASET="credit_data")
-    result = materialize(platform, ["raw_transactions"])
+    with platform_for(tmp_path, MLPLATFORM_DATASET="credit_data") as (platform, definitions):
+        result = materialize(platform, ["raw_transactions"], definitions.ASSETS)
     assert not result.success
     assert "produces card_transactions, but the contract is 'credit_data'" in failure_message(
         result
@@ -163,7 +163,7 @@ def tick(platform, instance, cursor=None):
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={key: platform.resources[key] for key in ("data_source", "dataset_contract")},
+        resources={"data_source": platform.resources["data_source"]},
     )
     return new_data(context)
 

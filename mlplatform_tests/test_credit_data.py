@@ -8,8 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from mlplatform.definitions import ASSETS, CHECKS
-from mlplatform_tests.conftest import make_platform
+from mlplatform_tests.code_location import platform_for
 
 DAY = "2026-02-10"
 
@@ -34,13 +33,19 @@ def test_credit_data_trains_and_registers_through_the_same_graph(tmp_path):
     source = tmp_path / "landing" / "credit_data.csv"
     source.parent.mkdir()
     raw = credit_data_csv(source)
-    platform = make_platform(
+    # The definitions loaded for credit_data: its contract, its gates (severities and thresholds)
+    # and its settings, as a code location started with MLPLATFORM_DATASET=credit_data has them.
+    with platform_for(
         tmp_path,
         MLPLATFORM_DATASET="credit_data",
         MLPLATFORM_SOURCE_KIND="files",
         MLPLATFORM_SOURCE_PATH=str(source),
-    )
-    result = dg.materialize([*ASSETS, *CHECKS], partition_key=DAY, resources=platform.resources)
+    ) as (platform, definitions):
+        result = dg.materialize(
+            [*definitions.ASSETS, *definitions.CHECKS],
+            partition_key=DAY,
+            resources=platform.resources,
+        )
     assert result.success
     # Its own gates (config/datasets/credit_data/quality_gates.yaml) ran and passed.
     evaluations = result.get_asset_check_evaluations()

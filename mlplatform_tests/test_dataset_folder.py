@@ -83,18 +83,66 @@ def test_every_file_of_a_dataset_folder_takes_effect(tmp_path):
     assert (settings.training.folds, settings.training.trials_per_family) == (2, 2)
     assert settings.training.selection_metric == "roc_auc"
 
-    # Severities (fixed when the definitions load) and thresholds (read by the checks through
-    # the contract resource) come from the same folder.
-    from mlplatform.resources.contract import DatasetContract
+    # Severities and thresholds come from the same folder, read once with the contract and the
+    # settings, as the definitions load them.
+    from mlplatform.config.active import load_active
 
     gates = gates_for(settings.dataset)
-    assert DatasetContract(path=settings.contract).gates() is gates
-    assert DatasetContract(path=settings.contract).load().name == "loans"
+    active = load_active(environ={"MLPLATFORM_DATASET": str(folder)}, root=tmp_path)
+    assert active.settings == settings
+    assert active.gates == gates
+    assert active.contract.name == "loans"
     label_rate = gates.validated_transactions.label_rate
     assert (label_rate.min_rate, label_rate.max_rate) == (0.1, 0.5)
     assert gates.trained_model.roc_auc.min == 0.7
     assert gates.features.drift.blocking
     assert gates.trained_model.recall.min == 0.40  # not named: the packaged gate's
+
+
+def test_the_definitions_load_for_a_dataset_folder_and_the_sessions_stay_their_own(tmp_path):
+    """Another dataset's definitions (for tests in this process): its contract, gates and
+    settings read by one route, what depends on them at load built for it (the feature window
+    reaching back its label delay, the checks' severities, the partitions), and the session's own
+    definitions untouched after."""
+    import dagster as dg
+
+    import mlplatform.config.active as session_active
+    import mlplatform.definitions as session_definitions
+    from mlplatform_tests.code_location import definitions_for
+
+    folder = dataset_folder(tmp_path)
+    contract = (folder / "contract.yaml").read_text()
+    (folder / "contract.yaml").write_text(f"{contract}\nlabel_delay_days: 2\n")
+    environ = dict(os.environ)
+    with definitions_for(MLPLATFORM_DATASET=str(folder)) as definitions:
+        from mlplatform.config.active import CONTRACT, GATES, SETTINGS
+
+        assert (CONTRACT.name, CONTRACT.label_delay_days) == ("loans", 2)
+        assert SETTINGS.dataset == str(folder) and SETTINGS.features.window_days == 3
+        assert GATES.validated_transactions.label_rate.max_rate == 0.5
+        features = definitions.defs.resolve_assets_def("features")
+        window = features.get_partition_mapping(dg.AssetKey("validated_transactions"))
+        assert window.start_offset == -(3 + 2 - 1)  # three labelled days, two waiting
+        partitions = features.partitions_def
+        assert (partitions.start.date().isoformat(), partitions.timezone) == (
+            "2016-01-01",
+            TIMEZONE,
+        )
+        # The folder's drift gate is ERROR: blocking in the check's spec (fixed at load), and
+        # judged with the folder's thresholds (read by its body from the same GATES).
+        (checks,) = [c for c in definitions.CHECKS if c.node_def.name == "features_checks"]
+        drift = next(s for s in checks.check_specs if s.name == "drift")
+        assert drift.blocking and GATES.features.drift.blocking
+        assert not hasattr(definitions, "DatasetContract")
+        assert "dataset_contract" not in definitions.defs.resources
+    assert dict(os.environ) == environ
+    import mlplatform.config.active
+    import mlplatform.definitions
+
+    assert mlplatform.config.active is session_active and session_active.CONTRACT.name != "loans"
+    assert mlplatform.definitions is session_definitions
+    assert sys.modules["mlplatform.definitions"] is session_definitions
+    assert definitions is not session_definitions
 
 
 def test_the_users_settings_folder_and_environment_still_win(tmp_path):

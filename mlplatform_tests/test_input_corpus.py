@@ -27,7 +27,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlplatform.config.active import SETTINGS
+from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.core.validate import REASON_COLUMN
 from mlplatform.definitions import ASSETS
 from mlplatform_tests.conftest import Platform, make_platform
@@ -405,9 +405,7 @@ def test_unusable_input_is_refused_naming_the_place_and_stores_nothing(platform,
     path = land(platform, case)
     result = run(platform, DAY)
     assert not result.success
-    expected = case.error.format(
-        file=path, folder=path.parent, contract=platform.resources["dataset_contract"].load().source
-    )
+    expected = case.error.format(file=path, folder=path.parent, contract=CONTRACT.source)
     assert expected in failure_text(result)
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert not retried, "content errors fail fast"

@@ -26,7 +26,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from mlplatform.config.active import SETTINGS
+from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.core.outcomes import REASON_COLUMN
 from mlplatform.core.sources import SOURCE_FILE_COLUMN, SOURCE_RECORD_COLUMN
 from mlplatform.definitions import ASSETS, MONITORING_ASSETS
@@ -423,9 +423,8 @@ def test_an_unreadable_outcome_file_fails_the_day_naming_it_and_stores_nothing(
     result = run(platform, ARRIVAL, OUTCOME_STEPS)
 
     assert not result.success
-    contract = platform.resources["dataset_contract"].load().source
     bad = files[-1]
-    assert case.error.format(file=bad, contract=contract) in failure_text(result)
+    assert case.error.format(file=bad, contract=CONTRACT.source) in failure_text(result)
     assert f"outcomes[{ARRIVAL}] from outcome files at {folder}: " in failure_text(result)
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert not retried, "content errors fail fast"

@@ -9,6 +9,7 @@ import pytest
 
 from mlplatform.automation.jobs import training_pipeline
 from mlplatform.definitions import ASSETS
+from mlplatform_tests.code_location import platform_for
 from mlplatform_tests.conftest import Platform, make_platform
 
 FIRST_DAY = "2026-01-01"  # the partitions' first day: its feature window is that day alone
@@ -276,17 +277,21 @@ def test_with_a_label_delay_the_model_learns_only_from_labelled_days(tmp_path):
     folder = tmp_path / "delayed"
     folder.mkdir()
     (folder / "contract.yaml").write_text(yaml.safe_dump(contract))
-    platform = make_platform(tmp_path, rows_per_day=5000, MLPLATFORM_DATASET=str(folder))
     days = ("2026-01-01", "2026-01-02", "2026-01-03")
     ingestion = ["raw_transactions", "validated_transactions", "quarantined_transactions"]
-    for day in days[:2]:
-        assert dg.materialize(
-            ASSETS, selection=ingestion, partition_key=day, resources=platform.resources
-        ).success
-    result = dg.materialize(
-        ASSETS, selection=[*ingestion, "features", "trained_model"], partition_key=days[2],
-        resources=platform.resources,
-    )  # fmt: skip
+    # The definitions loaded for this contract: its label delay widens the feature window's
+    # partition mapping, which is fixed when they load.
+    delayed = platform_for(tmp_path, rows_per_day=5000, MLPLATFORM_DATASET=str(folder))
+    with delayed as (platform, definitions):
+        assets = definitions.ASSETS
+        for day in days[:2]:
+            assert dg.materialize(
+                assets, selection=ingestion, partition_key=day, resources=platform.resources
+            ).success
+        result = dg.materialize(
+            assets, selection=[*ingestion, "features", "trained_model"], partition_key=days[2],
+            resources=platform.resources,
+        )  # fmt: skip
     assert result.success
     features = pd.read_parquet(platform.data_dir / "features" / f"{days[2]}.parquet")
     on_the_day = features["event_time"].dt.strftime("%Y-%m-%d") == days[2]

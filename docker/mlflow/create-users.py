@@ -70,13 +70,11 @@ def grant_manage_everywhere(auth: AuthServiceClient, tracking: MlflowClient, use
 def platform_registry() -> tuple[str, str]:
     """The experiment and the registered model, as the platform's own settings name them (this
     service has the platform's settings variables)."""
-    from mlplatform.config.settings import load_settings
+    from mlplatform.config.active import CONTRACT, SETTINGS
     from mlplatform.definitions import build_resources
 
-    resources = build_resources(load_settings())
-    mlflow = resources["mlflow"]
-    contract = resources["dataset_contract"].load()
-    return mlflow.experiment_name, mlflow.model_name_for(contract.name)
+    mlflow = build_resources(SETTINGS)["mlflow"]
+    return mlflow.experiment_name, mlflow.model_name_for(CONTRACT.name)
 
 
 @contextmanager

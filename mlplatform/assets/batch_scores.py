@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import preview
-from mlplatform.resources.contract import DatasetContract
+from mlplatform.config.active import CONTRACT
 from mlplatform.resources.mlflow import CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset, step_name
 
@@ -111,11 +111,10 @@ def why_this_version(instance: dg.DagsterInstance, day: str, champion_version: s
 def batch_scores(
     context: dg.AssetExecutionContext,
     features: pd.DataFrame,
-    dataset_contract: DatasetContract,
     mlflow: MlflowResource,
 ) -> dg.Output[pd.DataFrame]:
     with carried_out(context, "deployment"):
-        contract = dataset_contract.load()
+        contract = CONTRACT
         name = mlflow.model_name_for(contract.name)
         # Scoring only reads the registry: as the read-only account, when there is one.
         with mlflow.reading():

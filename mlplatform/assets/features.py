@@ -8,7 +8,6 @@ import pandas as pd
 from mlplatform.assets.common import preview
 from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.config.launchpad import launchpad_config
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out, stage_asset
 
 WINDOW_DAYS = SETTINGS.features.window_days
@@ -73,7 +72,6 @@ def features(
     context: dg.AssetExecutionContext,
     config: FeaturesConfig,
     validated_transactions: pd.DataFrame,
-    dataset_contract: DatasetContract,
     # `outcomes` when the labels come from outcomes (an input only then, see `ins`).
     **label_inputs: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
@@ -90,7 +88,7 @@ def features(
     from mlplatform.core.window import DayState
     from mlplatform.stages import step_name
 
-    contract = dataset_contract.load()
+    contract = CONTRACT
     # Which days the window holds is read from the instance, not from the files that happen to
     # exist: a day another run or a backfill is still writing is waited for, never trained without.
     with carried_out(context, "features"):
@@ -200,19 +198,11 @@ def _known_outcomes(
     from mlplatform.assets.upstream_window import window_status
     from mlplatform.core.days import days_present
     from mlplatform.core.outcomes import KNOWN_AT
-    from mlplatform.stages import step_name
 
     if not contract.labels_from_outcomes:
         return None, ""
-    if outcomes is None:
-        raise dg.Failure(
-            description=(
-                f"{step_name(context)}: the contract {contract.source} takes its labels from "
-                "outcomes, but the definitions were loaded for a dataset that does not (the "
-                "features have no outcomes input): reload the code location with this dataset"
-            ),
-            allow_retries=False,
-        )
+    # An input whenever the contract takes its labels from outcomes: both fixed at load.
+    assert outcomes is not None
     timezone = SETTINGS.partitions.timezone
     arrived = (
         days_present(pd.to_datetime(outcomes[KNOWN_AT], utc=True).dt.tz_convert(timezone))

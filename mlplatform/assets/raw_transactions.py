@@ -6,9 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import partition_day, preview
-from mlplatform.config.active import SETTINGS
+from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.core.sources import PartitionSpan
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
 from mlplatform.stages import carried_out, daily_partitions, stage_asset
 
@@ -37,12 +36,12 @@ def current_partition_span() -> PartitionSpan:
     "rows of the source's files that fall in no partition ride along to be quarantined).",
 )
 def raw_transactions(
-    context: dg.AssetExecutionContext, data_source: DataSource, dataset_contract: DatasetContract
+    context: dg.AssetExecutionContext, data_source: DataSource
 ) -> dg.Output[pd.DataFrame]:
     from mlplatform.core.sources import outside_partitions_summary, rows_of_day
 
+    contract = CONTRACT
     with carried_out(context, "ingestion", source=data_source.describe()):
-        contract = dataset_contract.load()
         # A file the platform cannot use (unreadable, a contract column missing, no row for the
         # day) fails here, before anything is stored: the day's previous raw data stays.
         raw = data_source.read_day(

@@ -16,10 +16,9 @@ import pandas as pd
 
 from mlplatform.assets.common import metric_metadata
 from mlplatform.checks.common import gate_result, gate_specs
-from mlplatform.config.active import GATES, SETTINGS
+from mlplatform.config.active import CONTRACT, GATES, SETTINGS
 from mlplatform.core.contract import Contract
 from mlplatform.core.promote import PromotionDecision
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import CHALLENGER, CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset
 
@@ -90,7 +89,6 @@ def registered_model_version(
     context: dg.AssetExecutionContext,
     trained_model: dict[str, Any],
     features: pd.DataFrame,
-    dataset_contract: DatasetContract,
     mlflow: MlflowResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     from mlplatform.checks.trained_model import judged_model_gates
@@ -99,7 +97,7 @@ def registered_model_version(
     from mlplatform.core.features import test_labels
     from mlplatform.core.promote import decide_promotion
 
-    contract = dataset_contract.load()
+    contract = CONTRACT
     name = mlflow.model_name_for(contract.name)
     with carried_out(context, "registration"), mlflow.run():
         # A retried attempt finds the version its first attempt registered.
@@ -135,11 +133,10 @@ def registered_model_version(
                 test_labels(features), scores, trained_model["decision_threshold"]
             )
         )
-        contract_gates = dataset_contract.gates()
         reproduction = quality.reproduces(
             trained_model["test_metrics"],
             reproduced or {},
-            contract_gates.registered_model_version.reproduces_test_metrics.tolerance,
+            gates.reproduces_test_metrics.tolerance,
         )
         if reproduced is None:
             reproduction.summary = basis
@@ -153,20 +150,20 @@ def registered_model_version(
         current_version = None if current is None else str(current.version)
         comparison = trained_model["champion_comparison"]
         if comparison["champion_version"] != current_version:
-            rule = contract_gates.trained_model.not_worse_than_champion
+            rule = GATES.trained_model.not_worse_than_champion
             comparison = mlflow.compare_with_champion(
                 name, features, scores, trained_model["decision_threshold"], rule.metric,
                 seed=SETTINGS.training.random_state,
                 resamples=SETTINGS.training.bootstrap_resamples,
             )  # fmt: skip
         judged = judged_model_gates({**trained_model, "champion_comparison": comparison},
-                                    contract_gates.trained_model)  # fmt: skip
+                                    GATES.trained_model)  # fmt: skip
         decision = decide_promotion(
             verified=reproduction.passed and signature.passed,
             blocking_floors={
                 metric: judged[metric]
                 for metric in quality.FLOOR_METRICS
-                if getattr(contract_gates.trained_model, metric).blocking
+                if getattr(GATES.trained_model, metric).blocking
             },
             comparison=judged["not_worse_than_champion"],
             has_champion=current_version is not None,

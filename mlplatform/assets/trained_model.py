@@ -9,9 +9,8 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import metric_metadata
-from mlplatform.config.active import SETTINGS
+from mlplatform.config.active import CONTRACT, GATES, SETTINGS
 from mlplatform.config.launchpad import launchpad_config
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.mlflow import MlflowResource
 from mlplatform.stages import carried_out, stage_asset
 
@@ -153,7 +152,6 @@ def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainedModelConfig,
     features: pd.DataFrame,
-    dataset_contract: DatasetContract,
     mlflow: MlflowResource,
 ) -> dg.Output[dict[str, Any]]:
     from mlflow.models import infer_signature
@@ -167,9 +165,9 @@ def trained_model(
     from mlplatform.core.uncertainty import interval_metadata
     from mlplatform.stages.code_version import code_version
 
-    contract = dataset_contract.load()
+    contract = CONTRACT
     settings = SETTINGS.training.model_copy(update=config.model_dump())
-    gates = dataset_contract.gates().trained_model
+    gates = GATES.trained_model
     rule = gates.not_worse_than_champion
     categorical, numeric = model_columns(features, contract)
     run_name = f"trained_model {context.partition_key}"

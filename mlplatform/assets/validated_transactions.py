@@ -7,8 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.assets.common import column_schema, preview
-from mlplatform.config.active import SETTINGS
-from mlplatform.resources.contract import DatasetContract
+from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.stages import carried_out, stage_multi_asset, stage_output
 
 
@@ -30,14 +29,13 @@ from mlplatform.stages import carried_out, stage_multi_asset, stage_output
 def validated_transactions(
     context: dg.AssetExecutionContext,
     raw_transactions: pd.DataFrame,
-    dataset_contract: DatasetContract,
 ) -> Iterator[dg.Output]:
     from mlplatform.core.days import in_time_zone
     from mlplatform.core.features import positive_label_flags
     from mlplatform.core.validate import validate
 
+    contract = CONTRACT
     with carried_out(context, "validation"):
-        contract = dataset_contract.load()
         outcome = validate(
             raw_transactions, contract, source=f"raw_transactions[{context.partition_key}]"
         )

@@ -7,9 +7,8 @@ import dagster as dg
 
 from mlplatform.automation.alerts import failure_message, success_message
 from mlplatform.automation.jobs import retraining, training_pipeline
-from mlplatform.config.active import ORCHESTRATION, SETTINGS
+from mlplatform.config.active import CONTRACT, ORCHESTRATION, SETTINGS
 from mlplatform.resources.alerts import AlertWebhook
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.resources.data_source import DataSource
 
 WILL_RETRY_TAG = "dagster/will_retry"
@@ -35,7 +34,7 @@ QUARANTINE_ONLY = [
     "which quarantine its rows.",
 )
 def new_data(
-    context: dg.SensorEvaluationContext, data_source: DataSource, dataset_contract: DatasetContract
+    context: dg.SensorEvaluationContext, data_source: DataSource
 ) -> dg.SensorResult | dg.SkipReason:
     from mlplatform.assets.raw_transactions import current_partition_span
     from mlplatform.core.landing import LandingCursor, fingerprints, place_file_rows
@@ -63,7 +62,7 @@ def new_data(
         reason = f"files still settling: {settling}" if settling else "no new files"
         return dg.SkipReason(f"{reason} in {data_source.path}")
 
-    contract = dataset_contract.load()
+    contract = CONTRACT
     span = current_partition_span()
     requests: dict[str, dg.RunRequest] = {}
     quarantine_only: dict[str, dg.RunRequest] = {}

@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
+from mlplatform.config.active import CONTRACT, GATES
 from mlplatform.core import quality
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
 
 
@@ -20,10 +20,8 @@ from mlplatform.stages import carried_out
 def features_checks(
     context: dg.AssetCheckExecutionContext,
     features: pd.DataFrame,
-    dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
     with carried_out(context, "checks"):
-        contract = dataset_contract.load()
-        gates = dataset_contract.gates().features
+        contract, gates = CONTRACT, GATES.features
         outcomes = quality.features_gates(features, contract, gates, context.partition_key)
         yield from gate_results("features", gates, outcomes)

@@ -5,8 +5,8 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
+from mlplatform.config.active import CONTRACT, GATES
 from mlplatform.core import quality
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
 
 ASSET = "raw_transactions"
@@ -50,16 +50,14 @@ def row_count_history(
 def raw_transactions_checks(
     context: dg.AssetCheckExecutionContext,
     raw_transactions: pd.DataFrame,
-    dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
     from mlplatform.core.sources import rows_of_day
 
     with carried_out(context, "checks"):
-        contract = dataset_contract.load()
+        contract, gates = CONTRACT, GATES.raw_transactions
         # Rows carried to quarantine (dated in no partition) say nothing about the day's volume
         # or freshness.
         of_day = rows_of_day(raw_transactions)
-        gates = dataset_contract.gates().raw_transactions
         end = pd.Timestamp(context.partition_time_window.end)
         history = row_count_history(
             context.instance, context.partition_key, gates.volume_in_band.lookback_partitions

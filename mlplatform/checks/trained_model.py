@@ -4,10 +4,10 @@ from typing import Any
 import dagster as dg
 
 from mlplatform.checks.common import gate_checks, gate_results
+from mlplatform.config.active import GATES
 from mlplatform.core import quality
 from mlplatform.core.calibration import CalibrationReport
 from mlplatform.core.uncertainty import Interval
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
 
 
@@ -48,8 +48,7 @@ def judged_model_gates(record: dict[str, Any], gates: Any) -> dict[str, quality.
 def trained_model_checks(
     context: dg.AssetCheckExecutionContext,
     trained_model: dict[str, Any],
-    dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
     with carried_out(context, "checks"):
-        gates = dataset_contract.gates().trained_model
+        gates = GATES.trained_model
         yield from gate_results("trained_model", gates, judged_model_gates(trained_model, gates))

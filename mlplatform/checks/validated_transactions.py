@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
+from mlplatform.config.active import CONTRACT, GATES
 from mlplatform.core import quality
-from mlplatform.resources.contract import DatasetContract
 from mlplatform.stages import carried_out
 
 
@@ -24,13 +24,11 @@ def validated_transactions_checks(
     context: dg.AssetCheckExecutionContext,
     validated_transactions: pd.DataFrame,
     quarantined_transactions: pd.DataFrame,
-    dataset_contract: DatasetContract,
 ) -> Iterator[dg.AssetCheckResult]:
     from mlplatform.core.validate import carried_in_quarantine
 
     with carried_out(context, "checks"):
-        contract = dataset_contract.load()
-        gates = dataset_contract.gates().validated_transactions
+        contract, gates = CONTRACT, GATES.validated_transactions
         # Rows carried here because they fall in no partition are not the day's own rejects.
         own_rejected = int((~carried_in_quarantine(quarantined_transactions, contract)).sum())
         outcomes = quality.validated_transactions_gates(

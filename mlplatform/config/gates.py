@@ -205,8 +205,9 @@ def load_quality_gates(
 
 
 def gates_for(dataset: str | os.PathLike[str]) -> QualityGates:
-    """The gates in effect for a dataset folder: the severities fixed when the definitions load
-    and the thresholds read at run time come from this one call, so from the same files."""
+    """The gates of a dataset folder (its quality_gates.yaml over the packaged one, under the
+    process's settings folder), loaded once per folder. The definitions read theirs from
+    `mlplatform.config.active.GATES`."""
     return _gates_for(Path(dataset).resolve())
 
 

@@ -2,8 +2,9 @@
 
 Scoring is its own path beside training: it reads the day's features, not today's registration, so
 a day whose challenger is blocked by a gate is still scored by the champion that is there. In a run
-it shares the champion lane with training and registration (`mlplatform.stages.definition`): it
-goes after them, so it scores with the version this run's registration left as champion.
+it shares the champion lane with training and registration (`mlplatform.stages.definition`) and
+waits until they have settled, retries included (`mlplatform.stages.lane`), so it scores with the
+version this run's registration left as champion.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from mlplatform.assets.common import preview
 from mlplatform.config.active import CONTRACT
 from mlplatform.resources.mlflow import CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset, step_name
+from mlplatform.stages.lane import settled_model_steps
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -113,6 +115,8 @@ def batch_scores(
     features: pd.DataFrame,
     mlflow: MlflowResource,
 ) -> dg.Output[pd.DataFrame]:
+    # Not before this run's training and registration have settled, retries included.
+    model_steps_failed = settled_model_steps(context)
     with carried_out(context, "deployment"):
         contract = CONTRACT
         name = mlflow.model_name_for(contract.name)
@@ -135,6 +139,8 @@ def batch_scores(
             context, model, day_rows, input_columns, contract, name, champion
         )
     why = why_this_version(context.instance, context.partition_key, str(champion.version))
+    if model_steps_failed:
+        why = f"{model_steps_failed}; {why}"
     context.log.info(f"{name} v{champion.version} scored {len(scores)} rows: {why}")
     alert_rate = float(scores["decision"].mean()) if len(scores) else 0.0
     return dg.Output(

@@ -11,6 +11,7 @@ from mlplatform.assets.common import preview
 from mlplatform.config.active import CONTRACT
 from mlplatform.resources.mlflow import CHALLENGER, MlflowResource
 from mlplatform.stages import carried_out, stage_asset
+from mlplatform.stages.lane import settled_model_steps
 
 # What each shadow version stands for, in the scores' `role` column.
 CHALLENGER_ROLE = "challenger"
@@ -49,6 +50,8 @@ def shadow_scores(
     context: dg.AssetExecutionContext, features: pd.DataFrame, mlflow: MlflowResource
 ) -> dg.Output[pd.DataFrame]:
     contract = CONTRACT
+    # The challenger and predecessor this run's registration leaves, retries included.
+    settled_model_steps(context)
     with carried_out(context, "deployment"):
         name = mlflow.model_name_for(contract.name)
         frames = []

@@ -81,18 +81,22 @@ def step_tags(stage: Stage) -> dict[str, Any]:
 
 # The champion lane: the steps that train a challenger, judge it, move `champion` and score with it.
 # Within one run they go one at a time (the executors' tag limit, automation/execution.py) and,
-# among those ready at once, scoring last (lowest priority): a run of the whole graph scores with
-# the champion its own registration left. Scoring does not depend on registration, so a challenger
+# among those ready at once, scoring last (lowest priority), and scoring steps aside while a model
+# step waits for its retry (`mlplatform.stages.lane`): a run of the whole graph scores with the
+# champion its own registration left. Scoring does not depend on registration, so a challenger
 # blocked by its gates stops registration only; the champion still scores the day.
 CHAMPION_LANE_TAG = "mlplatform/lane"
 CHAMPION_LANE = "champion"
+# Each step's stage, so that scoring can tell the lane's model steps from the scoring steps
+# (`mlplatform.stages.lane`).
+STAGE_TAG = "mlplatform/stage"
 CHAMPION_LANE_STAGES: tuple[Stage, ...] = ("training", "registration", "deployment")
 _LOWEST_PRIORITY = {"deployment": "-1"}
 
 
 def _step_arguments(stage: Stage, *, in_champion_lane: bool = False) -> dict[str, Any]:
     """What the step of every stage declares, for its asset and check decorators alike."""
-    tags = step_tags(stage)
+    tags: dict[str, Any] = {**step_tags(stage), STAGE_TAG: stage}
     if in_champion_lane or stage in CHAMPION_LANE_STAGES:
         tags[CHAMPION_LANE_TAG] = CHAMPION_LANE
     if stage in _LOWEST_PRIORITY:

@@ -6,7 +6,9 @@ the real pipeline runs on it (real IO managers, a Dagster instance and an SQLite
 temporary folder) for the days the drafted feature window needs: raw and validated data of each day,
 then features, the model, its registration and the champion's scores on the last. The settings are
 read when the definitions load, so each dataset runs in a process of its own, with nothing set
-outside the folder but where data, MLflow and Dagster keep things; one process runs all its days.
+outside the folder but where data, MLflow and Dagster keep things and the test session's settings
+folder (the smaller model search every other test runs: it sets nothing a drafted folder does);
+one process runs all its days.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from mlplatform.cli import main
 from mlplatform.core.models import SOFT_VOTE
 from mlplatform_tests.benchmarks.quality import DATASETS, ID_COLUMN, TIME_COLUMN, load_frame
-from mlplatform_tests.conftest import platform_environment
+from mlplatform_tests.conftest import TEST_SETTINGS_DIR, platform_environment
 
 PROJECT = Path(__file__).resolve().parents[1]
 UPSTREAM = ["raw_transactions", "validated_transactions", "quarantined_transactions"]
@@ -71,15 +73,18 @@ print(json.dumps({"days": days, "window_days": window, "runs": runs}))
 
 
 def dataset_environment(tmp_path: Path, folder: Path) -> dict[str, str]:
-    """Nothing of the test session's settings: only the folder, and where data, MLflow and
-    Dagster keep things (a DAGSTER_HOME prepared as the Makefile prepares it)."""
+    """The folder, where data, MLflow and Dagster keep things (a DAGSTER_HOME prepared as the
+    Makefile prepares it) and the test session's settings folder, whose smaller model search (two
+    folds, two trials per family) is the one setting a drafted folder leaves to the defaults that
+    changes here; nothing else of the session's environment."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").symlink_to(PROJECT / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLPLATFORM_")}
     env.update(
-        platform_environment(tmp_path), DAGSTER_HOME=str(home), MLPLATFORM_DATASET=str(folder)
-    )
+        platform_environment(tmp_path), DAGSTER_HOME=str(home), MLPLATFORM_DATASET=str(folder),
+        MLPLATFORM_SETTINGS_DIR=str(TEST_SETTINGS_DIR),
+    )  # fmt: skip
     return env
 
 

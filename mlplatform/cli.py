@@ -12,6 +12,10 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Add a command by adding an entry here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "exporter": ("mlplatform.monitoring.exporter", "serve Prometheus metrics of the instance"),
+    "recover": (
+        "mlplatform.automation.recover",
+        "end runs whose worker is gone and free their pool slots (no daemon needed)",
+    ),
     "report": ("mlplatform.monitoring.report", "the protocol's success criteria from run history"),
     "diagram": (
         "mlplatform.reporting.diagram",

@@ -53,6 +53,27 @@ def test_partitions_are_stored_as_parquet_and_windows_load_as_one_frame(tmp_path
     assert stored["total"].iloc[0] == 6.0
 
 
+def test_days_missing_from_a_window_are_named_in_one_line_not_a_warning_each(tmp_path):
+    import logging
+
+    resources = {"io_manager": ParquetIOManager(base_dir=str(tmp_path))}
+    with dg.instance_for_test() as instance:
+        dg.materialize([numbers], partition_key="2026-03-07", resources=resources)
+        result = dg.materialize(
+            [numbers, window_total],
+            selection=["window_total"],
+            partition_key="2026-03-07",
+            resources=resources,
+            instance=instance,
+        )
+        logs = [(e.level, e.user_message) for e in instance.all_logs(result.run_id)]
+    # Two days of the window never written: one line at info names them, no warning per day.
+    assert not [m for level, m in logs if level >= logging.WARNING], logs
+    (line,) = [m for _, m in logs if "left out" in m]
+    assert "Loaded 1 of 3 partitions of numbers" in line
+    assert "['2026-03-05', '2026-03-06']" in line
+
+
 def test_failed_write_leaves_the_previous_version_and_no_debris(tmp_path):
     target = tmp_path / "numbers" / "2026-03-05.parquet"
     target.parent.mkdir(parents=True)

@@ -41,7 +41,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from mlplatform.cli import add_instance_argument, open_instance_for
+from mlplatform.commands.instance_option import add_instance_argument, open_instance_for
 from mlplatform.monitoring.history import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,

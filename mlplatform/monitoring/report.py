@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mlplatform.cli import add_instance_argument, open_instance_for
+from mlplatform.commands.instance_option import add_instance_argument, open_instance_for
 from mlplatform.monitoring.history import (
     ACTIVE_STATUSES,
     QUEUED_STATUSES,

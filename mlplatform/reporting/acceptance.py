@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import dagster as dg
 
-from mlplatform.cli import add_instance_argument, open_instance_for
+from mlplatform.commands.instance_option import add_instance_argument, open_instance_for
 
 Status = Literal["passed", "failed", "missing"]
 # The mlplatform package, one folder up.
@@ -372,7 +372,7 @@ def _dashboard(path: Path) -> Item:
 
 
 def _command_item(name: str, command: str, what: str) -> Item:
-    from mlplatform.cli import COMMANDS
+    from mlplatform.commands.table import COMMANDS
 
     if command in COMMANDS:
         return Item(name, "passed", f"`mlplatform {command}`: {COMMANDS[command][1]}")

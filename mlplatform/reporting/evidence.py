@@ -32,7 +32,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlplatform.cli import add_instance_argument, open_instance_for
+from mlplatform.commands.instance_option import add_instance_argument, open_instance_for
 from mlplatform.monitoring.report import build_report
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlplatform.core.domain_features import DOMAIN_FEATURES
 from mlplatform.core.yaml_files import describe_yaml_error, parse_yaml
 
 ColumnType = Literal["string", "category", "float", "integer", "boolean", "datetime"]
@@ -115,9 +116,6 @@ class Contract(BaseModel):
         for role, column in self.roles.items():
             if column not in self.columns:
                 raise ValueError(f"roles.{role}: column '{column}' is not declared under columns")
-        # Imported here: features imports this module for the Contract type.
-        from mlplatform.core.features import DOMAIN_FEATURES
-
         for feature in self.domain_features:
             if feature not in DOMAIN_FEATURES:
                 raise ValueError(

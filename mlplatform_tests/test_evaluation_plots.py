@@ -93,3 +93,25 @@ def test_importance_on_a_sample_keeps_the_positives():
     assert len(rows) == 1_000 and len(set(rows)) == 1_000
     assert labels[rows].sum() == 100
     assert (rows == _importance_sample(labels, 1_000, seed=0)).all()
+
+
+def test_a_panel_for_the_dagster_ui_is_drawn_at_its_width_and_leaves_the_figure_alone():
+    import struct
+
+    from mlplatform.core.evaluation_plots import (
+        PANEL_DPI,
+        PANEL_INCHES,
+        ImportanceRow,
+        importance_figure,
+        panel_png,
+    )
+
+    rows = [ImportanceRow(f"a_long_feature_name_{i}", 0.01 * i, 0.001) for i in range(8)]
+    figure = importance_figure(rows, 5000)
+    size_before = tuple(figure.get_size_inches())
+    png = panel_png(figure)
+    width, height = struct.unpack(">II", png[16:24])
+    # Its own size, whatever its labels: the UI shows it unscaled, so its text stays legible.
+    assert (width, height) == (PANEL_INCHES[0] * PANEL_DPI, PANEL_INCHES[1] * PANEL_DPI)
+    assert tuple(figure.get_size_inches()) == size_before
+    assert figure.axes[0].get_title()  # the title logged to MLflow stays on its axes

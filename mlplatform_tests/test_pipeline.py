@@ -1,7 +1,10 @@
 """The asset graph end to end: in memory, and with the real Parquet IO managers and an MLflow
 SQLite store in temporary folders."""
 
+import base64
 import json
+import re
+import struct
 
 import dagster as dg
 import pandas as pd
@@ -134,8 +137,15 @@ def test_the_trained_models_page_shows_its_evaluation(trained_platform):
     _, results = trained_platform
     metadata = metadata_of(results[1], "trained_model")
     plots = metadata["evaluation_plots"]
-    assert plots.count("](data:image/png;base64,") == 4
-    assert "roc_curve.png" in plots and "confusion_matrix.png" in plots
+    # Every plot of the MLflow run, calibration and score distribution included (issue 27.7).
+    assert plots.count("](data:image/png;base64,") == 6
+    for name in ("roc_curve", "confusion_matrix", "calibration", "score_distribution"):
+        assert f"![{name}.png]" in plots
+    # Drawn at the width of the UI's dialog (about 360 px), which shows them at their own size:
+    # not shrunk there, so their text stays legible.
+    for encoded in re.findall(r"base64,([A-Za-z0-9+/=]+)\)", plots):
+        width, height = struct.unpack(">II", base64.b64decode(encoded)[16:24])
+        assert 250 <= width <= 400 and height <= 400, (width, height)
     confusion = {row.data["actual"]: row.data for row in metadata["confusion_matrix"].records}
     counted = sum(row["flagged"] + row["passed"] for row in confusion.values())
     assert counted == metadata["test_rows"]

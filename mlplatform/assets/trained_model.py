@@ -49,8 +49,6 @@ def pip_requirements(*families: str) -> list[str]:
 
 
 def candidates_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
-    from mlplatform.core.selection import describe_params
-
     return _table(
         [
             {
@@ -60,7 +58,7 @@ def candidates_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
                 "fold_std": row["fold_std"],
                 "trials": row["trials"],
                 "seconds": row["seconds"],
-                "params": describe_params(row["params"]),
+                "params": _one_line_params(row),
             }
             for row in rows
         ],
@@ -76,26 +74,41 @@ def candidates_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
     )
 
 
+def _one_line_params(row: dict[str, Any]) -> str:
+    """The candidate's parameters in one line of the table; the soft vote's are its members'
+    (each listed in its own row), which spelled out made its row 18 lines tall."""
+    from mlplatform.core.models import SOFT_VOTE
+    from mlplatform.core.selection import describe_params
+
+    if row["family"] == SOFT_VOTE:
+        members = sorted({name.split(".", 1)[0] for name in row["params"]})
+        return f"mean probability of {', '.join(members)} (each as in its own row)"
+    return describe_params(row["params"])
+
+
 def _table(rows: list[dict[str, Any]], columns: list[dg.TableColumn]) -> dg.MetadataValue:
     return dg.MetadataValue.table(
         records=[dg.TableRecord(row) for row in rows], schema=dg.TableSchema(columns=columns)
     )
 
 
-# What the trained model's page shows of its evaluation (every plot is in the MLflow run).
-PLOTS_SHOWN = ("roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png",
-               "permutation_importance.png")  # fmt: skip
+# What the trained model's page shows of its evaluation: every plot the MLflow run has.
+PLOTS_SHOWN = (
+    "roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png", "calibration.png",
+    "score_distribution.png", "permutation_importance.png",
+)  # fmt: skip
 
 
 def evaluation_metadata(evaluation: "Evaluation") -> dict[str, dg.MetadataValue]:
-    """The main plots as images in Markdown (the UI renders them inline; Dagster has no image
-    metadata type), and the confusion matrix and importance as tables."""
+    """The plots as images in Markdown (the UI renders them inline; Dagster has no image metadata
+    type), each drawn for the width of the UI's dialog, and the confusion matrix and importance
+    as tables."""
     import base64
 
-    from mlplatform.core.evaluation_plots import png_bytes
+    from mlplatform.core.evaluation_plots import panel_png
 
     images = "\n\n".join(
-        f"![{file}](data:image/png;base64,{base64.b64encode(png_bytes(figure, dpi=60)).decode()})"
+        f"![{file}](data:image/png;base64,{base64.b64encode(panel_png(figure)).decode()})"
         for file, figure in evaluation.figures.items()
         if file in PLOTS_SHOWN
     )

@@ -14,6 +14,7 @@ whole model (encoding included), so it means the same for every model family.
 from __future__ import annotations
 
 import io
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -249,7 +250,40 @@ def evaluate_model(
     )
 
 
-def png_bytes(figure: Figure, dpi: int = 80) -> bytes:
+def png_bytes(figure: Figure, dpi: int = 80, *, tight: bool = True) -> bytes:
+    """PNG of `figure`; `tight` trims (or grows) it to what is drawn, else it keeps its size."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return buffer.getvalue()
+
+
+# The Dagster UI shows Markdown metadata in a dialog about 360 px wide, at the image's own size:
+# a plot drawn for it at that width, its text at sizes that stay legible there.
+PANEL_INCHES = (3.6, 3.0)
+PANEL_DPI = 100
+_PANEL_POINTS = {"title": 10.0, "label": 8.5, "ticks": 8.5, "legend": 7.5}
+_PANEL_TITLE_CHARACTERS = 48
+
+
+def panel_png(figure: Figure) -> bytes:
+    """`figure` as a PNG for the Dagster UI's metadata dialog (a copy: the figure logged to MLflow
+    keeps its size)."""
+    import pickle
+
+    panel = pickle.loads(pickle.dumps(figure))  # our own figure, copied in this process
+    panel.set_size_inches(*PANEL_INCHES)
+    # Long labels (importance's feature names) fit inside the panel instead of widening it.
+    panel.set_layout_engine("constrained")
+    for ax in panel.axes:
+        # Over the whole panel, not the axes (which long tick labels push right), wrapped.
+        title = textwrap.fill(ax.get_title(), _PANEL_TITLE_CHARACTERS)
+        ax.set_title("")
+        panel.suptitle(title, fontsize=_PANEL_POINTS["title"])
+        ax.xaxis.label.set_fontsize(_PANEL_POINTS["label"])
+        ax.yaxis.label.set_fontsize(_PANEL_POINTS["label"])
+        ax.tick_params(labelsize=_PANEL_POINTS["ticks"])
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                text.set_fontsize(_PANEL_POINTS["legend"])
+    return png_bytes(panel, dpi=PANEL_DPI, tight=False)

@@ -17,21 +17,33 @@ from mlplatform_tests.packaged import (
     threshold_metric,
 )
 
+# Half the default generator's 50,000 rows a day: the model search samples the same rows either
+# way (every positive, a fixed number of negatives), and the training split stays over the soft
+# vote's row limit, as at the default size (the test below trains on a window under it).
+ROWS_PER_DAY = 25_000
+
 
 @pytest.fixture(scope="module")
 def week_of_features(card_contract):
-    """Seven days of the default generator, as the default settings train on them."""
+    """Seven days of the default generator, as the default settings train on them (at
+    ROWS_PER_DAY rows a day)."""
     defaults = load_settings(environ={})
-    params = GeneratorParams(**defaults.data_source.generator.model_dump())
+    params = GeneratorParams(
+        **{**defaults.data_source.generator.model_dump(), "rows_per_day": ROWS_PER_DAY}
+    )
     raw = pd.concat(generate_transactions(dt.date(2026, 3, d), params) for d in range(1, 8))
     return build_features(validate(raw, card_contract).validated, card_contract)
 
 
 def test_default_generator_trains_a_good_model(week_of_features, card_contract):
     categorical, numeric = model_columns(week_of_features, card_contract)
+    # The packaged search, bounded by its trials: a time budget would make the result depend on
+    # how loaded the machine is.
+    plan = search_plan(time_budget_seconds=3600)
+    assert (week_of_features["split"] == "train").sum() > plan.soft_vote_max_training_rows
     result = train_model(
-        week_of_features, categorical, numeric, search_plan(), threshold_metric(),
-        bootstrap_resamples(), calibration(),
+        week_of_features, categorical, numeric, plan, threshold_metric(), bootstrap_resamples(),
+        calibration(),
     )  # fmt: skip
     assert result.test_metrics["roc_auc"] >= 0.90
     assert result.test_metrics["accuracy"] >= 0.85
@@ -52,7 +64,7 @@ def test_a_small_window_of_generated_data_trains_a_good_model_with_the_soft_vote
     raw = pd.concat(generate_transactions(dt.date(2026, 3, d), params) for d in range(1, 8))
     features = build_features(validate(raw, card_contract).validated, card_contract)
     categorical, numeric = model_columns(features, card_contract)
-    plan = search_plan()
+    plan = search_plan(time_budget_seconds=3600)
     assert (features["split"] == "train").sum() <= plan.soft_vote_max_training_rows
     result = train_model(
         features, categorical, numeric, plan, threshold_metric(), bootstrap_resamples(),

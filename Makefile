@@ -48,11 +48,14 @@ format: install
 
 # Two workers, a test file each at a time (its module fixtures and log files stay in one process):
 # 17.8 minutes of pytest instead of 22.6 in one. Three were tried on the two cores: no faster, and a
-# test failed under the load. TEST_WORKERS=0 runs it in this one process.
+# test failed under the load. TEST_WORKERS=0 runs it in this one process. The whole suite's results
+# go to test-artifacts/junit.xml (what `mlplatform evidence` reports); no other run writes them.
 TEST_WORKERS ?= 2
 test: system-packages lint $(DAGSTER_HOME)/dagster.yaml
 	$(UV) run --frozen dg check defs
-	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	mkdir -p test-artifacts
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile \
+		--junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
 
 # The pipeline as a Dagster run against the bare computation (100k, 1M, 10M rows); BENCH_ARGS to
 # change sizes or repeats, e.g. BENCH_ARGS='--sizes 100000,1000000 --repeats 3'.

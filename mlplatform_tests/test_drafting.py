@@ -547,7 +547,7 @@ def test_check_names_the_file_and_key_of_a_bad_folder(tmp_path: Path, capsys) ->
 def test_freshness_reads_text_event_times_of_mixed_precision(card_contract) -> None:
     """CSV text such as `00:00:00+00:00` then `23:59:30.5+00:00`: the newest event is the last."""
     from mlplatform.config.gates import load_quality_gates
-    from mlplatform.core.quality import raw_transactions_gates
+    from mlplatform.core.data_gates import raw_transactions_gates
 
     raw = pd.DataFrame({name: [None, None] for name in card_contract.columns})
     raw[card_contract.event_time] = ["2016-01-01 00:00:00+00:00", "2016-01-01 23:59:30.5+00:00"]

@@ -3,7 +3,7 @@ against the champion on the same rows."""
 
 import numpy as np
 
-from mlplatform.core import quality
+from mlplatform.core import gate_outcome, model_gates
 from mlplatform.core.promote import decide_promotion
 from mlplatform.core.uncertainty import Interval, paired_difference
 
@@ -12,16 +12,16 @@ def interval(value: float, low: float, high: float, positives: int = 200) -> Int
     return Interval(value, low, high, positives, 10_000, "test")
 
 
-def floors(**values: Interval) -> dict[str, quality.GateOutcome]:
-    return {name: quality.metric_floor(name, i, 0.85, 30) for name, i in values.items()}
+def floors(**values: Interval) -> dict[str, gate_outcome.GateOutcome]:
+    return {name: model_gates.metric_floor(name, i, 0.85, 30) for name, i in values.items()}
 
 
 GOOD_FLOORS = floors(roc_auc=interval(0.95, 0.93, 0.97), accuracy=interval(0.97, 0.96, 0.98))
-NOT_WORSE = quality.non_inferior("roc_auc", interval(0.002, -0.006, 0.010), 0.02, 30)
+NOT_WORSE = model_gates.non_inferior("roc_auc", interval(0.002, -0.006, 0.010), 0.02, 30)
 
 
 def test_no_champion_yet_promotes():
-    no_champion = quality.non_inferior("roc_auc", None, 0.02, 30)
+    no_champion = model_gates.non_inferior("roc_auc", None, 0.02, 30)
     decision = decide_promotion(
         verified=True, blocking_floors=GOOD_FLOORS, comparison=no_champion, has_champion=False
     )
@@ -37,7 +37,7 @@ def test_not_worse_than_the_champion_promotes_with_the_interval_in_the_reason():
 
 
 def test_possibly_worse_than_the_champion_keeps_the_champion():
-    worse = quality.non_inferior("roc_auc", interval(-0.01, -0.03, 0.01), 0.02, 30)
+    worse = model_gates.non_inferior("roc_auc", interval(-0.01, -0.03, 0.01), 0.02, 30)
     assert not worse.passed and not worse.inconclusive
     decision = decide_promotion(
         verified=True, blocking_floors=GOOD_FLOORS, comparison=worse, has_champion=True
@@ -72,7 +72,7 @@ def test_a_floor_too_thin_to_judge_warns_and_does_not_hold_back():
 
 
 def test_a_comparison_too_thin_to_judge_keeps_the_champion():
-    thin = quality.non_inferior("roc_auc", interval(0.05, -0.2, 0.3, positives=4), 0.02, 30)
+    thin = model_gates.non_inferior("roc_auc", interval(0.05, -0.2, 0.3, positives=4), 0.02, 30)
     assert thin.inconclusive
     decision = decide_promotion(
         verified=True, blocking_floors=GOOD_FLOORS, comparison=thin, has_champion=True
@@ -114,7 +114,7 @@ def test_a_challenger_better_by_noise_alone_does_not_displace_the_champion():
             lucky = difference
             break
     assert lucky is not None and lucky.value > 0
-    comparison = quality.non_inferior("roc_auc", lucky, 0.01, 30)
+    comparison = model_gates.non_inferior("roc_auc", lucky, 0.01, 30)
     assert not comparison.passed
     assert not decide_promotion(
         verified=True, blocking_floors=GOOD_FLOORS, comparison=comparison, has_champion=True

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from mlplatform.config.dataset import DATASET_ENV, open_dataset
-from mlplatform.core import quality
+from mlplatform.core import data_gates
 from mlplatform.core.contract import ContractError, load_contract, parse_contract
 from mlplatform.core.features import (
     LABEL_COLUMN,
@@ -117,12 +117,12 @@ def test_events_without_the_target_validate_when_labels_come_from_outcomes(
     outcome = validate(events, contract)
     assert len(outcome.validated) + len(outcome.quarantined) == len(events)
     assert len(outcome.validated) > 350 and "is_fraud" not in outcome.validated.columns
-    assert quality.schema_matches_contract(events, contract).passed
+    assert data_gates.schema_matches_contract(events, contract).passed
     # The same events against the contract whose events carry their labels: refused, named.
     packaged = load_contract(open_dataset("card_transactions").contract)
     with pytest.raises(DatasetError, match=r"missing: \['is_fraud'\]"):
         validate(events, packaged)
-    schema = quality.schema_matches_contract(events, packaged)
+    schema = data_gates.schema_matches_contract(events, packaged)
     assert not schema.passed and schema.details["missing_columns"] == ["is_fraud"]
     # Events that carry a label anyway: it is not the training label, so it is not kept.
     labelled = generate_transactions(START, replace(params, events_carry_labels=True))
@@ -136,20 +136,20 @@ def test_the_label_rate_gate_is_not_judged_on_events_without_labels(contract, ge
 
     params = replace(generator, rows_per_day=400)
     validated = validate(generate_transactions(START, params), contract).validated
-    gate = quality.label_rate(validated, contract, 0.001, 0.2)
+    gate = data_gates.label_rate(validated, contract, 0.001, 0.2)
     assert gate.passed and gate.observed is None
     assert gate.summary == "not judged: labels come from outcomes"
     # The stage's gates together: the other gates judge the events as before.
     from mlplatform.config.gates import gates_for
 
     gates = gates_for(FOLDER).validated_transactions
-    outcomes = quality.validated_transactions_gates(validated, 0, contract, gates)
+    outcomes = data_gates.validated_transactions_gates(validated, 0, contract, gates)
     assert outcomes["label_rate"].summary == "not judged: labels come from outcomes"
     assert all(outcome.passed for outcome in outcomes.values())
     # A dataset whose events carry labels is still judged on them: no positive fails the gate.
     packaged = load_contract(open_dataset("card_transactions").contract)
     no_fraud = validated.assign(is_fraud=0)
-    assert not quality.label_rate(no_fraud, packaged, 0.001, 0.2).passed
+    assert not data_gates.label_rate(no_fraud, packaged, 0.001, 0.2).passed
 
 
 # The join: only the outcomes known by the end of the day ------------------------------------------

@@ -310,23 +310,23 @@ def _gate_results(
     champion: Any,
     earlier_scores: pd.DataFrame,
 ) -> Iterator[dg.AssetCheckResult]:
-    from mlplatform.core import performance, quality
+    from mlplatform.core import gate_outcome, model_gates, performance
 
     asset, gates = "model_performance", _gates
     floor = gates.realized_above_floor
     realized = (metrics or {}).get(floor.metric)
     outcomes = {
         "realized_above_floor": (
-            quality.metric_floor(floor.metric, realized, floor.min, floor.min_positives)
+            model_gates.metric_floor(floor.metric, realized, floor.min, floor.min_positives)
             if realized is not None
-            else quality.GateOutcome(
+            else gate_outcome.GateOutcome(
                 False, None, floor.min, "cannot judge: no realized figure yet", inconclusive=True
             )
         ),
     }
     rule = gates.realized_vs_backtest
     if backtest is None:
-        outcomes["realized_vs_backtest"] = quality.GateOutcome(
+        outcomes["realized_vs_backtest"] = gate_outcome.GateOutcome(
             False, None, -rule.margin, "cannot judge: the version records no backtest interval",
             inconclusive=True,
         )  # fmt: skip
@@ -345,9 +345,9 @@ def _gate_results(
     )
     predecessor = verdicts.get(PREVIOUS_CHAMPION_ROLE)
     outcomes["not_worse_than_predecessor"] = (
-        quality.GateOutcome(True, None, None, "no predecessor scored these rows in shadow")
+        gate_outcome.GateOutcome(True, None, None, "no predecessor scored these rows in shadow")
         if predecessor is None
-        else quality.GateOutcome(
+        else gate_outcome.GateOutcome(
             predecessor.action not in ("rollback", "inconclusive"),
             predecessor.evidence.get("difference"),
             float(predecessor.evidence.get("margin", 0)),

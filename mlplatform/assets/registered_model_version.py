@@ -92,7 +92,7 @@ def registered_model_version(
     mlflow: MlflowResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     from mlplatform.checks.trained_model import judged_model_gates
-    from mlplatform.core import quality
+    from mlplatform.core import model_gates
     from mlplatform.core.evaluate import classification_metrics
     from mlplatform.core.features import test_labels
     from mlplatform.core.promote import decide_promotion
@@ -133,14 +133,14 @@ def registered_model_version(
                 test_labels(features), scores, trained_model["decision_threshold"]
             )
         )
-        reproduction = quality.reproduces(
+        reproduction = model_gates.reproduces(
             trained_model["test_metrics"],
             reproduced or {},
             gates.reproduces_test_metrics.tolerance,
         )
         if reproduced is None:
             reproduction.summary = basis
-        signature = quality.signature_matches(
+        signature = model_gates.signature_matches(
             mlflow.model_input_columns(by_alias), trained_model["input_columns"]
         )
 
@@ -162,7 +162,7 @@ def registered_model_version(
             verified=reproduction.passed and signature.passed,
             blocking_floors={
                 metric: judged[metric]
-                for metric in quality.FLOOR_METRICS
+                for metric in model_gates.FLOOR_METRICS
                 if getattr(GATES.trained_model, metric).blocking
             },
             comparison=judged["not_worse_than_champion"],

@@ -7,7 +7,7 @@ import dagster as dg
 
 from mlplatform.config.active import GATES
 from mlplatform.config.gates import Gate
-from mlplatform.core.quality import GateOutcome
+from mlplatform.core.gate_outcome import GateOutcome
 from mlplatform.stages import daily_partitions
 from mlplatform.stages.definition import stage_checks
 

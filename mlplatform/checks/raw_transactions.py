@@ -6,7 +6,7 @@ import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.active import CONTRACT, GATES
-from mlplatform.core import quality
+from mlplatform.core import data_gates
 from mlplatform.stages import carried_out
 
 ASSET = "raw_transactions"
@@ -62,7 +62,7 @@ def raw_transactions_checks(
         history = row_count_history(
             context.instance, context.partition_key, gates.volume_in_band.lookback_partitions
         )
-        outcomes = quality.raw_transactions_gates(
+        outcomes = data_gates.raw_transactions_gates(
             of_day, contract, gates, end, history, carried_rows=len(raw_transactions) - len(of_day)
         )
         yield from gate_results(ASSET, gates, outcomes)

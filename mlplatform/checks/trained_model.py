@@ -5,20 +5,20 @@ import dagster as dg
 
 from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.active import GATES
-from mlplatform.core import quality
+from mlplatform.core import gate_outcome, model_gates
 from mlplatform.core.calibration import CalibrationReport
 from mlplatform.core.uncertainty import Interval
 from mlplatform.stages import carried_out
 
 
-def judged_model_gates(record: dict[str, Any], gates: Any) -> dict[str, quality.GateOutcome]:
+def judged_model_gates(record: dict[str, Any], gates: Any) -> dict[str, gate_outcome.GateOutcome]:
     """The trained-model gates on what training measured: the test intervals, the paired
     difference with the champion on the same test rows (None without a champion), and the test
     split's calibration bins (None for a model trained before they were measured)."""
     intervals = {name: Interval(**values) for name, values in record["test_intervals"].items()}
     difference = record["champion_comparison"].get("difference")
     calibration = record.get("calibration")
-    outcomes = quality.trained_model_gates(
+    outcomes = model_gates.trained_model_gates(
         intervals,
         None if difference is None else Interval(**difference),
         gates,

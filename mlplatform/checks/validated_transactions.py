@@ -5,7 +5,7 @@ import pandas as pd
 
 from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.active import CONTRACT, GATES
-from mlplatform.core import quality
+from mlplatform.core import data_gates
 from mlplatform.stages import carried_out
 
 
@@ -31,7 +31,7 @@ def validated_transactions_checks(
         contract, gates = CONTRACT, GATES.validated_transactions
         # Rows carried here because they fall in no partition are not the day's own rejects.
         own_rejected = int((~carried_in_quarantine(quarantined_transactions, contract)).sum())
-        outcomes = quality.validated_transactions_gates(
+        outcomes = data_gates.validated_transactions_gates(
             validated_transactions, own_rejected, contract, gates
         )
         yield from gate_results("validated_transactions", gates, outcomes)

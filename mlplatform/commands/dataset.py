@@ -279,7 +279,7 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
 
     import pandas as pd
 
-    from mlplatform.core import quality
+    from mlplatform.core import data_gates
     from mlplatform.core.sources import PartitionSpan, place_rows, read_file, rows_of_day
     from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN, DatasetError, validate
 
@@ -319,7 +319,7 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
         end = pd.Timestamp(day + dt.timedelta(days=1), tz=folder.timezone)
         outcomes = [
             (f"raw_transactions.{name}", getattr(gates.raw_transactions, name), outcome)
-            for name, outcome in quality.raw_transactions_gates(
+            for name, outcome in data_gates.raw_transactions_gates(
                 of_day, contract, gates.raw_transactions, end, history, len(raw) - len(of_day)
             ).items()
         ]
@@ -330,7 +330,7 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
             continue
         outcomes += [
             (f"validated_transactions.{name}", getattr(gates.validated_transactions, name), result)
-            for name, result in quality.validated_transactions_gates(
+            for name, result in data_gates.validated_transactions_gates(
                 outcome.validated,
                 outcome.own_rejected,
                 contract,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mlplatform.core.quality import GateOutcome
+from mlplatform.core.gate_outcome import GateOutcome
 from mlplatform.core.uncertainty import Interval, _resample_weights
 
 METHODS = ("sigmoid", "isotonic", "none")

@@ -9,7 +9,7 @@ and the judgments on both, each a `GateOutcome` or a `LiveVerdict`.
   probabilities alone, with the interval in which the realized metric should fall, widened by the
   model's `dispersion`: `estimate_dispersion` measures that factor at training, on held-out rows
   (clustered outcomes, the calibrator's fitting error and misfit), to be stored with the model.
-- Judgments: below a floor with confidence is `quality.metric_floor` (it fits exactly);
+- Judgments: below a floor with confidence is `model_gates.metric_floor` (it fits exactly);
   `down_from_backtest`, `estimate_gap`, `score_drift` here.
 - Live comparisons on the same rows (`uncertainty.paired_difference`): `live_comparison`
   (challenger against champion: promote?) and `predecessor_comparison` (champion against the
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlplatform.core.quality import GateOutcome, population_stability_index
+from mlplatform.core.feature_gates import population_stability_index
+from mlplatform.core.gate_outcome import GateOutcome
 from mlplatform.core.uncertainty import (
     THRESHOLD_METRICS,
     Interval,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlplatform.core.quality import GateOutcome
+from mlplatform.core.gate_outcome import GateOutcome
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The bare computation: the pipeline's core functions in one plain Python process, without
 Dagster, MLflow or storage, timed per stage. It computes what the Dagster run computes, the quality
-gates included (the same `core.quality` functions the asset checks call, as the first day with no
+gates included (the same core gate functions the asset checks call, as the first day with no
 history and no champion), so the ratio measures orchestration, persistence and tracking. The
 benchmark runs it as `python -m mlplatform_tests.benchmarks.bare --rows N --day D` and reads one
 JSON line from stdout."""
@@ -30,7 +30,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
 
         from mlplatform.config.dataset import open_dataset
         from mlplatform.config.gates import gates_for
-        from mlplatform.core import quality
+        from mlplatform.core import data_gates, feature_gates, gate_outcome, model_gates
         from mlplatform.core.calibration import calibration_report
         from mlplatform.core.contract import load_contract
         from mlplatform.core.features import build_features, model_columns
@@ -50,7 +50,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
     gates = gates_for(dataset.folder)
     failed: list[str] = []
 
-    def gated(outcomes: dict[str, quality.GateOutcome]) -> None:
+    def gated(outcomes: dict[str, gate_outcome.GateOutcome]) -> None:
         failed.extend(name for name, outcome in outcomes.items() if not outcome.passed)
 
     with timed("raw_transactions"):
@@ -58,13 +58,13 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
     raw_rows = len(raw)
     with timed("raw_transactions_checks"):
         day_end = pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
-        gated(quality.raw_transactions_gates(raw, contract, gates.raw_transactions, day_end, {}))
+        gated(data_gates.raw_transactions_gates(raw, contract, gates.raw_transactions, day_end, {}))
     with timed("validated_transactions"):
         outcome = validate(raw, contract)
     del raw
     with timed("validated_transactions_checks"):
         gated(
-            quality.validated_transactions_gates(
+            data_gates.validated_transactions_gates(
                 outcome.validated,
                 len(outcome.quarantined),
                 contract,
@@ -75,7 +75,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         table = build_features(outcome.validated, contract)
     del outcome
     with timed("features_checks"):
-        gated(quality.features_gates(table, contract, gates.features, day.isoformat()))
+        gated(feature_gates.features_gates(table, contract, gates.features, day.isoformat()))
     categorical, numeric = model_columns(table, contract)
     with timed("trained_model"):
         result = train_model(
@@ -87,7 +87,11 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
             seed=search_plan().seed, resamples=bootstrap_resamples(),
         )  # fmt: skip
     with timed("trained_model_checks"):
-        gated(quality.trained_model_gates(result.test_intervals, None, gates.trained_model, report))
+        gated(
+            model_gates.trained_model_gates(
+                result.test_intervals, None, gates.trained_model, report
+            )
+        )
     with timed("batch_scores"):
         day_rows = table[table[contract.event_time].dt.date == day]
         scores = score_rows(

@@ -43,6 +43,34 @@ def loaded_per_location(name: str) -> bool:
     return name.startswith("mlplatform.")
 
 
+def shared_modules_importing_per_location() -> list[str]:
+    """`module: imported` for each import, when a shared module loads, of a module loaded per
+    location: a shared module must hold nothing chosen at load (an import inside a function is
+    resolved when it runs, so inside the block it finds the location's module)."""
+    import ast
+
+    package = Path(importlib.import_module("mlplatform").__file__).parent
+    found = []
+    for prefix in SHARED:
+        folder = package.joinpath(*prefix.split(".")[1:])
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(package.parent).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            if loaded_per_location(name):
+                continue
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.Import):
+                    imported = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    # `from package import module` imports the module; a dunder is a value.
+                    names = [a.name for a in node.names if not a.name.startswith("__")]
+                    imported = [node.module, *(f"{node.module}.{name}" for name in names)]
+                else:
+                    continue
+                found += [f"{name}: {m}" for m in imported if loaded_per_location(m)]
+    return found
+
+
 @contextmanager
 def definitions_for(**environ: str) -> Iterator[ModuleType]:
     """`mlplatform.definitions` as loaded with `environ` over this process's environment. Inside

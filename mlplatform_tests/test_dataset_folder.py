@@ -108,8 +108,13 @@ def test_the_definitions_load_for_a_dataset_folder_and_the_sessions_stay_their_o
 
     import mlplatform.config.active as session_active
     import mlplatform.definitions as session_definitions
-    from mlplatform_tests.code_location import definitions_for
+    from mlplatform_tests.code_location import (
+        definitions_for,
+        shared_modules_importing_per_location,
+    )
 
+    # What the loaded definitions share with the session holds nothing chosen at load.
+    assert shared_modules_importing_per_location() == []
     folder = dataset_folder(tmp_path)
     contract = (folder / "contract.yaml").read_text()
     (folder / "contract.yaml").write_text(f"{contract}\nlabel_delay_days: 2\n")

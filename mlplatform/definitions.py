@@ -14,6 +14,7 @@ from mlplatform.assets.shadow_scores import shadow_scores
 from mlplatform.assets.trained_model import trained_model
 from mlplatform.assets.validated_transactions import validated_transactions
 from mlplatform.automation.execution import job_executor
+from mlplatform.automation.failure_alerts import run_failure_alert
 from mlplatform.automation.jobs import retraining, training_pipeline
 from mlplatform.automation.monitoring import (
     outcomes_arrived,
@@ -30,7 +31,6 @@ from mlplatform.automation.schedules import daily_training
 from mlplatform.automation.sensors import (
     drift_retraining,
     new_data,
-    run_failure_alert,
     run_success_notification,
 )
 from mlplatform.checks.features import features_checks

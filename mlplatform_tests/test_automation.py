@@ -5,11 +5,11 @@ import datetime as dt
 import dagster as dg
 import pytest
 
+from mlplatform.automation.failure_alerts import run_failure_alert
 from mlplatform.automation.schedules import daily_training
 from mlplatform.automation.sensors import (
     drift_retraining,
     new_data,
-    run_failure_alert,
     run_success_notification,
 )
 from mlplatform.core.validate import DatasetError
@@ -157,26 +157,19 @@ def failed_run(tmp_path, instance, incident="schema_break"):
     )
 
 
-def failure_context(instance, result):
-    run = instance.get_run_by_id(result.run_id)
-    failure = next(
-        e.dagster_event for e in instance.all_logs(result.run_id)
-        if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
-    )  # fmt: skip
-    return dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alert",
-        dagster_instance=instance,
-        dagster_run=run,
-        dagster_event=failure,
-    ).for_run_failure()
+def alert_tick(instance, webhook, cursor=None):
+    """One evaluation of run_failure_alert; its cursor. The first starts after the runs so far."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    return run_failure_alert(context, alert_webhook=webhook).cursor
 
 
 def test_failure_alert_names_job_partition_step_error_and_run(tmp_path, webhook_receiver):
     with dg.instance_for_test() as instance:
+        webhook = AlertWebhook(url=webhook_receiver.url, ui_url="http://127.0.0.1:3000")
+        cursor = alert_tick(instance, webhook)
         result = failed_run(tmp_path, instance)
         assert not result.success
-        webhook = AlertWebhook(url=webhook_receiver.url, ui_url="http://127.0.0.1:3000")
-        run_failure_alert(failure_context(instance, result), alert_webhook=webhook)
+        alert_tick(instance, webhook, cursor)
     assert len(webhook_receiver.messages) == 1
     message = webhook_receiver.messages[0]
     text = message["text"]
@@ -190,10 +183,11 @@ def test_failure_alert_names_job_partition_step_error_and_run(tmp_path, webhook_
 
 def test_no_alert_for_an_attempt_that_will_be_retried(tmp_path, webhook_receiver):
     with dg.instance_for_test() as instance:
+        webhook = AlertWebhook(url=webhook_receiver.url)
+        cursor = alert_tick(instance, webhook)
         result = failed_run(tmp_path, instance)
         instance.add_run_tags(result.run_id, {"dagster/will_retry": "true"})
-        webhook = AlertWebhook(url=webhook_receiver.url)
-        run_failure_alert(failure_context(instance, result), alert_webhook=webhook)
+        alert_tick(instance, webhook, cursor)
     assert webhook_receiver.messages == []
 
 

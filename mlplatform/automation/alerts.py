@@ -8,20 +8,47 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def failure_message(
-    job: str, partition: str | None, failed_steps: list[str], error: str, run_url: str
+    job: str,
+    partition: str | None,
+    failed_steps: list[str],
+    error: str,
+    run_url: str,
+    incident: Any = None,
 ) -> dict[str, Any]:
+    """A failed run; with `incident`, the incident it belongs to: how many failed runs of this
+    cause and which days so far (later ones are counted, not posted, until the all-clear)."""
     where = f"{job} [{partition}]" if partition else job
     steps = ", ".join(failed_steps) or "(no step: the run itself failed)"
     text = f":red_circle: {where} failed at {steps}: {error}"
+    blocks = [
+        _section(f":red_circle: *{where} failed*"),
+        _section(f"*Failed step:* `{steps}`\n*Error:* {error[:2500]}"),
+    ]
+    if incident is not None:
+        days = ", ".join(incident.days) or "no day"
+        scope = f"{incident.failures} failed run(s) of this cause so far, days: {days}"
+        text = f"{text} ({scope})"
+        blocks.append(
+            _section(
+                f"*Incident:* {scope}. Further failures of this cause are counted, not posted; "
+                "one message follows when the days it failed succeed again."
+            )
+        )
+    blocks.append(
+        _section(f"<{run_url}|Open the run in Dagster> (runbook: README, *When an alert fires*)")
+    )
+    return {"text": text, "blocks": blocks}
+
+
+def failure_cleared_message(
+    incident: Any, job: str, partition: str | None, run_url: str
+) -> dict[str, Any]:
+    """The all-clear of a run-failure incident: the last day (or job) it failed succeeded."""
+    where = f"{job} [{partition}]" if partition else job
+    text = f":large_green_circle: cleared: {where} succeeded; {incident.describe()}"
     return {
         "text": text,
-        "blocks": [
-            _section(f":red_circle: *{where} failed*"),
-            _section(f"*Failed step:* `{steps}`\n*Error:* {error[:2500]}"),
-            _section(
-                f"<{run_url}|Open the run in Dagster> (runbook: README, *When an alert fires*)"
-            ),
-        ],
+        "blocks": [_section(text), _section(f"<{run_url}|Open the run in Dagster>")],
     }
 
 

@@ -1,17 +1,17 @@
-"""Sensors: new data in the landing location, alerts on failure and success, retraining on drift."""
+"""Sensors: new data in the landing location, notices of success, retraining on drift (the failure
+alert: automation/failure_alerts.py)."""
 
 import json
 import time
 
 import dagster as dg
 
-from mlplatform.automation.alerts import failure_message, success_message
+from mlplatform.automation.alerts import success_message
 from mlplatform.automation.jobs import retraining, training_pipeline
 from mlplatform.config.active import CONTRACT, ORCHESTRATION, SETTINGS
 from mlplatform.resources.alerts import AlertWebhook
 from mlplatform.resources.data_source import DataSource
 
-WILL_RETRY_TAG = "dagster/will_retry"
 # What a run for rows that fall in no partition needs: ingestion and validation (their gates run
 # with them), nothing downstream.
 QUARANTINE_ONLY = [
@@ -123,40 +123,6 @@ def new_data(
     for gone in set(cursor.requested) - set(current):
         del cursor.requested[gone]  # removed while some of its days were still to come
     return dg.SensorResult(run_requests=list(requests.values()), cursor=cursor.serialize())
-
-
-def _failed_steps_and_error(context: dg.RunFailureSensorContext) -> tuple[list[str], str]:
-    steps, errors = [], []
-    for event in context.get_step_failure_events():
-        steps.append(event.step_key or "?")
-        data = event.step_failure_data
-        if data and data.user_failure_data and data.user_failure_data.description:
-            errors.append(data.user_failure_data.description)
-        elif data and data.error:
-            errors.append(data.error.message.strip().splitlines()[-1])
-    return steps, "; ".join(errors) or context.failure_event.message or "run failed"
-
-
-@dg.run_failure_sensor(
-    name="run_failure_alert",
-    minimum_interval_seconds=ORCHESTRATION.sensors.alert_interval_seconds,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts one alert per failed run to the webhook, not for runs that will be retried.",
-)
-def run_failure_alert(context: dg.RunFailureSensorContext, alert_webhook: AlertWebhook) -> None:
-    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
-    if run.tags.get(WILL_RETRY_TAG) == "true":
-        context.log.info(f"run {run.run_id} will be retried: no alert for this attempt")
-        return
-    steps, error = _failed_steps_and_error(context)
-    message = failure_message(
-        run.job_name,
-        run.tags.get("dagster/partition"),
-        steps,
-        error,
-        alert_webhook.run_url(run.run_id),
-    )
-    alert_webhook.post(message, context.log)
 
 
 def _registered_version(instance: dg.DagsterInstance, run_id: str) -> dict | None:

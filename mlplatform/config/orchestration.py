@@ -46,6 +46,7 @@ class SensorSettings(StrictModel):
     drift_interval_seconds: int = Field(ge=5)
     alert_interval_seconds: int = Field(ge=5)
     retry_launch_grace_seconds: float = Field(gt=0)
+    incident_quiet_seconds: float = Field(gt=0)
     outcomes_interval_seconds: int = Field(ge=5)
     performance_interval_seconds: int = Field(ge=5)
 

@@ -2,12 +2,47 @@
 once when it clears, with how many failures and which days it covered.
 
 Kept as plain JSON (a sensor's cursor), so a daemon restart neither repeats nor forgets an alert.
+Used by the decay sensor (a cause is a kind of check) and by the run-failure alert (a cause is
+where a run failed, the error's class and the deterministic part of its message: `failure_cause`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
+
+# What differs between failures of one cause: run ids and other long hex ids, days and times,
+# numbers (rows, lines, pids, durations). Quoted names (a column, a check) are kept: they are the
+# cause.
+_VOLATILE = (
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<id>"),
+    (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"), "<id>"),
+    (
+        re.compile(
+            r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+        ),
+        "<day>",
+    ),
+    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?"), "<n>"),
+    (re.compile(r"\s+"), " "),
+)
+CAUSE_MESSAGE_CHARS = 300
+
+
+def deterministic_part(message: str) -> str:
+    """`message` without what changes from one failure of the same cause to the next (ids, days,
+    numbers), first `CAUSE_MESSAGE_CHARS` characters."""
+    for pattern, placeholder in _VOLATILE:
+        message = pattern.sub(placeholder, message)
+    return message.strip()[:CAUSE_MESSAGE_CHARS]
+
+
+def failure_cause(where: str, error_class: str | None, message: str) -> str:
+    """The key of a failure's cause: where it failed (a step, or the run), the error's class and
+    the deterministic part of its message. Ten days failing on one bad schema share it; another
+    step, class or message does not."""
+    return f"{where} | {error_class or '-'} | {deterministic_part(message)}"
 
 
 @dataclass
@@ -18,6 +53,9 @@ class Incident:
     last_seen: float
     failures: int = 1
     days: list[str] = field(default_factory=list)
+    # What must pass again for the incident to clear, when its user says (`awaiting` of `failed`):
+    # it clears once none is left.
+    awaiting: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         days = ", ".join(self.days) if self.days else "no day"
@@ -49,8 +87,20 @@ class IncidentBook:
             sort_keys=True,
         )
 
-    def failed(self, key: str, cause: str, day: str | None, at: float) -> Incident | None:
-        """Record a failure; the incident when this failure opens it (announce it), else None."""
+    def failed(
+        self,
+        key: str,
+        cause: str,
+        day: str | None,
+        at: float,
+        *,
+        awaiting: str | None = None,
+        quiet_seconds: float | None = None,
+    ) -> Incident | None:
+        """Record a failure; the incident when this failure opens it (announce it), else None.
+        `awaiting`: what must pass again for it to clear (see `passed`). With `quiet_seconds`, a
+        failure of an open incident quiet that long announces it again (its counts go on): the
+        same cause days later is news, not part of the burst already announced."""
         if day is not None and day <= self.cleared_on.get(key, ""):
             return None
         incident = self.open.get(key)
@@ -58,12 +108,26 @@ class IncidentBook:
             incident = self.open[key] = Incident(key, cause, opened_at=at, last_seen=at)
             if day:
                 incident.days.append(day)
+            if awaiting:
+                incident.awaiting.append(awaiting)
             return incident
+        quiet = quiet_seconds is not None and at - incident.last_seen >= quiet_seconds
         incident.failures += 1
         incident.last_seen = max(incident.last_seen, at)
         if day and day not in incident.days:
             incident.days = sorted([*incident.days, day])
-        return None
+        if awaiting and awaiting not in incident.awaiting:
+            incident.awaiting.append(awaiting)
+        return incident if quiet else None
+
+    def passed(self, key: str, awaiting: str) -> Incident | None:
+        """`awaiting` of incident `key` passed again: the incident when nothing else it awaits is
+        left (it is closed: announce the all-clear), else None."""
+        incident = self.open.get(key)
+        if incident is None or awaiting not in incident.awaiting:
+            return None
+        incident.awaiting.remove(awaiting)
+        return None if incident.awaiting else self.open.pop(key)
 
     def cleared(self, key: str, day: str | None = None) -> Incident | None:
         """The cause passed again (on `day`): the incident it closes (announce the all-clear),

@@ -18,7 +18,7 @@ import pytest
 from mlplatform.config.loading import SettingsError
 from mlplatform.config.orchestration import load_error_handling
 from mlplatform.core.contract import ContractError, load_contract
-from mlplatform.core.sources import SourceError
+from mlplatform.core.source_files import SourceError
 from mlplatform.core.validate import DatasetError
 from mlplatform.stages import carried_out, optional_work, retry_policy
 from mlplatform.stages.error_policy import StepTimeLimitExceeded, is_retried, rule_for

@@ -4,13 +4,9 @@ import gzip
 import pandas as pd
 import pytest
 
-from mlplatform.core.sources import (
-    PartitionSpan,
-    SourceError,
-    list_source_files,
-    read_file,
-    read_source_day,
-)
+from mlplatform.core.file_reading import read_file
+from mlplatform.core.source_files import SourceError, list_source_files
+from mlplatform.core.sources import PartitionSpan, read_source_day
 from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN, DatasetError
 from mlplatform_tests.packaged import generated_day
 
@@ -211,9 +207,9 @@ def test_lines_are_cut_right_where_a_read_block_ends_between_cr_and_lf(
     tmp_path, monkeypatch, card_contract
 ):
     """A CR LF split by a block boundary is one line end, not two (no blank line, no shift)."""
-    import mlplatform.core.sources as sources
+    import mlplatform.core.file_reading as file_reading
 
-    monkeypatch.setattr(sources, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(file_reading, "CHUNK_BYTES", 7)
     path = tmp_path / "tx.csv"
     lines = ["transaction_id,event_time,note", *(f"{i},2026-03-02T01:00,x{i}" for i in range(9))]
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())

@@ -38,7 +38,7 @@ def new_data(
 ) -> dg.SensorResult | dg.SkipReason:
     from mlplatform.assets.raw_transactions import current_partition_span
     from mlplatform.core.landing import LandingCursor, fingerprints, place_file_rows
-    from mlplatform.core.sources import SourceError
+    from mlplatform.core.source_files import SourceError
     from mlplatform.core.validate import DatasetError
 
     if data_source.kind != "files" or not data_source.path:

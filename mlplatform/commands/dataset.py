@@ -101,7 +101,7 @@ def read_sample_as_text(sample: str, file_format: str):
     """The sample as the pipeline reads it (CSV as text, Parquet as stored), before any contract
     exists: no column is required yet."""
     from mlplatform.core.contract import Contract
-    from mlplatform.core.sources import read_file
+    from mlplatform.core.file_reading import read_file
 
     unknown = Contract.model_construct(
         name="draft", id="", event_time="", target="", columns={}, source=sample
@@ -129,7 +129,7 @@ def run_init(args: argparse.Namespace) -> int:
         settings_data,
         settings_yaml,
     )
-    from mlplatform.core.sources import SourceError, format_of
+    from mlplatform.core.source_files import SourceError, format_of
     from mlplatform.core.validate import DatasetError
 
     out = Path(args.out_dir)
@@ -280,7 +280,8 @@ def check_sample(folder: Folder, sample: str, file_format: str = "auto") -> list
     import pandas as pd
 
     from mlplatform.core import data_gates
-    from mlplatform.core.sources import PartitionSpan, place_rows, read_file, rows_of_day
+    from mlplatform.core.file_reading import read_file
+    from mlplatform.core.sources import PartitionSpan, place_rows, rows_of_day
     from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN, DatasetError, validate
 
     contract, gates = folder.contract, folder.gates
@@ -378,7 +379,7 @@ def unreported_rows(folder: Folder, reports: list[DayReport]) -> list[str]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from mlplatform.core.sources import SourceError
+    from mlplatform.core.source_files import SourceError
     from mlplatform.core.validate import DatasetError
 
     folder_path = Path(args.folder)

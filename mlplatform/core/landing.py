@@ -6,16 +6,9 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-from mlplatform.core.sources import (
-    PartitionSpan,
-    Placement,
-    SourceError,
-    errors_by_cause,
-    format_of,
-    list_source_files,
-    parse_parquet,
-    place_rows,
-)
+from mlplatform.core.file_reading import errors_by_cause, parse_parquet
+from mlplatform.core.source_files import SourceError, format_of, list_source_files
+from mlplatform.core.sources import PartitionSpan, Placement, place_rows
 
 
 @dataclass

@@ -107,7 +107,7 @@ def model_performance(
     mlflow: MlflowResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     from mlplatform.core import performance
-    from mlplatform.core.outcomes import day_outcomes, labelled
+    from mlplatform.core.reconciled_outcomes import day_outcomes, labelled
 
     contract, monitoring = CONTRACT, config
     seed, resamples = SETTINGS.training.random_state, monitoring.resamples
@@ -217,7 +217,7 @@ def _live_verdicts(
 ) -> dict[str, Any]:
     """The paired comparisons on the rows both versions scored and whose outcome is known."""
     from mlplatform.core import performance
-    from mlplatform.core.outcomes import labelled
+    from mlplatform.core.reconciled_outcomes import labelled
 
     if CHAMPION_ROLE not in realized:
         return {}

@@ -67,6 +67,7 @@ def outcomes(
     data_source: DataSource,
 ) -> Iterator[dg.Output]:
     from mlplatform.core import outcomes as core
+    from mlplatform.core import reconciled_outcomes
     from mlplatform.core.sources import SOURCE_FILE_COLUMN, SOURCE_RECORD_COLUMN
     from mlplatform.core.validate import OUTSIDE_PARTITIONS_COLUMN
 
@@ -119,13 +120,13 @@ def outcomes(
                 f"{error}",
                 allow_retries=False,
             ) from None
-        quarantined = core.with_carried(
+        quarantined = reconciled_outcomes.with_carried(
             result.quarantined, carried, OUTSIDE_PARTITIONS_COLUMN, known_at
         )
     summary = result.summary
     reasons = {
         **summary.reason_counts,
-        **core.carried_reason_counts(carried, OUTSIDE_PARTITIONS_COLUMN, known_at),
+        **reconciled_outcomes.carried_reason_counts(carried, OUTSIDE_PARTITIONS_COLUMN, known_at),
     }
     records_in = summary.records_in + len(carried)
     context.log.info(

@@ -28,7 +28,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlplatform.core.validate import OUTSIDE_PARTITIONS_REASON
+from mlplatform.core.record_values import (
+    as_text,
+    day_texts,
+    outcome_texts,
+    parse_times,
+    text_frame,
+    text_index,
+    text_series,
+    utc_times,
+    wall_days,
+)
 
 if TYPE_CHECKING:
     from mlplatform.core.contract import Contract
@@ -92,7 +102,7 @@ class OutcomeSpec:
     def __post_init__(self) -> None:
         if not self.allowed_values:
             raise ValueError("outcome spec: allowed_values is empty")
-        if _text(self.positive_label) not in {_text(v) for v in self.allowed_values}:
+        if as_text(self.positive_label) not in {as_text(v) for v in self.allowed_values}:
             raise ValueError(
                 f"outcome spec: the positive label {self.positive_label!r} is not one of the "
                 f"allowed values {list(self.allowed_values)}"
@@ -139,8 +149,8 @@ class Reconciliation:
 def events_index(events: pd.DataFrame, id_column: str, event_time_column: str) -> pd.Series:
     """The events' time by id (as text), for `reconcile_outcomes`: one entry per id (a replayed
     row adds none), rows without an id left out."""
-    ids = _text_series(events[id_column])
-    times = _utc(events[event_time_column].reset_index(drop=True))
+    ids = text_series(events[id_column])
+    times = utc_times(events[event_time_column].reset_index(drop=True))
     index = pd.Series(times.array, index=pd.Index(ids.to_numpy(dtype=object), dtype=object))
     index = index[ids.notna().to_numpy()]
     return index[~index.index.duplicated(keep="first")]
@@ -148,7 +158,7 @@ def events_index(events: pd.DataFrame, id_column: str, event_time_column: str) -
 
 def known_outcomes(joined: pd.DataFrame, id_column: str) -> pd.Series:
     """The 0/1 outcome by id of earlier days' joined records (their concatenation)."""
-    ids = _text_series(joined[id_column]).to_numpy(dtype=object)
+    ids = text_series(joined[id_column]).to_numpy(dtype=object)
     return pd.Series(joined[OUTCOME].to_numpy(), index=pd.Index(ids, dtype=object))
 
 
@@ -190,19 +200,19 @@ def reconcile_outcomes(
     state = _Quarantine(len(work))
 
     # The record on its own: id, outcome, known_at.
-    ids = _text_series(work[id_name])
+    ids = text_series(work[id_name])
     missing_id = ids.isna() | ids.str.strip().eq("")
     ids = ids.where(~missing_id, None)
     state.flag(missing_id, MISSING_ID, lambda m: f"{id_name}: missing")
     shown_id = id_name + " '" + ids.fillna("") + "'"
 
-    outcome_text, outcome_shown = _outcome_texts(work[outcome_name])
+    outcome_text, outcome_shown = outcome_texts(work[outcome_name])
     state.flag(
         outcome_text.isna() | outcome_text.str.strip().eq(""),
         MISSING_OUTCOME,
         lambda m: f"{outcome_name}: missing for " + shown_id[m],
     )
-    allowed = {_text(value) for value in spec.allowed_values}
+    allowed = {as_text(value) for value in spec.allowed_values}
     allowed_shown = ", ".join(repr(value) for value in spec.allowed_values)
     state.flag(
         ~outcome_text.isin(allowed),
@@ -213,20 +223,20 @@ def reconcile_outcomes(
             + f" is not an allowed outcome (allowed: {allowed_shown})"
         ),
     )
-    flags = outcome_text.eq(_text(spec.positive_label)).astype("int8")
+    flags = outcome_text.eq(as_text(spec.positive_label)).astype("int8")
 
     raw_known = work[known_name]
-    known_at = _parse_times(raw_known)
+    known_at = parse_times(raw_known)
     missing_known = raw_known.isna()
     if not pd.api.types.is_datetime64_any_dtype(raw_known.dtype):
-        missing_known |= _text_series(raw_known).str.strip().eq("")
+        missing_known |= text_series(raw_known).str.strip().eq("")
     state.flag(missing_known, MISSING_KNOWN_AT, lambda m: f"{known_name}: missing")
     state.flag(
         known_at.isna(),
         UNPARSEABLE_KNOWN_AT,
-        lambda m: f"{known_name}: '" + _text_series(raw_known[m]) + "' is not a date-time",
+        lambda m: f"{known_name}: '" + text_series(raw_known[m]) + "' is not a date-time",
     )
-    known_day = _wall_days(known_at, timezone)
+    known_day = wall_days(known_at, timezone)
     arrival = pd.Timestamp(day)
     on_day = f"is not on the arrival day {day.isoformat()} ({timezone})"
     state.flag(
@@ -241,11 +251,11 @@ def reconcile_outcomes(
     )
 
     # Against the events.
-    event_times = pd.Series(_utc(events).array, index=_text_index(events.index))
+    event_times = pd.Series(utc_times(events).array, index=text_index(events.index))
     event_times = event_times[~event_times.index.duplicated(keep="first")]
     position = event_times.index.get_indexer(ids.to_numpy(dtype=object))
     if len(event_times):
-        event_days = _wall_days(event_times, timezone)
+        event_days = wall_days(event_times, timezone)
         searched = (
             f"is not among the events of {event_days.min():%Y-%m-%d} to "
             f"{event_days.max():%Y-%m-%d} ({timezone})"
@@ -254,7 +264,7 @@ def reconcile_outcomes(
         searched = "is not among the events (none were given)"
     state.flag(position < 0, UNKNOWN_ID, lambda m: shown_id[m] + " " + searched)
     event_time = pd.Series(event_times.array.take(position, allow_fill=True))
-    event_day = _wall_days(event_time, timezone)
+    event_day = wall_days(event_time, timezone)
     state.flag(
         known_at < event_time,
         OUTCOME_BEFORE_EVENT,
@@ -328,7 +338,7 @@ def reconcile_outcomes(
 
     # Against the outcomes known from earlier arrival days: the earlier one stands.
     if known is not None and len(known):
-        earlier_flags = pd.Series(known.to_numpy(), index=_text_index(known.index)).astype("int8")
+        earlier_flags = pd.Series(known.to_numpy(), index=text_index(known.index)).astype("int8")
         earlier_flags = earlier_flags[~earlier_flags.index.duplicated(keep="first")]
         at = earlier_flags.index.get_indexer(ids.to_numpy(dtype=object))
         earlier = pd.Series(
@@ -368,10 +378,10 @@ def reconcile_outcomes(
             OUTCOME: flags[keep],
             KNOWN_AT: known_at[keep],
             EVENT_TIME: event_time[keep],
-            EVENT_DAY: _day_texts(event_day[keep]),
+            EVENT_DAY: day_texts(event_day[keep]),
         }
     ).reset_index(drop=True)
-    quarantined = _as_text_frame(records.iloc[np.flatnonzero(state.flagged)])
+    quarantined = text_frame(records.iloc[np.flatnonzero(state.flagged)])
     quarantined[REASON_COLUMN] = state.messages[state.flagged]
     counts = pd.Series(state.kinds[state.flagged], dtype=object).value_counts()
     summary = OutcomeSummary(
@@ -411,108 +421,6 @@ class _Quarantine:
         self.messages[new] = text.to_numpy(dtype=object) if isinstance(text, pd.Series) else text
 
 
-def _text(value: Any) -> str:
-    """A value as text, the way outcomes and labels are compared: a float holding a whole number
-    reads as that number (1.0 as "1"), so a column read as float (it had a gap) still matches."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _text_series(values: pd.Series) -> pd.Series:
-    """Each value as text (`_text`), missing values kept missing (None), on a fresh index."""
-    values = values.reset_index(drop=True)
-    missing = values.isna().to_numpy()
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        text = values.astype(object)
-    elif pd.api.types.is_float_dtype(values.dtype):
-        whole = ~missing & (values == np.floor(values)).to_numpy()
-        text = values.astype(str).astype(object)
-        text[whole] = values[whole].astype("int64").astype(str)
-    elif pd.api.types.is_object_dtype(values.dtype):
-        # Mixed values: turned into text once per distinct value.
-        codes, distinct = _distinct(values)
-        lookup = np.array([_text(value) for value in distinct] + [None], dtype=object)
-        text = pd.Series(lookup[codes], dtype=object)
-    else:
-        text = values.astype(str).astype(object)
-    return text.where(~missing, None)
-
-
-def _distinct(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    """Codes of the values (-1: missing) and one value per code. Unlike `pd.factorize`, which
-    takes True for 1 (they are equal in Python), values of different types stay apart."""
-    if not pd.api.types.is_object_dtype(values.dtype):
-        codes, uniques = pd.factorize(values)
-        return codes, list(uniques)
-    key = values.map(type).astype(str) + ":" + values.astype(str)
-    codes, _ = pd.factorize(key.where(values.notna(), None))
-    first = pd.Series(np.arange(len(codes)))[codes >= 0].groupby(codes[codes >= 0]).first()
-    return codes, list(values.to_numpy(dtype=object)[first.to_numpy()])
-
-
-def _text_index(index: pd.Index) -> pd.Index:
-    return pd.Index(_text_series(index.to_series()).to_numpy(dtype=object), dtype=object)
-
-
-def _outcome_texts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Each outcome as compared (`_text`) and as shown in a reason ('yes', or with its type when
-    not text: 1.5 (float), True (bool)), computed once per distinct value."""
-    codes, distinct = _distinct(values.reset_index(drop=True))
-    plain = [v.item() if isinstance(v, np.generic) else v for v in distinct]
-    compared = [_text(value) for value in plain] + [None]
-    shown = [
-        repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
-        for value in plain
-    ] + ["missing"]
-    return (
-        pd.Series(np.array(compared, dtype=object)[codes], dtype=object),
-        pd.Series(np.array(shown, dtype=object)[codes], dtype=object),
-    )
-
-
-def _utc(values: pd.Series) -> pd.Series:
-    """Times in UTC (naive times are taken as UTC)."""
-    if not isinstance(values.dtype, pd.DatetimeTZDtype):
-        values = pd.to_datetime(values, utc=True)
-    return values.dt.tz_convert("UTC")
-
-
-def _parse_times(values: pd.Series) -> pd.Series:
-    """UTC times, NaT where a value is missing or not a date-time. Naive times are taken as UTC;
-    numbers are not read as times since an epoch (nor is a bare "2026" a year)."""
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return _utc(values.reset_index(drop=True))
-    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-        return pd.Series(pd.NaT, index=pd.RangeIndex(len(values)), dtype="datetime64[ns, UTC]")
-    text = _text_series(values)
-    numeric = text.str.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*").to_numpy(dtype=bool, na_value=False)
-    parsed = pd.to_datetime(text.where(~numeric, None), utc=True, errors="coerce", format="ISO8601")
-    return parsed.astype("datetime64[ns, UTC]")
-
-
-def _wall_days(times: pd.Series, timezone: str) -> pd.Series:
-    """Each time's calendar day (a naive midnight) on the wall clock of `timezone`."""
-    return times.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize()
-
-
-def _day_texts(days: pd.Series) -> np.ndarray:
-    """YYYY-MM-DD of each day, formatted once per distinct day."""
-    codes, distinct = pd.factorize(days)
-    lookup = np.array([day.strftime("%Y-%m-%d") for day in distinct] + [None], dtype=object)
-    return lookup[codes]
-
-
-def _as_text_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(
-        {column: _text_series(frame[column]).to_numpy(dtype=object) for column in frame.columns},
-        index=frame.index,
-    )
-
-
-# What the platform asks of the reconciled outcomes -----------------------------------------------
-
-
 def spec_of(contract: Contract) -> OutcomeSpec:
     """The outcome records a dataset contract declares (`outcomes:`): its id, the outcome (values
     of its target), known_at, and how late an outcome may be."""
@@ -536,63 +444,3 @@ def spec_of(contract: Contract) -> OutcomeSpec:
         contract.positive_label,
         contract.outcomes.max_delay_days,
     )
-
-
-def with_carried(
-    quarantined: pd.DataFrame, carried: pd.DataFrame, reason_column: str, known_at_column: str
-) -> pd.DataFrame:
-    """The quarantined records and, after them, records the file reader carried because they fall
-    in no partition (`reason_column` says why), in the same shape: text and the reason, worded as
-    validation words it for events ("known_at: outside every partition: in the future (after
-    2026-12-08) (got '2099-06-01 00:00:00+00:00')")."""
-    if carried.empty:
-        return quarantined
-    extra = _as_text_frame(carried.drop(columns=[reason_column]))
-    got = _text_series(carried[known_at_column]).map(repr, na_action="ignore").fillna("nothing")
-    extra[REASON_COLUMN] = (
-        _carried_kinds(carried, reason_column, known_at_column).to_numpy()
-        + " (got "
-        + got.to_numpy(dtype=object)
-        + ")"
-    )
-    return pd.concat([quarantined, extra], ignore_index=True)
-
-
-def carried_reason_counts(
-    carried: pd.DataFrame, reason_column: str, known_at_column: str
-) -> dict[str, int]:
-    """How many carried records (see `with_carried`) fall in no partition, by reason."""
-    if carried.empty:
-        return {}
-    counts = _carried_kinds(carried, reason_column, known_at_column).value_counts()
-    return {str(kind): int(count) for kind, count in counts.items()}
-
-
-def _carried_kinds(carried: pd.DataFrame, reason_column: str, known_at_column: str) -> pd.Series:
-    prefix = f"{known_at_column}: {OUTSIDE_PARTITIONS_REASON}: "
-    return prefix + carried[reason_column].astype(str).reset_index(drop=True)
-
-
-def day_outcomes(outcomes: pd.DataFrame, day: str) -> pd.DataFrame:
-    """The joined outcomes of the events of `day` (from the arrival days a scored day's outcomes
-    span, concatenated)."""
-    if outcomes.empty:
-        return pd.DataFrame({EVENT_DAY: pd.Series(dtype=object), OUTCOME: pd.Series(dtype="int8")})
-    return outcomes[outcomes[EVENT_DAY] == day]
-
-
-def labelled(
-    scores: pd.DataFrame, outcomes: pd.DataFrame, id_column: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The outcomes (0/1) and scores of the scored rows whose outcome is known, matched by id (as
-    text, the way outcomes are reconciled), in the scores' order."""
-    if outcomes.empty or scores.empty:
-        return np.zeros(0, dtype=int), np.zeros(0, dtype=float)
-    by_id = pd.Series(
-        outcomes[OUTCOME].to_numpy(),
-        index=pd.Index(_text_series(outcomes[id_column]), dtype=object),
-    )
-    by_id = by_id[~by_id.index.duplicated(keep="first")]
-    matched = by_id.reindex(pd.Index(_text_series(scores[id_column]), dtype=object))
-    known = matched.notna().to_numpy()
-    return matched.to_numpy()[known].astype(int), scores["score"].to_numpy(dtype=float)[known]

@@ -13,18 +13,16 @@ import pandas as pd
 import pytest
 
 from mlplatform.cli import main
-from mlplatform.core.drafting import (
+from mlplatform.core.drafting import draft_dataset
+from mlplatform.core.gate_drafting import PackagedGates
+from mlplatform.core.role_guessing import (
     DraftError,
-    PackagedGates,
-    column_specs,
-    draft_dataset,
     guess_event_time,
     guess_id,
     guess_positive_label,
     guess_target,
-    infer_column_type,
-    typed_frame,
 )
+from mlplatform.core.type_inference import column_specs, infer_column_type, typed_frame
 
 PACKAGED = PackagedGates(
     max_lag_minutes=120,
@@ -248,8 +246,8 @@ def labelled_days(rates: list[float], rows_per_day: int = 200, seed: int = 5):
 
 
 def test_test_split_positives_are_counted_as_the_features_split_the_window() -> None:
-    from mlplatform.core.drafting import PositivesInTestSplit
     from mlplatform.core.features import time_split
+    from mlplatform.core.gate_drafting import PositivesInTestSplit
 
     times, flags = labelled_days([0.05, 0.2, 0.1, 0.02, 0.3, 0.08, 0.15, 0.04, 0.1, 0.12])
     # Rows sharing a time land in one split: some ties at the boundaries.
@@ -270,7 +268,7 @@ def test_the_window_holds_enough_test_positives_in_every_window_of_the_sample() 
     """Labels that cluster in time: the mean rate (about 32 test positives a week) says a 7-day
     window is enough, but a window ending on the lean day holds far fewer. The drafted window is
     the shortest whose every window in the sample holds the 30 the model gates need."""
-    from mlplatform.core.drafting import (
+    from mlplatform.core.gate_drafting import (
         PositivesInTestSplit,
         WindowChoice,
         window_for_model_gates,
@@ -292,7 +290,7 @@ def test_the_window_holds_enough_test_positives_in_every_window_of_the_sample() 
 
 
 def test_a_sample_too_short_or_too_lean_for_the_model_gates_gets_an_estimate_saying_so() -> None:
-    from mlplatform.core.drafting import window_for_model_gates
+    from mlplatform.core.gate_drafting import window_for_model_gates
 
     # 5 days, 200 rows a day at 2%: 0.6 test positives a day; 30 plus a margin for chance.
     times, flags = labelled_days([0.02] * 5)

@@ -79,7 +79,7 @@ def _packaged_defaults():
     from mlplatform.config.gates import QualityGates
     from mlplatform.config.loading import load_layered
     from mlplatform.config.settings import PlatformSettings
-    from mlplatform.core.drafting import PackagedGates
+    from mlplatform.core.gate_drafting import PackagedGates
 
     gates = load_layered(GATES_FILE, QualityGates, environ={})
     platform = load_layered("platform.yaml", PlatformSettings, environ={})
@@ -119,16 +119,15 @@ def _absolute(sample: str) -> str:
 
 def run_init(args: argparse.Namespace) -> int:
     from mlplatform.core.contract import load_contract
-    from mlplatform.core.drafting import (
-        DraftError,
-        contract_name,
+    from mlplatform.core.draft_yaml import (
         contract_yaml,
-        draft_dataset,
         gates_yaml,
         reads_back,
         settings_data,
         settings_yaml,
     )
+    from mlplatform.core.drafting import contract_name, draft_dataset
+    from mlplatform.core.role_guessing import DraftError
     from mlplatform.core.source_files import SourceError, format_of
     from mlplatform.core.validate import DatasetError
 

@@ -7,7 +7,11 @@ import pytest
 from scipy import stats
 from sklearn import metrics
 
-from mlplatform.core import performance as perf
+from mlplatform.core.estimate_dispersion import _given_scores_model, estimate_dispersion
+from mlplatform.core.estimated_performance import estimated_performance, simulated_metrics
+from mlplatform.core.live_comparison import live_comparison
+from mlplatform.core.performance_gates import down_from_backtest, estimate_gap, score_drift
+from mlplatform.core.realized_performance import PERFORMANCE_METRICS, realized_performance
 from mlplatform.core.uncertainty import Interval, metric_interval
 
 REPLICATIONS = 200
@@ -42,7 +46,7 @@ def _share(hits):
 def test_realized_metrics_are_scikit_learns_on_the_labelled_rows():
     labels, scores = _binormal(np.random.default_rng(1), 3000)
     threshold = 0.2
-    result = perf.realized_performance(
+    result = realized_performance(
         labels, scores, threshold, scored_rows=4000, seed=0, resamples=100
     )
     flagged = (scores >= threshold).astype(int)
@@ -75,7 +79,7 @@ def test_realized_intervals_cover_the_truth_at_about_the_nominal_rate():
         scored = 2500
         arrived = rng.random(scored) < true_coverage
         labels, scores = _binormal(rng, scored)
-        result = perf.realized_performance(
+        result = realized_performance(
             labels[arrived], scores[arrived], 0.2, scored_rows=scored, seed=seed, resamples=20
         )
         auc = result.metrics["roc_auc"]
@@ -95,7 +99,7 @@ def test_calibration_intervals_cover_the_truth_at_about_the_nominal_rate():
     within_expected, observed_hits, brier_hits = [], [], []
     for seed in range(REPLICATIONS):
         labels, scores = _calibrated(np.random.default_rng(seed), rows, a, b)
-        calibration = perf.realized_performance(
+        calibration = realized_performance(
             labels, scores, 0.3, scored_rows=rows, seed=seed, resamples=200
         ).calibration
         expected, observed = calibration.expected_positives, calibration.observed_positives
@@ -110,27 +114,27 @@ def test_miscalibrated_scores_show_observed_positives_outside_the_expected_inter
     rng = np.random.default_rng(3)
     labels, scores = _calibrated(rng, 5000)
     doubled = np.clip(scores * 2, 0, 1)  # a class-weighted model: scores far above the rate
-    calibration = perf.realized_performance(
+    calibration = realized_performance(
         labels, doubled, 0.3, scored_rows=5000, seed=0, resamples=50
     ).calibration
     assert calibration.observed_positives.value < calibration.expected_positives.low
 
 
 def test_no_labelled_rows_reports_coverage_alone():
-    result = perf.realized_performance([], [], 0.5, scored_rows=1000, seed=0, resamples=50)
+    result = realized_performance([], [], 0.5, scored_rows=1000, seed=0, resamples=50)
     assert result.inconclusive and result.metrics is None and result.calibration is None
     assert "none of the 1000 scored rows" in result.reason
     assert result.coverage.value == 0 and result.coverage.low == 0
     assert 0 < result.coverage.high < 0.01
     flat = result.to_metadata()
     assert "roc_auc" not in flat and flat["coverage"] == 0 and flat["reason"] == result.reason
-    nothing = perf.realized_performance([], [], 0.5, scored_rows=0, seed=0, resamples=50)
+    nothing = realized_performance([], [], 0.5, scored_rows=0, seed=0, resamples=50)
     assert nothing.coverage is None and nothing.reason == "no rows were scored"
 
 
 def test_one_class_reports_coverage_and_calibration_but_no_ranking_metric():
     scores = np.random.default_rng(0).beta(0.5, 5, 300)
-    result = perf.realized_performance(
+    result = realized_performance(
         np.zeros(300, int), scores, 0.5, scored_rows=900, seed=0, resamples=50
     )
     assert result.inconclusive and result.metrics is None
@@ -143,41 +147,39 @@ def test_one_class_reports_coverage_and_calibration_but_no_ranking_metric():
 def test_one_positive_gives_the_widest_roc_auc_interval_without_warnings(recwarn):
     labels = np.r_[1, np.zeros(99, int)]
     scores = np.linspace(0.99, 0.01, 100)
-    auc = perf.realized_performance(
-        labels, scores, 0.5, scored_rows=100, seed=0, resamples=50
-    ).metrics["roc_auc"]
+    auc = realized_performance(labels, scores, 0.5, scored_rows=100, seed=0, resamples=50).metrics[
+        "roc_auc"
+    ]
     assert (auc.value, auc.low, auc.high) == (1.0, 0.0, 1.0)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_metadata_names_are_stable():
     labels, scores = _binormal(np.random.default_rng(1), 500)
-    flat = perf.realized_performance(
+    flat = realized_performance(
         labels, scores, 0.2, scored_rows=600, seed=0, resamples=20
     ).to_metadata()
-    measured = ["coverage", *perf.PERFORMANCE_METRICS, "expected_positives"]
+    measured = ["coverage", *PERFORMANCE_METRICS, "expected_positives"]
     measured += ["observed_positives", "brier"]
     expected = {"threshold", "scored_rows", "labelled_rows", "positives"}
     expected |= {f"{name}{end}" for name in measured for end in ("", "_low", "_high")}
     assert set(flat) == expected
     assert all(isinstance(v, int | float) for v in flat.values())
-    estimated = perf.estimated_performance(scores, 0.2, seed=0, simulations=20).to_metadata()
+    estimated = estimated_performance(scores, 0.2, seed=0, simulations=20).to_metadata()
     assert set(estimated) == {"estimated_rows", "estimated_positives", "estimated_dispersion"} | {
-        f"estimated_{name}{end}"
-        for name in perf.PERFORMANCE_METRICS
-        for end in ("", "_low", "_high")
+        f"estimated_{name}{end}" for name in PERFORMANCE_METRICS for end in ("", "_low", "_high")
     }
 
 
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="one length"):
-        perf.realized_performance([0, 1], [0.5], 0.5, scored_rows=2, seed=0, resamples=5)
+        realized_performance([0, 1], [0.5], 0.5, scored_rows=2, seed=0, resamples=5)
     with pytest.raises(ValueError, match="0 or 1"):
-        perf.realized_performance([0, 2], [0.5, 0.5], 0.5, scored_rows=2, seed=0, resamples=5)
+        realized_performance([0, 2], [0.5, 0.5], 0.5, scored_rows=2, seed=0, resamples=5)
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
-        perf.estimated_performance(np.array([0.5, 1.5]), 0.5, seed=0, simulations=5)
+        estimated_performance(np.array([0.5, 1.5]), 0.5, seed=0, simulations=5)
     with pytest.raises(ValueError, match="only 1 scored rows"):
-        perf.realized_performance([0, 1], [0.2, 0.8], 0.5, scored_rows=1, seed=0, resamples=5)
+        realized_performance([0, 1], [0.2, 0.8], 0.5, scored_rows=1, seed=0, resamples=5)
 
 
 # estimated_performance ----------------------------------------------------------------------------
@@ -188,7 +190,7 @@ def test_estimate_is_cbpes_expected_curve():
     rng = np.random.default_rng(5)
     scores = rng.beta(0.7, 3, 400).round(2)
     threshold = 0.3
-    estimate = perf.estimated_performance(scores, threshold, seed=0, simulations=50).metrics
+    estimate = estimated_performance(scores, threshold, seed=0, simulations=50).metrics
     cuts = np.unique(scores)[::-1]
     tp = np.array([scores[scores >= t].sum() for t in cuts])
     fp = np.array([(1 - scores[scores >= t]).sum() for t in cuts])
@@ -208,15 +210,15 @@ def test_simulated_metrics_are_the_realized_metric_of_each_draw():
 
     scores = np.random.default_rng(2).beta(0.7, 3, 300).round(2)
     ranking = _Ranking.of(scores, scores, 0.3)
-    drawn = perf._simulated_metrics(ranking, seed=4, simulations=5)
+    drawn = simulated_metrics(ranking, seed=4, simulations=5)
     rng = np.random.default_rng(4)
     outcomes = rng.random((5, len(scores))) < ranking.labels
     ordered = scores[ranking.order]
     for i, outcome in enumerate(outcomes):
-        realized = perf.realized_performance(
+        realized = realized_performance(
             outcome.astype(int), ordered, 0.3, scored_rows=len(scores), seed=0, resamples=5
         ).metrics
-        for name in perf.PERFORMANCE_METRICS:
+        for name in PERFORMANCE_METRICS:
             assert drawn[name][i] == pytest.approx(realized[name].value), (i, name)
 
 
@@ -226,14 +228,14 @@ def test_estimate_matches_realized_performance_while_calibration_holds():
     gaps, within, passed = [], [], []
     for seed in range(REPLICATIONS):
         labels, scores = _calibrated(np.random.default_rng(seed), 5000)
-        estimated = perf.estimated_performance(scores, 0.3, seed=seed, simulations=200)
-        realized = perf.realized_performance(
+        estimated = estimated_performance(scores, 0.3, seed=seed, simulations=200)
+        realized = realized_performance(
             labels, scores, 0.3, scored_rows=5000, seed=seed, resamples=10
         )
         estimate, actual = estimated.metrics["roc_auc"], realized.metrics["roc_auc"]
         gaps.append(actual.value - estimate.value)
         within.append(estimate.low <= actual.value <= estimate.high)
-        passed.append(perf.estimate_gap("roc_auc", actual, estimate, 0.0, 30).passed)
+        passed.append(estimate_gap("roc_auc", actual, estimate, 0.0, 30).passed)
     # One replication's ROC-AUC varies by about 0.012: the mean of 200 by about 0.001.
     assert abs(np.mean(gaps)) < 0.003
     assert 0.90 <= _share(within) <= 0.99
@@ -250,11 +252,11 @@ def test_estimate_misses_concept_drift_and_estimate_gap_says_so():
         logit = np.log(scores / (1 - scores))
         drifted = _sigmoid(0.3 * logit - 1.55)  # about the same positive rate, a weaker link
         labels = (rng.random(5000) < drifted).astype(int)
-        estimated = perf.estimated_performance(scores, 0.3, seed=seed, simulations=200)
-        realized = perf.realized_performance(
+        estimated = estimated_performance(scores, 0.3, seed=seed, simulations=200)
+        realized = realized_performance(
             labels, scores, 0.3, scored_rows=5000, seed=seed, resamples=10
         )
-        gap = perf.estimate_gap(
+        gap = estimate_gap(
             "roc_auc", realized.metrics["roc_auc"], estimated.metrics["roc_auc"], 0.01, 30
         )
         assert not gap.passed and not gap.inconclusive, gap.summary
@@ -262,8 +264,8 @@ def test_estimate_misses_concept_drift_and_estimate_gap_says_so():
 
 
 def test_estimate_without_anything_to_rank():
-    assert perf.estimated_performance(np.array([]), 0.5, seed=0, simulations=10).metrics is None
-    zeros = perf.estimated_performance(np.zeros(50), 0.5, seed=0, simulations=10)
+    assert estimated_performance(np.array([]), 0.5, seed=0, simulations=10).metrics is None
+    zeros = estimated_performance(np.zeros(50), 0.5, seed=0, simulations=10)
     assert zeros.metrics is None and "nothing to rank" in zeros.reason
     assert zeros.to_metadata()["estimated_reason"] == zeros.reason
 
@@ -282,7 +284,7 @@ def _clustered(rng, clusters, a=0.5, b=8.0):
 
 
 def _roc_auc_within(labels, scores, dispersion, seed):
-    estimate = perf.estimated_performance(
+    estimate = estimated_performance(
         scores, 0.3, seed=seed, simulations=100, dispersion=dispersion
     ).metrics["roc_auc"]
     realized = metrics.roc_auc_score(labels, scores)
@@ -291,11 +293,11 @@ def _roc_auc_within(labels, scores, dispersion, seed):
 
 def test_dispersion_widens_each_side_around_the_estimate():
     scores = np.random.default_rng(3).beta(0.5, 5, 3000)
-    plain = perf.estimated_performance(scores, 0.3, seed=1, simulations=100)
-    wide = perf.estimated_performance(scores, 0.3, seed=1, simulations=100, dispersion=2.5)
+    plain = estimated_performance(scores, 0.3, seed=1, simulations=100)
+    wide = estimated_performance(scores, 0.3, seed=1, simulations=100, dispersion=2.5)
     assert plain.dispersion == 1.0 and wide.dispersion == 2.5
     assert wide.to_metadata()["estimated_dispersion"] == 2.5
-    for name in perf.PERFORMANCE_METRICS:
+    for name in PERFORMANCE_METRICS:
         before, after = plain.metrics[name], wide.metrics[name]
         assert after.value == before.value
         assert after.low == pytest.approx(
@@ -308,7 +310,7 @@ def test_dispersion_widens_each_side_around_the_estimate():
         assert "widened x2.5" in after.method and "widened" not in before.method
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="dispersion"):
-            perf.estimated_performance(scores, 0.3, seed=1, simulations=10, dispersion=bad)
+            estimated_performance(scores, 0.3, seed=1, simulations=10, dispersion=bad)
 
 
 def test_dispersion_is_about_one_on_independent_rows():
@@ -317,7 +319,7 @@ def test_dispersion_is_about_one_on_independent_rows():
     factors = []
     for seed in range(12):
         labels, scores = _calibrated(np.random.default_rng(seed), 6000)
-        measured = perf.estimate_dispersion(labels, scores, 10, seed=seed, simulations=100)
+        measured = estimate_dispersion(labels, scores, 10, seed=seed, simulations=100)
         assert measured.blocks == 10 and measured.calibration_fit == 0.0
         assert measured.label_noise >= 1.0 and measured.factor >= measured.label_noise
         factors.append(measured.factor)
@@ -333,7 +335,7 @@ def test_dispersion_covers_clustered_outcomes_at_about_the_nominal_rate():
     for trial in range(12):
         rng = np.random.default_rng(trial)
         labels, scores = _clustered(rng, 2500)
-        factor = perf.estimate_dispersion(labels, scores, 10, seed=trial, simulations=100).factor
+        factor = estimate_dispersion(labels, scores, 10, seed=trial, simulations=100).factor
         factors.append(factor)
         for day in range(8):
             labels, scores = _clustered(rng, 2500)
@@ -360,7 +362,7 @@ def test_dispersion_covers_the_calibrators_error(method, trials):
     trials: each refits 8 sigmoids by L-BFGS.)"""
     from mlplatform.core.calibration import calibrate
 
-    model = perf._given_scores_model()
+    model = _given_scores_model()
     widened, plain, parts = [], [], []
     for trial in range(trials):
         rng = np.random.default_rng(trial)
@@ -371,7 +373,7 @@ def test_dispersion_covers_the_calibrators_error(method, trials):
             return calibrated.predict_proba(raw.reshape(-1, 1))[:, 1]
 
         test_labels, test_raw = _raw_rows(rng, 6000)
-        measured = perf.estimate_dispersion(
+        measured = estimate_dispersion(
             test_labels, probability(test_raw), 10, seed=trial, simulations=100,
             calibration=method, calibration_labels=validation_labels,
             calibration_scores=probability(validation_raw), resamples=8,
@@ -394,10 +396,8 @@ def test_dispersion_scales_the_systematic_error_to_the_scored_day():
     """The same systematic error weighs more against the smaller spread of a larger day."""
     labels, scores = _raw_rows(np.random.default_rng(4), 4000)
     scores = np.clip(scores**4 * 1.6, 0, 1)  # probabilities 1.6 times too high
-    one_day = perf.estimate_dispersion(labels, scores, 8, seed=0, simulations=100)
-    four_days = perf.estimate_dispersion(
-        labels, scores, 8, seed=0, simulations=100, scale_rows=16000
-    )
+    one_day = estimate_dispersion(labels, scores, 8, seed=0, simulations=100)
+    four_days = estimate_dispersion(labels, scores, 8, seed=0, simulations=100, scale_rows=16000)
     assert one_day.systematic > 0 and one_day.scale_rows == 4000
     assert four_days.systematic == one_day.systematic
     day_sd = one_day.held_out_sd / 2
@@ -413,15 +413,15 @@ def test_dispersion_scales_the_systematic_error_to_the_scored_day():
 def test_dispersion_refuses_what_it_cannot_measure():
     labels, scores = _calibrated(np.random.default_rng(0), 500)
     with pytest.raises(ValueError, match="both classes"):
-        perf.estimate_dispersion(np.zeros(10), np.full(10, 0.1), 2, seed=0, simulations=10)
+        estimate_dispersion(np.zeros(10), np.full(10, 0.1), 2, seed=0, simulations=10)
     with pytest.raises(ValueError, match="unknown metric"):
-        perf.estimate_dispersion(labels, scores, 5, seed=0, simulations=10, metric="f1")
+        estimate_dispersion(labels, scores, 5, seed=0, simulations=10, metric="f1")
     with pytest.raises(ValueError, match="one block id per held-out row"):
-        perf.estimate_dispersion(labels, scores, np.zeros(3), seed=0, simulations=10)
+        estimate_dispersion(labels, scores, np.zeros(3), seed=0, simulations=10)
     with pytest.raises(ValueError, match="calibration_labels and calibration_scores"):
-        perf.estimate_dispersion(labels, scores, 5, seed=0, simulations=10, calibration="sigmoid")
+        estimate_dispersion(labels, scores, 5, seed=0, simulations=10, calibration="sigmoid")
     # Too few blocks to tell a spread: label noise is taken as Bernoulli's.
-    assert perf.estimate_dispersion(labels, scores, 2, seed=0, simulations=10).label_noise == 1.0
+    assert estimate_dispersion(labels, scores, 2, seed=0, simulations=10).label_noise == 1.0
 
 
 # Judgments ----------------------------------------------------------------------------------------
@@ -434,15 +434,15 @@ def _interval(value, half, positives=500, rows=10000):
 def test_down_from_backtest_combines_both_errors():
     backtest = _interval(0.90, 0.02)
     # 0.05 below: beyond the combined half-width sqrt(2) * 0.02 = 0.028 plus a 0.01 margin.
-    down = perf.down_from_backtest("roc_auc", _interval(0.85, 0.02), backtest, 0.01, 30)
+    down = down_from_backtest("roc_auc", _interval(0.85, 0.02), backtest, 0.01, 30)
     assert not down.passed and not down.inconclusive and down.observed == pytest.approx(-0.05)
     assert down.details["difference_interval"][1] < -0.01
     # 0.035 below: outside each interval alone, within the combined one's reach of the margin.
-    near = perf.down_from_backtest("roc_auc", _interval(0.865, 0.02), backtest, 0.01, 30)
+    near = down_from_backtest("roc_auc", _interval(0.865, 0.02), backtest, 0.01, 30)
     assert near.passed
-    few = perf.down_from_backtest("roc_auc", _interval(0.5, 0.02, positives=10), backtest, 0, 30)
+    few = down_from_backtest("roc_auc", _interval(0.5, 0.02, positives=10), backtest, 0, 30)
     assert few.inconclusive and not few.passed
-    assert perf.down_from_backtest("roc_auc", None, backtest, 0, 30).inconclusive
+    assert down_from_backtest("roc_auc", None, backtest, 0, 30).inconclusive
 
 
 def test_down_from_backtest_false_alarms_and_power_on_simulated_days():
@@ -459,8 +459,8 @@ def test_down_from_backtest_false_alarms_and_power_on_simulated_days():
     for seed in range(500):
         rng = np.random.default_rng(seed)
         backtest, same, worse = auc(rng), auc(rng), auc(rng, separation=1.0)
-        false_alarms.append(not perf.down_from_backtest("roc_auc", same, backtest, 0, 30).passed)
-        caught.append(not perf.down_from_backtest("roc_auc", worse, backtest, 0, 30).passed)
+        false_alarms.append(not down_from_backtest("roc_auc", same, backtest, 0, 30).passed)
+        caught.append(not down_from_backtest("roc_auc", worse, backtest, 0, 30).passed)
     assert _share(false_alarms) <= 0.05
     assert _share(caught) >= 0.90
 
@@ -469,26 +469,26 @@ def test_estimate_gap_widens_for_fewer_realized_rows_and_by_the_tolerance():
     estimated = _interval(0.90, 0.01, rows=40000)
     realized = _interval(0.875, 0.03, rows=10000)
     # On a quarter of the rows the estimate's half-width doubles: 0.02, so 0.875 is outside...
-    assert not perf.estimate_gap("roc_auc", realized, estimated, 0.0, 30).passed
+    assert not estimate_gap("roc_auc", realized, estimated, 0.0, 30).passed
     # ...by 0.005: a tolerance of 0.01 keeps it in.
-    assert perf.estimate_gap("roc_auc", realized, estimated, 0.01, 30).passed
+    assert estimate_gap("roc_auc", realized, estimated, 0.01, 30).passed
     same_rows = _interval(0.885, 0.03, rows=40000)
-    outside = perf.estimate_gap("roc_auc", same_rows, estimated, 0.0, 30)
+    outside = estimate_gap("roc_auc", same_rows, estimated, 0.0, 30)
     assert not outside.passed and outside.threshold == [0.89, 0.91]
-    above = perf.estimate_gap("roc_auc", _interval(0.95, 0.01, rows=40000), estimated, 0.0, 30)
+    above = estimate_gap("roc_auc", _interval(0.95, 0.01, rows=40000), estimated, 0.0, 30)
     assert not above.passed and "lies above" in above.summary
-    assert perf.estimate_gap("roc_auc", None, estimated, 0.0, 30).inconclusive
-    few = perf.estimate_gap("roc_auc", _interval(0.5, 0.1, positives=5), estimated, 0.0, 30)
+    assert estimate_gap("roc_auc", None, estimated, 0.0, 30).inconclusive
+    few = estimate_gap("roc_auc", _interval(0.5, 0.1, positives=5), estimated, 0.0, 30)
     assert few.inconclusive
 
 
 def test_score_drift():
     rng = np.random.default_rng(0)
     reference = rng.beta(0.5, 5, 20000)
-    assert perf.score_drift(reference, rng.beta(0.5, 5, 20000), 0.1).passed
-    shifted = perf.score_drift(reference, rng.beta(1.5, 5, 20000), 0.1)
+    assert score_drift(reference, rng.beta(0.5, 5, 20000), 0.1).passed
+    shifted = score_drift(reference, rng.beta(1.5, 5, 20000), 0.1)
     assert not shifted.passed and shifted.observed > 0.1
-    assert perf.score_drift(reference, np.array([]), 0.1).passed
+    assert score_drift(reference, np.array([]), 0.1).passed
 
 
 # Live comparisons ---------------------------------------------------------------------------------
@@ -504,7 +504,9 @@ def _live_rows(rng, rows, *noises):
 
 def _live(labels, champion, challenger, **changes):
     arguments = dict(margin=0.0, min_positives=30, seed=0, resamples=50) | changes
-    return perf.live_comparison(labels, champion, challenger, "roc_auc", **arguments)
+    return live_comparison(
+        labels, challenger, champion, "roc_auc", direction="promote", **arguments
+    )
 
 
 def test_a_challenger_clearly_better_on_live_outcomes_is_promoted():
@@ -539,9 +541,9 @@ def test_a_challenger_worse_on_live_outcomes_is_kept_out():
 
 
 def _rollback(labels, champion, predecessor, seed):
-    return perf.predecessor_comparison(
-        labels, champion, predecessor, "roc_auc", margin=0.0, min_positives=30, seed=seed,
-        resamples=50,
+    return live_comparison(
+        labels, champion, predecessor, "roc_auc", direction="rollback", margin=0.0,
+        min_positives=30, seed=seed, resamples=50,
     )  # fmt: skip
 
 
@@ -582,13 +584,13 @@ def test_too_few_live_positives_is_inconclusive():
 def test_threshold_metrics_compare_with_each_models_threshold():
     labels, (champion, challenger) = _live_rows(np.random.default_rng(4), 4000, 1.5, 0.3)
     with pytest.raises(ValueError, match="decision thresholds"):
-        perf.live_comparison(
-            labels, champion, challenger, "recall", margin=0, min_positives=30, seed=0,
-            resamples=50,
+        live_comparison(
+            labels, challenger, champion, "recall", direction="promote", margin=0,
+            min_positives=30, seed=0, resamples=50,
         )  # fmt: skip
-    verdict = perf.live_comparison(
-        labels, champion, challenger, "recall", margin=0, min_positives=30, seed=0,
-        resamples=100, champion_threshold=0.2, challenger_threshold=0.2,
+    verdict = live_comparison(
+        labels, challenger, champion, "recall", direction="promote", margin=0, min_positives=30,
+        seed=0, resamples=100, older_threshold=0.2, newer_threshold=0.2,
     )  # fmt: skip
     assert verdict.action == "promote" and verdict.evidence["method"].startswith("paired bootstrap")
     with pytest.raises(ValueError, match="margin"):

@@ -106,7 +106,8 @@ def model_performance(
     outcomes: pd.DataFrame,
     mlflow: MlflowResource,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    from mlplatform.core import performance
+    from mlplatform.core.estimated_performance import estimated_performance
+    from mlplatform.core.realized_performance import realized_performance
     from mlplatform.core.reconciled_outcomes import day_outcomes, labelled
 
     contract, monitoring = CONTRACT, config
@@ -145,14 +146,14 @@ def model_performance(
                 continue
             version = str(frame["model_version"].iloc[0])
             labels, scores = labelled(frame, known, contract.id)
-            result = performance.realized_performance(
+            result = realized_performance(
                 labels, scores, thresholds[version], scored_rows=len(frame),
                 seed=seed, resamples=resamples,
             )  # fmt: skip
             realized[role] = (version, result, frame)
             row = {"day": day, "role": role, "model_version": version, **result.to_metadata()}
             if role == CHAMPION_ROLE:
-                estimated = performance.estimated_performance(
+                estimated = estimated_performance(
                     frame["score"].to_numpy(), thresholds[version],
                     seed=seed, simulations=resamples,
                     dispersion=float(tags[version].get("estimate_dispersion", 1.0)),
@@ -216,17 +217,16 @@ def _live_verdicts(
     monitoring: Any,
 ) -> dict[str, Any]:
     """The paired comparisons on the rows both versions scored and whose outcome is known."""
-    from mlplatform.core import performance
+    from mlplatform.core.live_comparison import live_comparison
     from mlplatform.core.reconciled_outcomes import labelled
 
     if CHAMPION_ROLE not in realized:
         return {}
     champion_version, _, champion_frame = realized[CHAMPION_ROLE]
     verdicts = {}
-    for role, compare in (
-        (CHALLENGER_ROLE, performance.live_comparison),
-        (PREVIOUS_CHAMPION_ROLE, performance.predecessor_comparison),
-    ):
+    # The challenger (newer) against the champion: promote?; the champion (newer) against the
+    # version it replaced: roll back?
+    for role, direction in ((CHALLENGER_ROLE, "promote"), (PREVIOUS_CHAMPION_ROLE, "rollback")):
         if role not in realized:
             continue
         version, _, frame = realized[role]
@@ -245,18 +245,15 @@ def _live_verdicts(
             "seed": SETTINGS.training.random_state,
             "resamples": monitoring.resamples,
         }
-        if role == CHALLENGER_ROLE:
-            verdict = compare(
-                labels, champion_scores, other_scores, monitoring.live_metric,
-                champion_threshold=thresholds[champion_version],
-                challenger_threshold=thresholds[version], **arguments,
-            )  # fmt: skip
-        else:
-            verdict = compare(
-                labels, champion_scores, other_scores, monitoring.live_metric,
-                champion_threshold=thresholds[champion_version],
-                predecessor_threshold=thresholds[version], **arguments,
-            )  # fmt: skip
+        other, champion = (other_scores, version), (champion_scores, champion_version)
+        (newer, newer_version), (older, older_version) = (
+            (other, champion) if direction == "promote" else (champion, other)
+        )
+        verdict = live_comparison(
+            labels, newer, older, monitoring.live_metric, direction=direction,
+            newer_threshold=thresholds[newer_version], older_threshold=thresholds[older_version],
+            **arguments,
+        )  # fmt: skip
         verdict.evidence["version"] = version
         verdict.evidence["champion_version"] = champion_version
         verdicts[role] = verdict
@@ -310,7 +307,7 @@ def _gate_results(
     champion: Any,
     earlier_scores: pd.DataFrame,
 ) -> Iterator[dg.AssetCheckResult]:
-    from mlplatform.core import gate_outcome, model_gates, performance
+    from mlplatform.core import gate_outcome, model_gates, performance_gates
 
     asset, gates = "model_performance", _gates
     floor = gates.realized_above_floor
@@ -331,12 +328,12 @@ def _gate_results(
             inconclusive=True,
         )  # fmt: skip
     else:
-        outcomes["realized_vs_backtest"] = performance.down_from_backtest(
+        outcomes["realized_vs_backtest"] = performance_gates.down_from_backtest(
             rule.metric, (metrics or {}).get(rule.metric), backtest, rule.margin,
             rule.min_positives,
         )  # fmt: skip
     rule = gates.estimate_matches_realized
-    outcomes["estimate_matches_realized"] = performance.estimate_gap(
+    outcomes["estimate_matches_realized"] = performance_gates.estimate_gap(
         rule.metric,
         (metrics or {}).get(rule.metric),
         (estimated.metrics or {}).get(rule.metric) if estimated is not None else None,
@@ -363,7 +360,7 @@ def _gate_results(
         else pd.Series(dtype=float)
     )
     current = champion[2]["score"] if champion else pd.Series(dtype=float)
-    outcomes["score_distribution"] = performance.score_drift(
+    outcomes["score_distribution"] = performance_gates.score_drift(
         reference.to_numpy(), current.to_numpy(), drift.max_psi, drift.bins
     )
     for name, outcome in outcomes.items():

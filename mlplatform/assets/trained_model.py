@@ -341,10 +341,10 @@ def _estimate_dispersion(context, result, features, contract, settings) -> float
     """By how much `model_performance`'s estimate (from calibrated probabilities, before outcomes
     arrive) must widen its interval for this model: measured on the test split in ten
     time-ordered blocks, the calibrator refitted on resamples of the validation split
-    (core/performance.estimate_dispersion). 1 (label noise alone) when the test split is too
+    (core/estimate_dispersion.py). 1 (label noise alone) when the test split is too
     small to measure it, which the log says."""
     from mlplatform.core.days import days_present
-    from mlplatform.core.performance import estimate_dispersion
+    from mlplatform.core.estimate_dispersion import estimate_dispersion
 
     day_rows = round(len(features) / max(1, len(days_present(features[contract.event_time]))))
     try:

@@ -75,8 +75,8 @@ PARTITION_VALUES = {
 }
 # The realized-performance asset: one partition per scored day.
 PERFORMANCE_ASSET = "model_performance"
-# Realized on the labelled rows of a scored day (core.performance: PERFORMANCE_METRICS and the
-# Brier score), each with a 95% interval; the estimate has the first four.
+# Realized on the labelled rows of a scored day (core/realized_performance.py: PERFORMANCE_METRICS
+# and the Brier score), each with a 95% interval; the estimate has the first four.
 REALIZED_METRICS = ("roc_auc", "pr_auc", "precision", "recall", "brier")
 ESTIMATED_METRICS = ("roc_auc", "pr_auc", "precision", "recall")
 # Row counts behind a realized figure: metadata name -> `rows` label.

@@ -17,7 +17,7 @@ by `build_model` / `fit_model`, calibrated on the validation split (scikit-learn
 CalibratedClassifierCV around the frozen model, `calibration.calibrate`: `--calibration` sigmoid or
 isotonic, by default the packaged `training.calibration`), and its decision threshold chosen on the
 calibrated validation scores (packaged `threshold_metric`). Then, as training would store it with
-the model, `performance.estimate_dispersion` on the test split (`--blocks` time-ordered blocks; the
+the model, `estimate_dispersion` on the test split (`--blocks` time-ordered blocks; the
 calibrator refitted on `--calibration-resamples` bootstrap resamples of the validation split; sized
 for a day of the training window's mean rows): the factor the estimate's interval is widened by.
 The model search is left out: one family, so the run is short and the same every time; what is
@@ -25,9 +25,9 @@ measured is the estimate, which needs a calibrated model, not the best one.
 
 Each scored day gets its features as the platform builds them (the trailing 7-day window of
 validated days ending on it, the day's rows taken), is scored, and gets
-`performance.estimated_performance` (the CBPE estimate and its interval, `--simulations` label sets,
+`estimated_performance` (the CBPE estimate and its interval, `--simulations` label sets,
 widened by that factor; also without it, to show what the factor adds) and
-`performance.realized_performance` on its known outcomes. The generator's packaged dials hold
+`realized_performance` on its known outcomes. The generator's packaged dials hold
 (no incident): the days are stable. Writes JSON and a Markdown table into results/.
 """
 
@@ -63,10 +63,11 @@ def train(
     """The calibrated model, its threshold, its input columns, its backtest (test split), the
     estimate's dispersion measured on the test split and the seconds that took."""
     from mlplatform.core.calibration import calibrate
+    from mlplatform.core.estimate_dispersion import estimate_dispersion
     from mlplatform.core.evaluate import choose_threshold
     from mlplatform.core.features import build_features, model_columns
     from mlplatform.core.models import build_model, fit_model
-    from mlplatform.core.performance import estimate_dispersion, realized_performance
+    from mlplatform.core.realized_performance import realized_performance
     from mlplatform.core.train import split_xy
 
     training = settings.training
@@ -121,12 +122,10 @@ def measure_day(
     dispersion: float,
 ) -> dict[str, Any]:
     from mlplatform.core.days import on_day
+    from mlplatform.core.estimated_performance import estimated_performance
     from mlplatform.core.features import LABEL_COLUMN, SPLIT_COLUMN, WAITING, build_features
-    from mlplatform.core.performance import (
-        estimate_gap,
-        estimated_performance,
-        realized_performance,
-    )
+    from mlplatform.core.performance_gates import estimate_gap
+    from mlplatform.core.realized_performance import realized_performance
 
     features = build_features(pd.concat(window, ignore_index=True), contract)
     rows = features[on_day(features[contract.event_time], day.isoformat())]
@@ -240,7 +239,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"interval. Backtest (test split) ROC-AUC {setup['backtest_roc_auc']:.4f}.",
         "",
         f"Dispersion factor **{d['factor']:.2f}**, measured at training by "
-        f"`performance.estimate_dispersion` on the test split ({d['rows']:,} rows in "
+        f"`estimate_dispersion` on the test split ({d['rows']:,} rows in "
         f"{d['blocks']} time-ordered blocks, sized for {d['scale_rows']:,}-row days): label noise "
         f"{d['label_noise']:.2f} x Bernoulli's; systematic error {d['systematic']:.4f} ROC-AUC, "
         f"the larger of the calibrator's fitting error {d['calibration_fit']:.4f} (bootstrap of "

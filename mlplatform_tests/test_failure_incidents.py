@@ -30,6 +30,11 @@ def landed_day(context: dg.AssetExecutionContext) -> int:
     return 1
 
 
+@dg.asset(partitions_def=days)
+def other_day_work() -> int:
+    return 1
+
+
 def materialize(instance: dg.DagsterInstance, day: str, missing: str | None) -> bool:
     MISSING["column"] = missing
     return dg.materialize(
@@ -108,6 +113,12 @@ def test_ten_failures_of_one_cause_are_one_alert_and_one_all_clear(webhook_recei
         # Its days succeed again: nothing until the last of them, then one all-clear.
         for day in TEN_DAYS[:-1]:
             assert materialize(instance, day, missing=None)
+        cursor = tick(instance, webhook, cursor)
+        assert len(messages) == 2
+        # A successful run of that day that did not run the failed step clears nothing.
+        assert dg.materialize(
+            [other_day_work], partition_key=TEN_DAYS[-1], instance=instance
+        ).success
         cursor = tick(instance, webhook, cursor)
         assert len(messages) == 2
         assert materialize(instance, TEN_DAYS[-1], missing=None)

@@ -3,9 +3,9 @@
 Failed runs of one cause (where they failed, the error's class and its message without ids, days
 and numbers: `core.incidents.failure_cause`) are one incident, announced once with how many runs
 failed and which days, and once more when it clears: when every day (or unpartitioned job) it
-failed has a later successful run (of the same job, or of another that ran the failed step). The
-incidents are kept in the sensor's cursor with the position in the event log, so a restarted
-daemon neither repeats nor forgets an alert. The same bookkeeping (`IncidentBook`) announces decay
+failed has a later successful run that ran the failed step (of the same job, for a run that failed
+outside any step). The incidents are kept in the sensor's cursor with the position in the event
+log, so a restarted daemon neither repeats nor forgets an alert. The same bookkeeping (`IncidentBook`) announces decay
 (automation/monitoring.py).
 
 A run Dagster will retry (`dagster/will_retry`) is not announced: its retry is, if it fails too.
@@ -222,7 +222,9 @@ def run_failure_alert(
                 job, awaited_day, step = awaited.split("|", 2)
                 if awaited_day != day:
                     continue
-                if job != run.job_name:
+                if step:
+                    # The failed step passed on that day, in whichever job (a retry from failure,
+                    # an asset backfill): not merely some run of the job that left it out.
                     if run.run_id not in step_successes:
                         step_successes[run.run_id] = {
                             entry.step_key
@@ -230,8 +232,10 @@ def run_failure_alert(
                                 run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS
                             )
                         }
-                    if not step or step not in step_successes[run.run_id]:
+                    if step not in step_successes[run.run_id]:
                         continue
+                elif job != run.job_name:
+                    continue
                 closed = book.passed(key, awaited)
                 if closed is not None:
                     cleared.append((closed, run))

@@ -43,7 +43,8 @@ from mlplatform.monitoring.logs import platform_loggers
 from mlplatform.resources.alerts import alert_webhook_from_environment, dagster_ui_url
 from mlplatform.resources.data_source import DataSource, GeneratorConfig
 from mlplatform.resources.io_managers import JsonIOManager, ParquetIOManager
-from mlplatform.resources.mlflow import MlflowResource, reader_account_from_environment
+from mlplatform.resources.mlflow import MlflowResource
+from mlplatform.resources.mlflow_accounts import reader_account_from_environment
 
 ASSETS = [
     raw_transactions,

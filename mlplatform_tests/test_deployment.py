@@ -894,7 +894,8 @@ def test_reading_goes_as_the_reader_and_puts_the_account_back_in_process(monkeyp
     """With the in-process executor every step shares one environment: inside `reading()` MLflow's
     client sees the reader account, after it (also when the block raised) the platform's again,
     for the steps that write."""
-    from mlplatform.resources.mlflow import MlflowResource, reader_account_from_environment
+    from mlplatform.resources.mlflow import MlflowResource
+    from mlplatform.resources.mlflow_accounts import reader_account_from_environment
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "platform")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "platform-secret")

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlplatform.resources.mlflow import MlflowResource, UntrustedModelError
+from mlplatform.core.models import UntrustedModelError
+from mlplatform.resources.mlflow import MlflowResource
 
 
 @pytest.fixture

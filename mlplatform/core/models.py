@@ -11,10 +11,14 @@ probabilities of every family's fitted pipeline (see `selection` for when it is 
 
 Hyperparameters arrive as the settings give them (their types, bounds and defaults live there), as
 keyword arguments of the family's classifier: a new one needs no change here.
+
+A logged model is loaded back only in the skops format and trusting only the types these families
+are made of (`SKOPS_TRUSTED_TYPES`, `load_trusted_skops`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -200,3 +204,29 @@ def decision_threshold(model: Any) -> float | None:
     """The threshold a model applies itself (`with_decision_threshold`), or None for a bare one."""
     threshold = getattr(model, "threshold", None)
     return float(threshold) if isinstance(threshold, int | float) else None
+
+
+class UntrustedModelError(ValueError):
+    """A registered model asks for pickle, or holds a type this code does not trust."""
+
+
+def load_trusted_skops(model_uri: str, local: str, flavor: dict[str, Any]) -> Any:
+    """The model of a downloaded MLflow model folder (`local`, its sklearn `flavor`), loaded in
+    the skops format only and trusting only `SKOPS_TRUSTED_TYPES`, never the list written in the
+    model's own files: a model whose files ask for pickle or hold any other type is refused, so a
+    crafted model cannot run code where it is loaded. `model_uri` names it in the errors."""
+    import skops.io
+
+    serialization = flavor.get("serialization_format")
+    if serialization != "skops":
+        raise UntrustedModelError(
+            f"{model_uri}: stored as '{serialization}'; only the skops format is loaded "
+            "(pickle can run code on load)"
+        )
+    path = os.path.join(local, flavor.get("pickled_model", "model.skops"))
+    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+    if untrusted:
+        raise UntrustedModelError(
+            f"{model_uri}: holds types this platform does not trust: {untrusted}"
+        )
+    return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))

@@ -1,9 +1,11 @@
-"""The promotion rule: when does a newly registered version take the `champion` alias?"""
+"""The promotion rule: when does a newly registered version take the `champion` alias? And the
+evidence it weighs: the challenger against the champion on the same test rows."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mlplatform.core.gate_outcome import GateOutcome
 
@@ -47,3 +49,38 @@ def decide_promotion(
     if comparison.passed:
         return PromotionDecision(True, comparison.summary)
     return PromotionDecision(False, f"champion kept: {comparison.summary}")
+
+
+def champion_comparison(
+    labels: Any,
+    challenger_scores: Any,
+    challenger_threshold: float,
+    champion_scores: Any,
+    champion_threshold: float,
+    champion_version: str,
+    metric: str,
+    *,
+    seed: int,
+    resamples: int,
+) -> dict[str, Any]:
+    """The challenger against the champion on the same test rows, as the trained model records
+    it: the paired difference challenger - champion on `metric` with its 95% interval (what the
+    non-inferiority gate judges), and the champion's own interval and metrics there."""
+    from mlplatform.core.evaluate import classification_metrics
+    from mlplatform.core.uncertainty import metric_interval, paired_difference
+
+    difference = paired_difference(
+        labels, challenger_scores, champion_scores, metric,
+        threshold_challenger=challenger_threshold, threshold_champion=champion_threshold,
+        seed=seed, resamples=resamples,
+    )  # fmt: skip
+    return {
+        "champion_version": champion_version,
+        "basis": f"champion v{champion_version} on the new test split",
+        "metric": metric,
+        "difference": difference.to_dict(),
+        "champion_interval": metric_interval(
+            labels, champion_scores, champion_threshold, metric, seed=seed, resamples=resamples
+        ).to_dict(),
+        "champion_metrics": classification_metrics(labels, champion_scores, champion_threshold),
+    }

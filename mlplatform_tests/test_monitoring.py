@@ -26,13 +26,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlplatform.automation.jobs import training_pipeline
 from mlplatform.definitions import ASSETS, CHECKS
-from mlplatform.monitoring.exporter import (
-    MlflowRegistryReader,
-    PlatformCollector,
-    build_collector_registry,
-)
+from mlplatform.monitoring.exporter import PlatformCollector, build_collector_registry
 from mlplatform.monitoring.history import percentile
 from mlplatform.monitoring.instance_reader import InstanceHistory
+from mlplatform.monitoring.registry_reader import MlflowRegistryReader
 from mlplatform.monitoring.report import build_report
 from mlplatform.resources.mlflow import CHAMPION
 from mlplatform_tests.conftest import Platform, make_platform

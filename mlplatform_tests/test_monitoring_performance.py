@@ -13,15 +13,15 @@ import pytest
 import yaml
 
 from mlplatform.definitions import ASSETS, MONITORING_ASSETS
-from mlplatform.monitoring.exporter import (
-    ESTIMATED_METRICS,
-    REALIZED_METRICS,
-    PlatformCollector,
-    newest_judged,
-    performance_metrics,
-)
+from mlplatform.monitoring.exporter import PlatformCollector
 from mlplatform.monitoring.history import CheckEvaluation, ScoredDayPerformance
 from mlplatform.monitoring.instance_reader import InstanceHistory
+from mlplatform.monitoring.metric_families import newest_judged
+from mlplatform.monitoring.performance_families import (
+    ESTIMATED_METRICS,
+    REALIZED_METRICS,
+    performance_metrics,
+)
 from mlplatform_tests.conftest import Platform, make_platform
 from mlplatform_tests.test_monitoring import (
     MONITORING,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from mlplatform.assets.common import preview
 from mlplatform.config.active import CONTRACT
+from mlplatform.instance_queries import latest_materialization
 from mlplatform.resources.mlflow import CHAMPION, MlflowResource
 from mlplatform.stages import carried_out, stage_asset, step_name
 from mlplatform.stages.lane import settled_model_steps
@@ -79,14 +80,9 @@ def why_this_version(instance: dg.DagsterInstance, day: str, champion_version: s
     """Why the champion scored this day and not a model trained for it, from the instance."""
     from mlplatform.checks.gate_history import failed_blocking_checks
 
-    registered = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("registered_model_version"), asset_partitions=[day]
-        ),
-        limit=1,
-    ).records
-    if registered and registered[0].asset_materialization is not None:
-        metadata = {k: v.value for k, v in registered[0].asset_materialization.metadata.items()}
+    registered = latest_materialization(instance, "registered_model_version", day)
+    if registered is not None and registered.asset_materialization is not None:
+        metadata = {k: v.value for k, v in registered.asset_materialization.metadata.items()}
         version = str(metadata.get("version"))
         if version == champion_version:
             return f"the model trained for {day} (v{version}) is the champion"

@@ -8,19 +8,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import dagster as dg
-from dagster._core.definitions.events import AssetKeyPartitionKey
-from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    BACKFILL_ID_TAG,
-    PARTITION_NAME_TAG,
-    WILL_RETRY_TAG,
-)
 
 from mlplatform.checks.gate_history import failed_blocking_checks
 from mlplatform.core.window import DayState, WindowStatus, window_days
+from mlplatform.instance_queries import (
+    NOT_FINISHED_STATUSES,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    PARTITION_TAG,
+    asset_backfill_partitions_to_come,
+    backfill_has_run_of_partition,
+    materialized_partitions,
+    requested_backfills,
+    runs_waiting_for_retry,
+    unfinished_runs,
+)
 
 # Failed runs that may still be waiting for their automatic retry: the newest are enough, a retry
 # is created within seconds of its run's failure.
@@ -44,11 +46,7 @@ def window_status(
     first = context.assets_def.partitions_def.get_first_partition_key()
     days = window_days(day, window)
     in_range = [each for each in days if each >= first]
-    materialized = set(
-        instance.event_log_storage.get_latest_storage_id_by_partition(
-            key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(in_range)
-        )
-    ) | set(loaded_days)
+    materialized = materialized_partitions(instance, upstream, in_range) | set(loaded_days)
     writers = _pending_writers(
         context, key, {each for each in in_range if each not in materialized}
     )
@@ -80,12 +78,9 @@ def _pending_writers(
         return {}
     instance = context.instance
     writers: dict[str, str] = {}
-    unfinished = instance.get_runs(dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES)))
-    recently_failed = instance.get_runs(
-        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}),
-        limit=_RECENT_FAILED_RUNS,
-    )
-    for run in [*unfinished, *(r for r in recently_failed if r.is_complete_and_waiting_to_retry)]:
+    unfinished = unfinished_runs(instance)
+    to_retry = [r.dagster_run for r in runs_waiting_for_retry(instance, _RECENT_FAILED_RUNS)]
+    for run in [*unfinished, *to_retry]:
         if run.run_id == context.run_id or not _targets(context, run, key):
             continue
         what = (
@@ -95,9 +90,7 @@ def _pending_writers(
         )
         for day in _run_partitions(run, days):
             writers.setdefault(day, what)
-    for backfill in instance.get_backfills(
-        filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])
-    ):
+    for backfill in requested_backfills(instance):
         for day in _backfill_partitions_to_come(context, backfill, key, days - writers.keys()):
             writers[day] = f"backfill {backfill.backfill_id}"
     return writers
@@ -115,12 +108,9 @@ def _job_assets(repository: dg.RepositoryDefinition, job_name: str) -> set[dg.As
 
 
 def _run_partitions(run: dg.DagsterRun, days: set[str]) -> list[str]:
-    if (partition := run.tags.get(PARTITION_NAME_TAG)) is not None:
+    if (partition := run.tags.get(PARTITION_TAG)) is not None:
         return [partition] if partition in days else []
-    first, last = (
-        run.tags.get(ASSET_PARTITION_RANGE_START_TAG),
-        run.tags.get(ASSET_PARTITION_RANGE_END_TAG),
-    )
+    first, last = run.tags.get(PARTITION_RANGE_START_TAG), run.tags.get(PARTITION_RANGE_END_TAG)
     if first is None or last is None:
         return []
     return [day for day in days if first <= day <= last]
@@ -135,17 +125,12 @@ def _backfill_partitions_to_come(
         return []
     if backfill.is_asset_backfill:
         try:
-            data = backfill.get_asset_backfill_data(context.repository_def.asset_graph)
+            return asset_backfill_partitions_to_come(
+                backfill, context.repository_def.asset_graph, key, sorted(days)
+            )
         except Exception as error:  # a backfill of definitions that have since changed
             context.log.warning(f"backfill {backfill.backfill_id} not readable: {error}")
             return []
-        return [
-            day
-            for day in days
-            if (target := AssetKeyPartitionKey(key, day)) in data.target_subset
-            and target not in data.materialized_subset
-            and target not in data.failed_and_downstream_subset
-        ]
     job_name = backfill.job_name
     repository = context.repository_def
     if not job_name or not repository.has_job(job_name):
@@ -158,8 +143,5 @@ def _backfill_partitions_to_come(
         day
         for day in days
         if day in (backfill.partition_names or [])
-        and not context.instance.get_run_ids(
-            dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id, PARTITION_NAME_TAG: day}),
-            limit=1,
-        )
+        and not backfill_has_run_of_partition(context.instance, backfill.backfill_id, day)
     ]

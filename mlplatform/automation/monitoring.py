@@ -8,6 +8,11 @@ from pydantic import Field
 
 from mlplatform.automation.jobs import MONITORING_GROUP, RUN_TAGS, retraining
 from mlplatform.config.active import CONTRACT, ORCHESTRATION
+from mlplatform.instance_queries import (
+    materializations_after,
+    materializations_of_partitions,
+    materialized_partitions,
+)
 from mlplatform.resources.alerts import AlertWebhook
 from mlplatform.resources.mlflow import MlflowResource
 from mlplatform.stages import daily_partitions
@@ -39,10 +44,7 @@ performance_monitoring = dg.define_asset_job(
 def _materialized_days(instance: dg.DagsterInstance, asset: str, days: set[str]) -> set[str]:
     if not days:
         return set()
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=sorted(days)),
-        limit=10 * len(days),
-    ).records
+    records = materializations_of_partitions(instance, asset, days, limit=10 * len(days))
     return {record.partition_key for record in records if record.partition_key}
 
 
@@ -61,11 +63,7 @@ def outcomes_arrived(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
     requests: dict[str, dg.RunRequest] = {}
     for asset in ("outcomes", *_SCORED_DAYS_FROM):
         after = state.get(asset, 0)
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=after or None),
-            limit=200,
-            ascending=True,
-        ).records
+        records = materializations_after(context.instance, asset, after or None, limit=200)
         for record in records:
             state[asset] = max(state.get(asset, 0), record.storage_id)
             if asset == "outcomes":
@@ -86,7 +84,7 @@ def outcomes_arrived(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
 
 
 def _newest_validated_day(instance: dg.DagsterInstance) -> str | None:
-    days = instance.get_materialized_partitions(dg.AssetKey("validated_transactions"))
+    days = materialized_partitions(instance, "validated_transactions")
     return max(days) if days else None
 
 

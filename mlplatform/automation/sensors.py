@@ -9,6 +9,13 @@ import dagster as dg
 from mlplatform.automation.alerts import success_message
 from mlplatform.automation.jobs import retraining, training_pipeline
 from mlplatform.config.active import CONTRACT, ORCHESTRATION, SETTINGS
+from mlplatform.instance_queries import (
+    PARTITION_TAG,
+    check_execution_failed,
+    completed_check_executions,
+    latest_materialization,
+    materialization_metadata_of_run,
+)
 from mlplatform.resources.alerts import AlertWebhook
 from mlplatform.resources.data_source import DataSource
 
@@ -125,16 +132,6 @@ def new_data(
     return dg.SensorResult(run_requests=list(requests.values()), cursor=cursor.serialize())
 
 
-def _registered_version(instance: dg.DagsterInstance, run_id: str) -> dict | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("registered_model_version")), limit=20
-    ).records
-    for record in records:
-        if record.run_id == run_id and record.asset_materialization is not None:
-            return {k: v.value for k, v in record.asset_materialization.metadata.items()}
-    return None
-
-
 @dg.run_status_sensor(
     name="run_success_notification",
     minimum_interval_seconds=ORCHESTRATION.sensors.alert_interval_seconds,
@@ -146,13 +143,15 @@ def run_success_notification(
     context: dg.RunStatusSensorContext, alert_webhook: AlertWebhook
 ) -> None:
     run = context.dagster_run
-    registered = _registered_version(context.instance, run.run_id)
+    registered = materialization_metadata_of_run(
+        context.instance, "registered_model_version", run.run_id
+    )
     if registered is None:
         return
     metrics = {k[len("test_") :]: float(v) for k, v in registered.items() if k.startswith("test_")}
     message = success_message(
         run.job_name,
-        run.tags.get("dagster/partition"),
+        run.tags.get(PARTITION_TAG),
         registered.get("model_name"),
         registered.get("version"),
         registered.get("promoted_to_champion"),
@@ -173,31 +172,20 @@ def run_success_notification(
 def drift_retraining(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     state = json.loads(context.cursor) if context.cursor else {"after_id": 0, "requested": []}
     state.setdefault("requested", [])
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
-
-    from mlplatform.checks.gate_history import completed_evaluations
-
-    history = completed_evaluations(context.instance, "features", "drift")
+    history = completed_check_executions(context.instance, "features", "drift")
     fresh = sorted((r for r in history if r.id > state["after_id"]), key=lambda r: r.id)
     if not fresh:
         return dg.SkipReason("no new drift evaluations")
     requests = []
     for record in fresh:
-        if record.status != AssetCheckExecutionRecordStatus.FAILED or record.partition is None:
+        if not check_execution_failed(record) or record.partition is None:
             continue
         if record.partition in state["requested"]:
             # Retraining on the same data drifts the same way: one request per day, not a loop.
             continue
-        latest_training = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=dg.AssetKey("trained_model"), asset_partitions=[record.partition]
-            ),
-            limit=1,
-        ).records
+        trained = latest_materialization(context.instance, "trained_model", record.partition)
         drift_time = record.event.timestamp if record.event else 0.0
-        if latest_training and latest_training[0].timestamp > drift_time:
+        if trained is not None and trained.timestamp > drift_time:
             context.log.info(f"{record.partition}: drift, but the day was retrained after it")
             continue
         state["requested"].append(record.partition)

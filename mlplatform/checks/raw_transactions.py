@@ -7,6 +7,7 @@ import pandas as pd
 from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.active import CONTRACT, GATES
 from mlplatform.core import data_gates
+from mlplatform.instance_queries import materializations_of_partitions
 from mlplatform.stages import carried_out
 
 ASSET = "raw_transactions"
@@ -20,10 +21,7 @@ def row_count_history(
     partition, on their way to quarantine)."""
     day = dt.date.fromisoformat(partition_key)
     keys = [(day - dt.timedelta(days=i)).isoformat() for i in range(1, lookback + 1)]
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(ASSET), asset_partitions=keys),
-        limit=lookback * 5,
-    ).records
+    records = materializations_of_partitions(instance, ASSET, keys, limit=lookback * 5)
     history: dict[str, int] = {}
     for record in records:  # newest first: the latest materialization of each day wins
         metadata = record.asset_materialization.metadata if record.asset_materialization else {}

@@ -19,6 +19,7 @@ from typing import Literal
 import dagster as dg
 
 from mlplatform.config.active import ORCHESTRATION
+from mlplatform.instance_queries import last_step_events, planned_steps
 from mlplatform.stages.definition import CHAMPION_LANE, CHAMPION_LANE_TAG, STAGE_TAG
 
 SETTLE_POLL_SECONDS = 10
@@ -79,16 +80,15 @@ def settled_model_steps(context: dg.AssetExecutionContext) -> str | None:
     """For a scoring step: `None` when every model step of this run succeeded (or the run has
     none), else why one did not, to record with the scores. Raises `dg.RetryRequested` while one
     of them can still run."""
-    # The run's whole plan: a step process's own plan holds that step alone.
-    plan = context.instance.get_execution_plan_snapshot(context.run.execution_plan_snapshot_id)
-    planned = {step.key: step for step in plan.steps if step.key in plan.step_keys_to_execute}
+    planned = planned_steps(context.instance, context.run)
     model_steps = model_step_keys({key: step.tags or {} for key, step in planned.items()})
     if not model_steps:
         return None
-    last_event: dict[str, str] = {}
-    for entry in context.instance.all_logs(context.run_id, of_type=set(_EVENT_TYPES)):
-        if entry.step_key in planned and entry.dagster_event_type is not None:
-            last_event[entry.step_key] = entry.dagster_event_type.value
+    last_event = {
+        key: event
+        for key, event in last_step_events(context.instance, context.run_id, _EVENT_TYPES).items()
+        if key in planned
+    }
     upstream = {
         key: {
             handle.step_key for step_input in step.inputs

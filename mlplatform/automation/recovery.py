@@ -295,11 +295,7 @@ def stalled_retry_recovery_sensor(
                 continue
             if not in_this_code_location(context, run):
                 continue
-            plan = (
-                plan_retry(context, run, job_names)
-                if refusal.platform_retries
-                else "it was not to be retried"
-            )
+            plan = plan_retry(context, run, job_names) if refusal.platform_retries else None
             day = run.tags.get(PARTITION_TAG)
             if isinstance(plan, RetryPlan):
                 context.log.warning(
@@ -308,7 +304,7 @@ def stalled_retry_recovery_sensor(
                 )
                 requests.append(retry_request(run, plan, refusal))
                 continue
-            reason = f"{refusal.reason}, and {plan}"
+            reason = f"{refusal.reason}, and {plan}" if plan else refusal.reason
             context.log.warning(f"run {run.run_id} [{day}]: no retry will come: {reason}")
             announce_no_retry(instance, run, reason)
             done.append(f"{run.run_id}: announced")

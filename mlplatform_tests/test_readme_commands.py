@@ -1,8 +1,9 @@
-"""Every command example of README.md that invokes the project's command lines works as written on a
-fresh checkout after the README's set-up.
+"""Every command example of README.md and docs/*.md that invokes the project's command lines works
+as written on a fresh checkout after the README's set-up.
 
-The examples are read from the README, not copied here, so a new or changed example is run without
-editing this file. An example is
+The examples are read from those files, not copied here, so a new or changed example is run without
+editing this file; a Markdown file elsewhere in the checkout that holds one is read too or named in
+NOT_READ with the reason (`test_every_document_with_examples_is_read`). An example is
 - a fenced code block (untagged or shell) in which a line invokes `dagster`, `dg`, `mlplatform` or
   `make`, anywhere in the line (`cd x && uv run mlplatform report` too): its lines, in order (a
   `curl` after a server queries it);
@@ -43,6 +44,16 @@ from mlplatform_tests.servers import (
 
 PROJECT = Path(__file__).resolve().parents[1]
 README = PROJECT / "README.md"
+DOCS = PROJECT / "docs"
+# Markdown files with command examples that are not run here, by path, and why.
+NOT_READ = {
+    # Docker's examples (deploy-pipeline.sh, docker compose exec, the backups) need a Docker engine,
+    # which the build machine does not have: test_deployment.py runs deploy-pipeline.sh through a
+    # stand-in `docker` and the production instance and MLflow server for real.
+    "docker/README.md": "needs a Docker engine, covered by test_deployment.py",
+    # Helm on a Kubernetes cluster: test_deployment.py checks the values against the compose stack.
+    "docker/k8s/README.md": "needs a Kubernetes cluster, covered by test_deployment.py",
+}
 CLIS = ("dagster", "dg", "mlplatform", "make")
 # What the Dagster CLI prints for a preview or beta feature the platform relies on: filtered once
 # where the definitions load, so no command prints it.
@@ -61,8 +72,10 @@ NOT_RUN_HERE = {
     "make test PYTEST_ARGS='-m \"not slow\"'": "runs the test suite itself",
     # Asks for confirmation before queueing runs for the daemon: test_cli.py runs it with
     # --noprompt and checks the runs it queues; test_daemon.py and test_backfill.py run them.
-    "dagster job backfill -w workspace.yaml -j training_pipeline --from 2026-03-01 --to "
-    "2026-03-07": "interactive, covered elsewhere",
+    "MLFLOW_DISABLE_TELEMETRY=true DAGSTER_HOME=$PWD/.mlplatform/dagster_home .venv/bin/dagster "
+    "job backfill -w workspace.yaml -j training_pipeline --from 2026-03-01 --to 2026-03-07": (
+        "interactive, covered elsewhere"
+    ),
     # What test_ui.py starts (named to say so): a server, run and browsed there.
     "dagster dev -w workspace.yaml": "long-running server, covered elsewhere",
 }
@@ -109,14 +122,15 @@ USER_FILES = ("sample.csv",)
 
 @dataclass(frozen=True)
 class Example:
-    line: int  # of the README, where it starts
+    line: int  # of its document, where it starts
     commands: tuple[str, ...]
     inline: bool = False
+    document: str = "README.md"  # relative to the checkout
 
     @property
     def id(self) -> str:
         words = [w for w in shlex.split(self.commands[0]) if "=" not in w.split("/")[0]]
-        return "-".join(Path(w).name for w in words[:3])
+        return "-".join([Path(self.document).stem, *(Path(w).name for w in words[:3])])
 
 
 # A command line that starts with one of them (after variables set for it): what is run.
@@ -145,8 +159,8 @@ def logical_lines(block: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return joined
 
 
-def readme_examples(text: str) -> list[Example]:
-    """The README's examples of the project's command lines, in order."""
+def readme_examples(text: str, document: str = "README.md") -> list[Example]:
+    """A document's examples of the project's command lines, in order."""
     examples: list[Example] = []
     fence: str | None = None
     block: list[tuple[int, str]] = []
@@ -159,7 +173,9 @@ def readme_examples(text: str) -> list[Example]:
             if fence in ("", "sh", "bash", "shell", "console"):
                 commands = logical_lines(block)
                 if any(INVOKED.search(command) for _, command in commands):
-                    examples.append(Example(commands[0][0], tuple(c for _, c in commands)))
+                    examples.append(
+                        Example(commands[0][0], tuple(c for _, c in commands), document=document)
+                    )
             fence = None
         elif fence is not None:
             block.append((number, line))
@@ -180,7 +196,7 @@ def readme_examples(text: str) -> list[Example]:
             span = re.sub(r"\s*\n\s*", " ", found.group(1)).strip()
             if INVOKED.search(span) and not is_a_mention(span):
                 line = paragraph[joined.count("\n", 0, found.start())][0]
-                examples.append(Example(line, (span,), inline=True))
+                examples.append(Example(line, (span,), inline=True, document=document))
     return sorted(examples, key=lambda example: example.line)
 
 
@@ -189,10 +205,23 @@ def is_a_mention(span: str) -> bool:
     return all(re.fullmatch(r"[a-z][a-z-]*", word) for word in span.split())
 
 
+def documents() -> list[Path]:
+    """The files whose examples run here: README.md and every Markdown file in docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def every_example() -> list[Example]:
+    return [
+        example
+        for path in documents()
+        for example in readme_examples(path.read_text(), str(path.relative_to(PROJECT)))
+    ]
+
+
 def example_params() -> list:
     return [
         pytest.param(example, id=example.id)
-        for example in readme_examples(README.read_text())
+        for example in every_example()
         if " && ".join(example.commands) not in NOT_RUN_HERE
     ]
 
@@ -286,7 +315,7 @@ def check_printed(command: str, printed: str) -> None:
 def every_asset_materialized(command: str, checkout: Path, printed: str) -> None:
     """`asset materialize --select '*' --partition D`: every asset of the graph written for D,
     every quality gate passed on the default data but the calibration warning, which names the
-    bins a sigmoid misses on a one-day window (README, Model selection)."""
+    bins a sigmoid misses on a one-day window (docs/model-selection.md, calibration)."""
     failed = set(re.findall(r"Asset check '(\w+)' on '(\w+)' did not pass", printed))
     assert failed <= {("calibrated", "trained_model")}, printed[-3000:]
     partition = re.search(r"--partition[ =](\S+)", command).group(1)
@@ -330,7 +359,7 @@ def not_runnable(examples: list[Example]) -> list[str]:
     aside), and the entries of NOT_RUN_HERE that no longer match an example."""
     found = {" && ".join(example.commands) for example in examples}
     problems = [
-        f"NOT_RUN_HERE names `{gone}`, no longer in the README"
+        f"NOT_RUN_HERE names `{gone}`, no longer in a document read here"
         for gone in NOT_RUN_HERE
         if gone not in found
     ]
@@ -338,7 +367,7 @@ def not_runnable(examples: list[Example]) -> list[str]:
         if " && ".join(example.commands) in NOT_RUN_HERE:
             continue
         for command in example.commands:
-            where = f"README line {example.line}: `{command}`"
+            where = f"{example.document} line {example.line}: `{command}`"
             if INVOCATION.match(command) is None:
                 # A query of the server its block started, run while that server runs.
                 if not any(server_of(c) for c in example.commands):
@@ -354,9 +383,33 @@ def not_runnable(examples: list[Example]) -> list[str]:
 
 
 def test_every_readme_example_runs_as_written_or_says_why_not() -> None:
-    examples = readme_examples(README.read_text())
+    examples = every_example()
     assert not_runnable(examples) == []
     assert len(example_params()) >= 8
+
+
+def test_every_document_with_examples_is_read() -> None:
+    """Moving an example to another Markdown file never takes it out of this test: every file of
+    the checkout that holds one is read here, or NOT_READ says why not."""
+    read = {str(path.relative_to(PROJECT)) for path in documents()}
+    assert len(read) > 1, "docs/ holds no Markdown file"
+    on_disk = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.md"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert set(NOT_READ) <= set(on_disk), "NOT_READ names a file that is not there"
+    unread = [
+        path
+        for path in on_disk
+        if path not in read
+        and path not in NOT_READ
+        and (PROJECT / path).is_file()
+        and readme_examples((PROJECT / path).read_text(), path)
+    ]
+    assert unread == [], f"command examples no test runs, in {unread}"
 
 
 def test_an_example_that_cannot_run_as_written_is_named() -> None:
@@ -374,13 +427,13 @@ cd docker && uv run mlplatform report
 ```
 """
     assert not_runnable(readme_examples(text)) == [
-        *(f"NOT_RUN_HERE names `{gone}`, no longer in the README" for gone in NOT_RUN_HERE),
-        "README line 2: `mlplatform dataset init sample.csv my_data` does not run on a fresh "
+        *(f"NOT_RUN_HERE names `{g}`, no longer in a document read here" for g in NOT_RUN_HERE),
+        "README.md line 2: `mlplatform dataset init sample.csv my_data` does not run on a fresh "
         "checkout: the project's tools are in .venv/bin (or list it in NOT_RUN_HERE, saying why)",
-        "README line 5: `DAGSTER_HOME=$PWD/h .venv/bin/mlplatform report [--days 7]` holds a "
+        "README.md line 5: `DAGSTER_HOME=$PWD/h .venv/bin/mlplatform report [--days 7]` holds a "
         "placeholder or an optional part",
-        "README line 5: `ls out`: not a command this test knows how to run",
-        "README line 11: `cd docker && uv run mlplatform report`: not a command this test "
+        "README.md line 5: `ls out`: not a command this test knows how to run",
+        "README.md line 11: `cd docker && uv run mlplatform report`: not a command this test "
         "knows how to run",
     ]
 
@@ -441,7 +494,7 @@ def test_readme_example_works_as_written(example: Example, tmp_path: Path) -> No
             result = run_line(command, checkout, env)
             printed = result.stdout + result.stderr
             assert result.returncode == 0, (
-                f"README line {example.line}: {command}\n{printed[-4000:]}"
+                f"{example.document} line {example.line}: {command}\n{printed[-4000:]}"
             )
             check_printed(command, printed)
             if servers and INVOCATION.match(command) is None:

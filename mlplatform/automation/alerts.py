@@ -34,9 +34,7 @@ def failure_message(
                 "one message follows when the days it failed succeed again."
             )
         )
-    blocks.append(
-        _section(f"<{run_url}|Open the run in Dagster> (runbook: README, *When an alert fires*)")
-    )
+    blocks.append(_section(f"<{run_url}|Open the run in Dagster> (runbook: docs/runbook.md)"))
     return {"text": text, "blocks": blocks}
 
 
@@ -96,7 +94,7 @@ def decay_message(
         "blocks": [
             _section(f":chart_with_downwards_trend: *{incident.cause}*"),
             _section(f"*Days:* {days}\n*Evidence:* {summary[:2500]}"),
-            _section(f"*Action:* {action} (runbook: README, *When an alert fires*)"),
+            _section(f"*Action:* {action} (runbook: docs/runbook.md)"),
         ],
     }
 

@@ -17,11 +17,7 @@ from typing import NamedTuple
 
 import dagster as dg
 
-UNFINISHED = [
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+from mlplatform.instance_queries import PARTITION_TAG, runs_with_dead_workers
 
 
 class EndedRun(NamedTuple):
@@ -33,24 +29,14 @@ class EndedRun(NamedTuple):
 
 def end_runs_with_dead_workers(instance: dg.DagsterInstance) -> list[EndedRun]:
     """Mark FAILED every unfinished run whose worker the run launcher says is gone, and free the
-    pool slots it claimed; the runs ended."""
-    from dagster._core.launcher import WorkerStatus
-
-    launcher = instance.run_launcher
-    if not launcher.supports_check_run_worker_health:
-        raise RuntimeError(
-            f"the instance's run launcher ({type(launcher).__name__}) cannot tell whether a run's "
-            "worker lives: dagster.yaml should name mlplatform.automation.run_launcher"
-        )
+    pool slots it claimed; the runs ended. Raises `instance_queries.WorkerHealthUnknown` (a
+    RuntimeError) when the run launcher cannot tell."""
     ended = []
-    for run in instance.get_runs(dg.RunsFilter(statuses=UNFINISHED)):
-        health = launcher.check_run_worker_health(run)
-        if health.status not in (WorkerStatus.FAILED, WorkerStatus.NOT_FOUND):
-            continue
+    for run, health in runs_with_dead_workers(instance):
         why = f"Run worker is gone ({health.msg}); ended by `mlplatform recover`"
         instance.report_run_failed(run, message=why)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        ended.append(EndedRun(run.run_id, run.job_name, run.tags.get("dagster/partition"), why))
+        ended.append(EndedRun(run.run_id, run.job_name, run.tags.get(PARTITION_TAG), why))
     return ended
 
 

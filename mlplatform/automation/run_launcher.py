@@ -15,28 +15,12 @@ Imported whenever the instance loads (dagster.yaml names it): nothing here loads
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import dagster as dg
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 from mlplatform.core.processes import HOST, process_is_alive
+from mlplatform.instance_queries import CheckRunHealthResult, RunWorker, WorkerStatus, run_worker
 
-
-class RunWorker(NamedTuple):
-    pid: int
-    started_at: float
-
-
-def run_worker(instance: dg.DagsterInstance, run_id: str) -> RunWorker | None:
-    """The process that runs `run_id`: the one that reported its start (None before it has)."""
-    events = instance.event_log_storage.get_logs_for_run(
-        run_id, of_type={dg.DagsterEventType.RUN_START}, limit=1
-    )
-    for event in events:
-        if event.dagster_event is not None and event.dagster_event.pid is not None:
-            return RunWorker(event.dagster_event.pid, event.timestamp)
-    return None
+__all__ = ["LocalRunLauncher", "RunWorker", "run_worker"]
 
 
 class LocalRunLauncher(dg.DefaultRunLauncher):

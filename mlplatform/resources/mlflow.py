@@ -14,8 +14,9 @@ while another live run of the same partition and overlapping assets got there fi
 enforces the same rule (`tag_concurrency_limits` in dagster.yaml) for runs it launches, but
 `dagster asset materialize` and `dagster job execute` bypass the queue; without this, two runs of
 one day both trained and registered two versions from identical data. Dagster's pools limit a
-pool, not a partition, so the check asks the instance itself. A run whose worker the run launcher
-reports dead does not count (run monitoring is about to mark it failed).
+pool, not a partition, so the check asks the instance itself (`earlier_live_run_of_partition` in
+mlplatform/instance_queries.py). A run whose worker the run launcher reports dead does not count
+(run monitoring is about to mark it failed).
 
 Registry: one registered model per dataset contract, with aliases `challenger` (the newest
 registered) and `champion` (the one that scores).
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from mlplatform.instance_queries import PARTITION_TAG, earlier_live_run_of_partition
 from mlplatform.resources.mlflow_accounts import (
     READER_PASSWORD_ENV,
     READER_USERNAME_ENV,
@@ -58,7 +60,6 @@ if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
     from mlflow.tracking import MlflowClient
 
-PARTITION_TAG = "dagster/partition"
 # A logged dataset's schema (column names and types) is inferred from this many first rows.
 SCHEMA_SAMPLE_ROWS = 10_000
 
@@ -396,55 +397,3 @@ def _plain(value: Any) -> Any:
     import json
 
     return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-
-
-def earlier_live_run_of_partition(
-    instance: dg.DagsterInstance, run: dg.DagsterRun
-) -> dg.DagsterRun | None:
-    """The live run (starting, started, cancelling) of `run`'s partition that was created before
-    it and overlaps its assets (a run without an asset selection covers all), whose worker is not
-    known to be dead; None when there is none or `run` is not of one partition."""
-    partition = run.tags.get(PARTITION_TAG)
-    if partition is None:
-        return None
-    records = instance.get_run_records(
-        dg.RunsFilter(
-            statuses=[
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-                dg.DagsterRunStatus.CANCELING,
-            ],
-            tags={PARTITION_TAG: partition},
-        )
-    )
-    own = instance.get_run_record_by_id(run.run_id)
-    own_key = (own.create_timestamp, run.run_id) if own is not None else None
-    for record in sorted(records, key=lambda r: (r.create_timestamp, r.dagster_run.run_id)):
-        other = record.dagster_run
-        if other.run_id == run.run_id:
-            continue
-        if own_key is not None and (record.create_timestamp, other.run_id) > own_key:
-            continue  # it came second: it is the one to refuse
-        if not _assets_overlap(run.asset_selection, other.asset_selection):
-            continue
-        if _worker_known_dead(instance, other):
-            continue
-        return other
-    return None
-
-
-def _assets_overlap(ours: Any, theirs: Any) -> bool:
-    return ours is None or theirs is None or bool(set(ours) & set(theirs))
-
-
-def _worker_known_dead(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
-    from dagster._core.launcher import WorkerStatus
-
-    launcher = instance.run_launcher
-    if run.status != dg.DagsterRunStatus.STARTED or not launcher.supports_check_run_worker_health:
-        return False
-    try:
-        health = launcher.check_run_worker_health(run)
-    except Exception:  # a launcher that cannot tell (no Docker socket here, say): trust the status
-        return False
-    return health.status not in (WorkerStatus.RUNNING, WorkerStatus.SUCCESS)

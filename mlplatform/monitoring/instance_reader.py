@@ -1,4 +1,5 @@
-"""Read a Dagster instance's run and event storage into the plain records of `history`.
+"""Read a Dagster instance's run and event storage into the plain records of `history`, through
+the named queries of `mlplatform.instance_queries`.
 
 Every read is bounded by what its caller shows, not by the instance's history: runs through
 storage-side filters (created or updated after a time, a job, unfinished statuses), run totals as
@@ -9,7 +10,6 @@ schema revision, tens of milliseconds a run. A finished run never changes, so wh
 holds is read once and kept while the run stays in the window.
 """
 
-import datetime as dt
 import os
 import threading
 from collections.abc import Iterable
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mlplatform import instance_queries as queries
 from mlplatform.monitoring.history import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -28,7 +29,7 @@ from mlplatform.monitoring.history import (
     StepRecord,
 )
 
-PARTITION_TAG = "dagster/partition"
+PARTITION_TAG = queries.PARTITION_TAG
 # Evaluated executions of a check compared to find its latest evaluation: executions are numbered
 # when planned, and runs of different days may evaluate out of that order.
 LATEST_CHECK_CANDIDATES = 10
@@ -70,31 +71,23 @@ def run_record(record: dg.RunRecord) -> RunRecord:
     )
 
 
-def _utc(timestamp: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
-
-
 def read_runs(
     instance: dg.DagsterInstance, since: float | None = None, job: str | None = None
 ) -> list[RunRecord]:
     """The runs created after `since` (a Unix time; every run when None), of `job` when given,
     newest first. Both filters are applied by the run storage."""
-    filters = dg.RunsFilter(created_after=_utc(since) if since is not None else None, job_name=job)
-    return [run_record(r) for r in instance.get_run_records(filters=filters)]
+    return [run_record(r) for r in queries.run_records_created_since(instance, since, job)]
 
 
 def read_unfinished_runs(instance: dg.DagsterInstance) -> list[RunRecord]:
     """Runs queued or going, however old: a run stuck for a week is still going."""
-    statuses = [dg.DagsterRunStatus(s) for s in (*QUEUED_STATUSES, *ACTIVE_STATUSES)]
-    return [
-        run_record(r) for r in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses))
-    ]
+    statuses = (*QUEUED_STATUSES, *ACTIVE_STATUSES)
+    return [run_record(r) for r in queries.run_records_with_statuses(instance, statuses)]
 
 
 def read_runs_updated_since(instance: dg.DagsterInstance, since: float) -> list[RunRecord]:
     """Runs whose record changed after `since`: every run that ended since then among them."""
-    filters = dg.RunsFilter(updated_after=_utc(since))
-    return [run_record(r) for r in instance.get_run_records(filters=filters)]
+    return [run_record(r) for r in queries.run_records_updated_since(instance, since)]
 
 
 def count_finished_runs(
@@ -102,9 +95,7 @@ def count_finished_runs(
 ) -> dict[tuple[str, str], int]:
     """(job, final status) -> finished runs in the whole instance, counted by the run storage."""
     return {
-        (job, status): instance.get_runs_count(
-            dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus(status)])
-        )
+        (job, status): queries.run_count(instance, job, status)
         for job in sorted(set(jobs))
         for status in FINISHED_STATUSES
     }
@@ -129,7 +120,7 @@ def read_steps(instance: dg.DagsterInstance, run: RunRecord) -> tuple[StepRecord
             started=stats.start_time,
             ended=stats.end_time,
         )
-        for stats in instance.get_run_step_stats(run.run_id)
+        for stats in queries.step_stats(instance, run.run_id)
     )
 
 
@@ -155,10 +146,8 @@ def read_check_evaluations(
     instance: dg.DagsterInstance, run: RunRecord
 ) -> tuple[CheckEvaluation, ...]:
     """The check evaluations in one run's own event log."""
-    records = instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ).records
-    return tuple(c for r in records if (c := check_evaluation(r.event_log_entry)) is not None)
+    entries = queries.check_evaluation_entries(instance, run.run_id)
+    return tuple(c for entry in entries if (c := check_evaluation(entry)) is not None)
 
 
 def check_history(
@@ -169,20 +158,15 @@ def check_history(
     pages, until one reaches back past `since` by CHECK_SLACK_SECONDS (executions are numbered
     when their run plans them, so one evaluated in the window may sit among slightly older ones);
     executions only planned have no outcome."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
-
-    evaluated = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
     in_window: list[CheckEvaluation] = []
     latest: dict[tuple[str, str], CheckEvaluation] = {}
     for asset, name in sorted(set(checks)):
-        key = dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name)
+        key = dg.AssetKey.from_user_string(asset)
         cursor, page_size = None, FIRST_CHECK_PAGE
         newest: list[CheckEvaluation] = []
         while True:
-            records = instance.event_log_storage.get_asset_check_execution_history(
-                key, limit=page_size, cursor=cursor, status=evaluated
+            records = queries.completed_check_executions(
+                instance, key, name, limit=page_size, cursor=cursor
             )
             page = [c for r in records if r.event is not None and (c := check_evaluation(r.event))]
             newest += page[: max(0, LATEST_CHECK_CANDIDATES - len(newest))]
@@ -200,21 +184,11 @@ def newest_partition_materializations(
     instance: dg.DagsterInstance, partitions_kept: int
 ) -> list[Materialization]:
     """For each asset, the latest materialization of each of its newest `partitions_kept`
-    partitions (partition keys sorted, the newest last), from the asset index: the storage id of
-    each partition's latest materialization (one grouped query), then those records only."""
+    partitions (partition keys sorted, the newest last), from the asset index
+    (`instance_queries.latest_partition_materializations`)."""
     found: list[Materialization] = []
-    for record in instance.get_asset_records():
-        key = record.asset_entry.asset_key
-        latest_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
-            key, dg.DagsterEventType.ASSET_MATERIALIZATION
-        )
-        newest = sorted(latest_ids, reverse=True)[:partitions_kept]
-        if not newest:
-            continue
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, storage_ids=[latest_ids[p] for p in newest]),
-            limit=len(newest),
-        ).records
+    for key in queries.asset_keys(instance):
+        records = queries.latest_partition_materializations(instance, key, partitions_kept)
         for event_record in records:
             entry = event_record.event_log_entry
             materialization = entry.asset_materialization
@@ -241,19 +215,10 @@ def newest_scored_day_performance(
 ) -> list[ScoredDayPerformance]:
     """The latest materialization of each of the newest `partitions_kept` scored days of the
     realized-performance asset, from the asset index as `newest_partition_materializations` reads
-    them (one grouped query for the partitions' latest ids, then those records only). A day that
-    names no model version (nothing scored) is left out."""
-    key = dg.AssetKey(asset)
-    latest_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION
+    them. A day that names no model version (nothing scored) is left out."""
+    records = queries.latest_partition_materializations(
+        instance, dg.AssetKey(asset), partitions_kept
     )
-    newest = sorted(latest_ids, reverse=True)[:partitions_kept]
-    if not newest:
-        return []
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, storage_ids=[latest_ids[p] for p in newest]),
-        limit=len(newest),
-    ).records
     found = []
     for event_record in records:
         entry = event_record.event_log_entry
@@ -288,12 +253,10 @@ def newest_scored_day_performance(
 
 def last_materializations(instance: dg.DagsterInstance) -> dict[str, float]:
     """Asset -> Unix time of its newest materialization, from the asset index (one query)."""
-    latest: dict[str, float] = {}
-    for record in instance.get_asset_records():
-        entry = record.asset_entry.last_materialization
-        if entry is not None:
-            latest[record.asset_entry.asset_key.to_user_string()] = entry.timestamp
-    return latest
+    return {
+        key.to_user_string(): timestamp
+        for key, timestamp in queries.last_materialization_times(instance).items()
+    }
 
 
 class InstanceHistory:

@@ -27,7 +27,8 @@ from typing import Any
 
 import dagster as dg
 
-PARTITION_TAG = "dagster/partition"
+from mlplatform.instance_queries import PARTITION_TAG
+
 AssetsOfStep = Callable[[str | None, str], list[str]]
 
 
@@ -87,10 +88,18 @@ def _event_partition(event: Any) -> str | None:
 
 
 def assets_of_step_in_job(job_def: Any, step_key: str) -> list[str]:
-    """The asset keys (as strings) a step of `job_def` materializes or checks."""
-    from dagster._core.definitions.dependency import NodeHandle
-
-    keys = job_def.asset_layer.get_selected_entity_keys_for_node(NodeHandle.from_string(step_key))
+    """The asset keys (as strings) a step of `job_def` materializes or checks: those of the assets
+    definition behind the step's outermost node (a step's key is its node's path, `asset` or
+    `graph_asset.op`)."""
+    outer = step_key.split(".", 1)[0]
+    keys = next(
+        (
+            data.assets_def.asset_and_check_keys
+            for data in job_def.asset_layer.data
+            if data.node_handle.name == outer and data.node_handle.parent is None
+        ),
+        (),
+    )
     return sorted({getattr(key, "asset_key", key).to_user_string() for key in keys})
 
 

@@ -258,6 +258,12 @@ def test_a_search_range_must_suit_its_hyperparameter(tmp_path):
             "'Europe/Atlantis' is not a time zone",
         ),
         (
+            "orchestration.yaml",
+            "schedule:\n  cron: '61 2 * * *'\n",
+            "schedule.cron",
+            "'61 2 * * *' is not a valid cron expression",
+        ),
+        (
             "platform.yaml",
             "partitions:\n  timezone: Mars/Olympus\n",
             "partitions.timezone",

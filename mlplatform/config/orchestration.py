@@ -26,10 +26,17 @@ class ScheduleSettings(StrictModel):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from dagster._utils.schedules import is_valid_cron_string
+        # Dagster's schedule definition judges the expression: the one built from this setting
+        # would refuse it at import, with no word of the setting.
+        import dagster as dg
 
-        if not is_valid_cron_string(value):
-            raise ValueError(f"'{value}' is not a valid cron expression")
+        try:
+            dg.ScheduleDefinition(name="cron_setting", cron_schedule=value, job_name="cron_setting")
+        except dg.DagsterInvalidDefinitionError:
+            raise ValueError(
+                f"'{value}' is not a valid cron expression (five fields: minute hour day-of-month "
+                "month day-of-week)"
+            ) from None
         return value
 
 

@@ -250,9 +250,13 @@ def test_run_past_its_max_runtime_is_stopped(daemon):
 
 def test_new_file_in_the_landing_folder_is_picked_up_and_materialized(daemon):
     day = "2026-03-02"
-    # Landed as producers should: written beside, then renamed into place in one step.
+    # Landed as producers should: written beside, then renamed into place in one step; a day of
+    # 10,000 rows (every gate passes on it), written a minute ago: the sensor's wait for a file
+    # that may still be written (30 s) is test_automation's to show.
     partial = daemon.landing / "tx.csv.partial"
-    generated_day(dt.date.fromisoformat(day)).to_csv(partial, index=False)
+    generated_day(dt.date.fromisoformat(day), rows_per_day=10_000).to_csv(partial, index=False)
+    landed = time.time() - 60
+    os.utime(partial, (landed, landed))
     partial.rename(daemon.landing / "tx.csv")
 
     def pipeline_run():

@@ -29,7 +29,9 @@ def test_every_preload_imports_and_starts_no_thread():
     probe = (
         "import importlib, json, sys, threading\n"
         "for name in sys.argv[1:]: importlib.import_module(name)\n"
-        "print(json.dumps({'threads': threading.active_count(), 'modules': sorted(sys.modules)}))"
+        "from mlplatform.automation.step_preload import NOT_PRELOADED, PRELOADS\n"
+        "print(json.dumps({'threads': threading.active_count(), 'modules': sorted(sys.modules),"
+        " 'preloads': PRELOADS, 'not_preloaded': NOT_PRELOADED}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe, *modules], capture_output=True, text=True, check=True
@@ -39,6 +41,19 @@ def test_every_preload_imports_and_starts_no_thread():
     # with locks held by threads that do not exist in them.
     assert loaded["threads"] == 1
     assert set(USED_BY_STEPS) <= set(loaded["modules"])
+    # The step preload imports each module on its own, letting one that fails go: every one of
+    # them must import (a renamed module would only make steps slower, unseen).
+    assert loaded["not_preloaded"] == []
+    assert set(loaded["preloads"]) <= set(loaded["modules"])
+
+
+def test_a_preload_that_does_not_import_is_named_and_the_others_still_load():
+    # A Dagster release that renames a private module costs a slower step start, not a crash.
+    from mlplatform.automation.step_preload import preload
+
+    missing = preload(("mlplatform_tests.no_such_module", "json", "dagster._no_such_module"))
+    assert missing == ["mlplatform_tests.no_such_module", "dagster._no_such_module"]
+    assert "json" in sys.modules
 
 
 @dg.op

@@ -10,28 +10,47 @@ It also ties each step to the run worker that started this forkserver: a step wh
 killed ends itself (`mlplatform.core.processes.end_forks_with`).
 """
 
-# ruff: noqa: F401  (imported for their side effect: being loaded before the fork)
+import importlib
 
-import dagster._core.storage.event_log.sqlite
-import dagster._core.storage.runs.sqlite
-import dagster._core.storage.schedules.sqlite
-import dagster._utils.test  # imported by Dagster when a step reconstructs its job
-import lightgbm.sklearn  # a LightGBM champion is loaded by registration and scoring
-import mlflow.pyfunc
-import mlflow.sklearn
-import mlflow.store.model_registry.sqlalchemy_store
-import mlflow.store.tracking.sqlalchemy_store
-import mlflow.tracking
-import pandas
-import pandera.pandas
-import pyarrow.parquet
-import scipy.stats  # intervals in training and registration
-import sklearn.ensemble
-import skops.io
-import sqlalchemy.dialects.sqlite
-
-import mlplatform.definitions
+import mlplatform.definitions  # noqa: F401  (the code location; its errors are the platform's own)
 from mlplatform.core.processes import end_forks_with
+
+# Each imported on its own: Dagster's are private modules, and a release that renames one (or any
+# of these) must cost the steps a slower start, not fail the forkserver. The test of the preload
+# (mlplatform_tests/test_execution.py) fails while one of them does not import.
+PRELOADS = (
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+    "dagster._utils.test",  # imported by Dagster when a step reconstructs its job
+    "lightgbm.sklearn",  # a LightGBM champion is loaded by registration and scoring
+    "mlflow.pyfunc",
+    "mlflow.sklearn",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.tracking",
+    "pandas",
+    "pandera.pandas",
+    "pyarrow.parquet",
+    "scipy.stats",  # intervals in training and registration
+    "sklearn.ensemble",
+    "skops.io",
+    "sqlalchemy.dialects.sqlite",
+)
+
+
+def preload(names: tuple[str, ...]) -> list[str]:
+    """Import each of `names`; those that do not import (a renamed module)."""
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+NOT_PRELOADED = preload(PRELOADS)
 
 
 def _in_forkserver() -> bool:

@@ -25,22 +25,6 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus as CheckStatus,
 )
 
-__all__ = [
-    "AUTO_RETRY_RUN_ID_TAG",
-    "BACKFILL_ID_TAG",
-    "LIVE_STATUSES",
-    "MAX_RETRIES_TAG",
-    "NOT_FINISHED_STATUSES",
-    "PARTITION_RANGE_END_TAG",
-    "PARTITION_RANGE_START_TAG",
-    "PARTITION_TAG",
-    "WILL_RETRY_TAG",
-    "CheckRunHealthResult",
-    "CheckStatus",
-    "RunWorker",
-    "WorkerStatus",
-]
-
 # Run tags Dagster sets (dagster._core.storage.tags has no public name for them): their strings,
 # stable across releases because stored runs carry them.
 PARTITION_TAG = "dagster/partition"
@@ -50,6 +34,7 @@ BACKFILL_ID_TAG = "dagster/backfill"
 WILL_RETRY_TAG = "dagster/will_retry"
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 MAX_RETRIES_TAG = "dagster/max_retries"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 # Queued or going: Dagster's NOT_FINISHED_STATUSES (dagster._core.storage.dagster_run).
 NOT_FINISHED_STATUSES = (
@@ -59,6 +44,11 @@ NOT_FINISHED_STATUSES = (
     dg.DagsterRunStatus.STARTED,
     dg.DagsterRunStatus.SUSPENDED,
     dg.DagsterRunStatus.CANCELING,
+)
+FINISHED_STATUSES = (
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
 )
 # Handed to a worker that has not ended it: what run monitoring watches.
 LIVE_STATUSES = (
@@ -120,6 +110,25 @@ def run_count(instance: dg.DagsterInstance, job: str, status: str) -> int:
     return instance.get_runs_count(
         dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus(status)])
     )
+
+
+def newest_finished_run_record(instance: dg.DagsterInstance, job: str) -> dg.RunRecord | None:
+    """The record of the newest run of `job` that has finished (succeeded, failed or was
+    cancelled), or None."""
+    finished = [
+        dg.DagsterRunStatus.SUCCESS,
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.CANCELED,
+    ]
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=job, statuses=finished), limit=1, order_by="create_timestamp"
+    )
+    return records[0] if records else None
+
+
+def job_has_runs(instance: dg.DagsterInstance, job: str) -> bool:
+    """Whether the instance holds any run of `job`."""
+    return bool(instance.get_run_ids(dg.RunsFilter(job_name=job), limit=1))
 
 
 def runs_waiting_for_retry(

@@ -84,8 +84,12 @@ def test_tag_and_status_names_are_dagster_s():
     assert q.WILL_RETRY_TAG == tags.WILL_RETRY_TAG
     assert q.AUTO_RETRY_RUN_ID_TAG == tags.AUTO_RETRY_RUN_ID_TAG
     assert q.MAX_RETRIES_TAG == tags.MAX_RETRIES_TAG
+    assert q.MAX_RUNTIME_TAG == tags.MAX_RUNTIME_SECONDS_TAG
     assert set(q.NOT_FINISHED_STATUSES) == set(NOT_FINISHED_STATUSES)
     assert set(q.LIVE_STATUSES) < set(q.NOT_FINISHED_STATUSES)
+    assert set(q.FINISHED_STATUSES) | set(q.NOT_FINISHED_STATUSES) | {
+        dg.DagsterRunStatus.MANAGED  # Dagster's, of runs it does not run: never ours
+    } == set(dg.DagsterRunStatus)
 
 
 def test_materializations_by_partition_by_run_and_after_a_cursor(instance):
@@ -205,6 +209,11 @@ def test_runs_by_status_time_job_and_tag(instance):
     assert {r.dagster_run.run_id for r in finished} == {succeeded.run_id, failed.run_id}
     assert q.run_count(instance, "some_job", "FAILURE") == 1
     assert q.run_count(instance, "other_job", "FAILURE") == 0
+
+    assert q.newest_finished_run_record(instance, "some_job").dagster_run.run_id == failed.run_id
+    assert q.newest_finished_run_record(instance, "other_job") is None
+    assert q.job_has_runs(instance, "some_job")
+    assert not q.job_has_runs(instance, "other_job")
 
     assert q.run_tagged(instance, {"mine": "yes"}).run_id == succeeded.run_id
     assert q.run_tagged(instance, {"mine": "no"}) is None

@@ -28,6 +28,14 @@ from typing import Any, Literal
 import dagster as dg
 
 from mlplatform.commands.instance_option import add_instance_argument, open_instance_for
+from mlplatform.instance_queries import (
+    MAX_RUNTIME_TAG,
+    PARTITION_TAG,
+    job_has_runs,
+    newest_finished_run_record,
+    planned_steps,
+    step_stats,
+)
 
 Status = Literal["passed", "failed", "missing"]
 # The mlplatform package, one folder up.
@@ -237,7 +245,6 @@ def checklist_one(defs: dg.Definitions) -> ChecklistResult:
 # ---------------------------------------------------------------------------------------------
 # Checklist 2: execution
 
-FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 # Runs launched from the UI's "Materialize" (not through a named job) belong to this job.
 AD_HOC_JOB = "__ASSET_JOB"
 
@@ -258,28 +265,22 @@ class LastRun:
 def last_finished_run(
     instance: dg.DagsterInstance, job: str, default_budget: float
 ) -> LastRun | None:
-    records = instance.get_run_records(
-        dg.RunsFilter(job_name=job, statuses=FINISHED), limit=1, order_by="create_timestamp"
-    )
-    if not records:
+    record = newest_finished_run_record(instance, job)
+    if record is None:
         return None
-    record = records[0]
     run = record.dagster_run
-    planned: list[str] = []
-    if run.execution_plan_snapshot_id:
-        plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-        planned = list(plan.step_keys_to_execute)
+    planned = list(planned_steps(instance, run))
     succeeded = {
         s.step_key
-        for s in instance.get_run_step_stats(run.run_id)
+        for s in step_stats(instance, run.run_id)
         if s.status is not None and s.status.value == "SUCCESS"
     }
     seconds = record.end_time - record.start_time if record.end_time and record.start_time else None
-    budget = float(run.tags.get("dagster/max_runtime", default_budget))
+    budget = float(run.tags.get(MAX_RUNTIME_TAG, default_budget))
     return LastRun(
         job=job,
         run_id=run.run_id,
-        partition=run.tags.get("dagster/partition"),
+        partition=run.tags.get(PARTITION_TAG),
         status=run.status.value,
         steps_planned=len(planned),
         steps_succeeded=len(succeeded & set(planned)),
@@ -293,7 +294,7 @@ def checklist_two(
     instance: dg.DagsterInstance, defs: dg.Definitions, max_runtime_seconds: float
 ) -> ChecklistResult:
     jobs = sorted(job.name for job in defs.jobs or [])
-    if instance.get_run_records(dg.RunsFilter(job_name=AD_HOC_JOB), limit=1):
+    if job_has_runs(instance, AD_HOC_JOB):
         jobs.append(AD_HOC_JOB)
     items = []
     for job in jobs:

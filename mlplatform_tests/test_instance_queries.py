@@ -1,4 +1,4 @@
-"""The named queries of mlplatform/instance_queries.py, against a real (SQLite, temporary)
+"""The named queries of mlplatform/instance_queries/, against a real (SQLite, temporary)
 Dagster instance holding real runs, materializations, check evaluations and backfills."""
 
 import os
@@ -172,6 +172,34 @@ def test_a_run_s_plan_events_checks_steps_and_worker(instance):
     worker = q.run_worker(instance, run.run_id)
     assert worker is not None and worker.pid == os.getpid()
     assert q.run_worker(instance, add_run(instance, dg.DagsterRunStatus.NOT_STARTED).run_id) is None
+
+
+def test_run_status_changes_after_a_cursor_and_a_run_s_events_of_one_type(instance):
+    failure, success = dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_SUCCESS
+    assert q.newest_run_status_change_id(instance, [failure, success]) == 0
+    good = materialize(instance, "2026-03-01")
+    bad = materialize(instance, BAD_DAY)
+
+    failures = q.run_status_changes_after(instance, failure, 0, 10)
+    assert [record.run_id for record in failures] == [bad.run_id]
+    successes = q.run_status_changes_after(instance, success, 0, 10)
+    assert [record.run_id for record in successes] == [good.run_id]
+    newest = q.newest_run_status_change_id(instance, [failure, success])
+    assert newest == failures[0].storage_id > successes[0].storage_id
+    assert q.run_status_changes_after(instance, success, successes[0].storage_id, 10) == []
+
+    found = q.runs_by_id(instance, [good.run_id, bad.run_id, "no-such-run"])
+    assert set(found) == {good.run_id, bad.run_id}
+    assert found[bad.run_id].status == dg.DagsterRunStatus.FAILURE
+    assert q.runs_by_id(instance, []) == {}
+
+    (step_failure,) = q.run_events(instance, bad.run_id, dg.DagsterEventType.STEP_FAILURE)
+    assert step_failure.step_key == "daily_daily_is_good"
+    assert q.run_events(instance, good.run_id, dg.DagsterEventType.STEP_FAILURE) == []
+    last = q.last_run_event_record(instance, bad.run_id, failure)
+    # The run's own log numbers its events apart from the index (SQLite): the same event, by time.
+    assert last is not None and last.timestamp == failures[0].timestamp
+    assert q.last_run_event_record(instance, good.run_id, failure) is None
 
 
 def test_runs_by_status_time_job_and_tag(instance):

@@ -14,9 +14,9 @@ while another live run of the same partition and overlapping assets got there fi
 enforces the same rule (`tag_concurrency_limits` in dagster.yaml) for runs it launches, but
 `dagster asset materialize` and `dagster job execute` bypass the queue; without this, two runs of
 one day both trained and registered two versions from identical data. Dagster's pools limit a
-pool, not a partition, so the check asks the instance itself (`earlier_live_run_of_partition` in
-mlplatform/instance_queries.py). A run whose worker the run launcher reports dead does not count
-(run monitoring is about to mark it failed).
+pool, not a partition, so the check asks the instance itself (`earlier_live_run_of_partition`,
+mlplatform/instance_queries/workers.py). A run whose worker the run launcher reports dead does not
+count (run monitoring is about to mark it failed).
 
 Registry: one registered model per dataset contract, with aliases `challenger` (the newest
 registered) and `champion` (the one that scores).

@@ -791,7 +791,9 @@ class Deployment:
         passed = set(instance["run_launcher"]["config"]["env_vars"]) | {"DAGSTER_HOME"}
         missing = set(every) - passed
         assert not missing, f"the launcher would not pass {sorted(missing)}"
-        return {**every, "PATH": os.environ["PATH"], "HOME": str(self.root)}
+        # One OpenMP thread, as in every process of the test session (conftest.py): two test
+        # workers share two cores. A machine's setting, not the deployment's.
+        return {**every, "PATH": os.environ["PATH"], "HOME": str(self.root), "OMP_NUM_THREADS": "1"}
 
     def connect(self, database: str, user: str | None = None):
         return psycopg2.connect(

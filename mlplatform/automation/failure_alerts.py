@@ -20,7 +20,16 @@ import dagster as dg
 
 from mlplatform.automation.alerts import failure_cleared_message, failure_message
 from mlplatform.config.active import ORCHESTRATION
-from mlplatform.instance_queries import AUTO_RETRY_RUN_ID_TAG, PARTITION_TAG, WILL_RETRY_TAG
+from mlplatform.instance_queries import (
+    AUTO_RETRY_RUN_ID_TAG,
+    PARTITION_TAG,
+    WILL_RETRY_TAG,
+    last_run_event_record,
+    newest_run_status_change_id,
+    run_events,
+    run_status_changes_after,
+    runs_by_id,
+)
 from mlplatform.resources.alerts import AlertWebhook
 
 # Run-status events read per tick and kind (failures, successes); the rest waits for the next tick.
@@ -52,7 +61,7 @@ def describe_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFai
     from mlplatform.core.incidents import failure_cause
 
     failed = []
-    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+    for entry in run_events(instance, run.run_id, dg.DagsterEventType.STEP_FAILURE):
         event = entry.dagster_event
         data = event.step_failure_data if event else None
         user = data.user_failure_data if data else None
@@ -74,7 +83,7 @@ def describe_failure(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFai
             steps=[step for step, _, _ in failed],
             error="; ".join(error for _, _, error in failed),
         )
-    reports = instance.all_logs(run.run_id, of_type=RUN_FAILURE)
+    reports = run_events(instance, run.run_id, RUN_FAILURE)
     first = reports[0] if reports else None
     message = (first.dagster_event.message if first and first.dagster_event else None) or (
         "run failed"
@@ -102,11 +111,9 @@ def _is_announced(instance: dg.DagsterInstance, run: dg.DagsterRun, event) -> bo
     it is the run's last failure event (a run reported failed again is one failure, not two)."""
     if run.tags.get(WILL_RETRY_TAG) == "true" or AUTO_RETRY_RUN_ID_TAG in run.tags:
         return False
-    latest = instance.get_records_for_run(
-        run.run_id, of_type=RUN_FAILURE, ascending=False, limit=1
-    ).records
+    latest = last_run_event_record(instance, run.run_id, RUN_FAILURE)
     # Compared by time: a sharded event log numbers a run's events apart from the index.
-    return not latest or latest[0].timestamp <= event.timestamp
+    return latest is None or latest.timestamp <= event.timestamp
 
 
 def in_this_code_location(context: dg.SensorEvaluationContext, run: dg.DagsterRun) -> bool:
@@ -126,11 +133,7 @@ def in_this_code_location(context: dg.SensorEvaluationContext, run: dg.DagsterRu
 def _status_events(instance: dg.DagsterInstance, after: int) -> list:
     """Run failures and successes after storage id `after`, in the order they were stored."""
     fetched = {
-        kind: instance.fetch_run_status_changes(
-            dg.RunStatusChangeRecordsFilter(event_type=kind, after_storage_id=after),
-            limit=EVENTS_PER_TICK,
-            ascending=True,
-        ).records
+        kind: run_status_changes_after(instance, kind, after, EVENTS_PER_TICK)
         for kind in (RUN_FAILURE, RUN_SUCCESS)
     }
     # A kind cut at the limit may hide events of the other kind after its last one: stop there.
@@ -148,12 +151,7 @@ def _status_events(instance: dg.DagsterInstance, after: int) -> list:
 
 
 def _newest_status_event(instance: dg.DagsterInstance) -> int:
-    newest = [
-        records[0].storage_id
-        for kind in (RUN_FAILURE, RUN_SUCCESS)
-        if (records := instance.fetch_run_status_changes(kind, limit=1).records)
-    ]
-    return max(newest, default=0)
+    return newest_run_status_change_id(instance, (RUN_FAILURE, RUN_SUCCESS))
 
 
 @dg.sensor(
@@ -182,16 +180,7 @@ def run_failure_alert(
     book = IncidentBook.parse(state.get("incidents"))
     quiet = ORCHESTRATION.sensors.incident_quiet_seconds
     events = _status_events(instance, after)
-    runs = (
-        {
-            record.dagster_run.run_id: record.dagster_run
-            for record in instance.get_run_records(
-                dg.RunsFilter(run_ids=list({event.run_id for event in events}))
-            )
-        }
-        if events
-        else {}
-    )
+    runs = runs_by_id(instance, {event.run_id for event in events})
     opened, cleared, step_successes = [], [], {}
     for event in events:
         after = event.storage_id
@@ -228,8 +217,8 @@ def run_failure_alert(
                     if run.run_id not in step_successes:
                         step_successes[run.run_id] = {
                             entry.step_key
-                            for entry in instance.all_logs(
-                                run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS
+                            for entry in run_events(
+                                instance, run.run_id, dg.DagsterEventType.STEP_SUCCESS
                             )
                         }
                     if step not in step_successes[run.run_id]:

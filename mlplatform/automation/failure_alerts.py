@@ -5,8 +5,8 @@ and numbers: `core.incidents.failure_cause`) are one incident, announced once wi
 failed and which days, and once more when it clears: when every day (or unpartitioned job) it
 failed has a later successful run that ran the failed step (of the same job, for a run that failed
 outside any step). The incidents are kept in the sensor's cursor with the position in the event
-log, so a restarted daemon neither repeats nor forgets an alert. The same bookkeeping (`IncidentBook`) announces decay
-(automation/monitoring.py).
+log, so a restarted daemon neither repeats nor forgets an alert. The same bookkeeping
+(`IncidentBook`) announces decay (automation/monitoring.py).
 
 A run Dagster will retry (`dagster/will_retry`) is not announced: its retry is, if it fails too.
 When that retry cannot come after all (a run of a backfill that has ended, automation/recovery.py),

@@ -191,6 +191,7 @@ def test_no_alert_for_an_attempt_that_will_be_retried(tmp_path, webhook_receiver
     assert webhook_receiver.messages == []
 
 
+@pytest.mark.slow  # the whole graph on a default-size day
 def test_success_notification_carries_metrics_and_model_version(tmp_path, webhook_receiver):
     platform = make_platform(tmp_path)
     with dg.instance_for_test() as instance:

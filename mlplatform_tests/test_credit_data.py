@@ -7,8 +7,12 @@ applications, target Status with 28% "bad", real missing values and categoricals
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pytest
 
 from mlplatform_tests.code_location import platform_for
+
+# The whole graph, trained and registered end to end on the whole dataset.
+pytestmark = pytest.mark.slow
 
 DAY = "2026-02-10"
 

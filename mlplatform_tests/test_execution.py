@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from mlplatform.automation.execution import job_executor
 from mlplatform.config.orchestration import load_orchestration
@@ -79,6 +80,7 @@ def test_a_default_step_starts_with_what_it_uses_already_imported():
     assert started_with == sorted(USED_BY_STEPS)
 
 
+@pytest.mark.slow
 def test_a_step_whose_run_worker_is_killed_ends_with_its_forkserver_and_writes_nothing(tmp_path):
     """kill -9 of the run worker alone (not its group): its forked step must not train on."""
     import os

@@ -89,6 +89,7 @@ def _open_store(uri: str, artifacts: str, barrier) -> str:
     return resource.experiment_id
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path):
     """Two runs training side by side on a fresh deployment used to race to create MLflow's
     tables and leave a half-created schema (`table trace_info already exists` ever after)."""

@@ -15,6 +15,9 @@ from mlplatform.definitions import ASSETS
 from mlplatform_tests.code_location import platform_for
 from mlplatform_tests.conftest import Platform, make_platform
 
+# Every test here runs the whole graph on days of the default size (50,000 rows).
+pytestmark = pytest.mark.slow
+
 FIRST_DAY = "2026-01-01"  # the partitions' first day: its feature window is that day alone
 ALL_KEYS = {
     "raw_transactions", "validated_transactions", "quarantined_transactions", "features",

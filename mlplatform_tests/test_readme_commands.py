@@ -68,8 +68,6 @@ NOT_RUN_HERE = {
     # The same server with an incident injected (<incident> is a placeholder): test_gates.py and
     # test_pipeline.py run each incident through the gates.
     "MLPLATFORM_GENERATOR_INCIDENT=<incident> make dev": "long-running server, covered elsewhere",
-    # The whole suite: this test is part of it.
-    "make test PYTEST_ARGS='-m \"not slow\"'": "runs the test suite itself",
     # Asks for confirmation before queueing runs for the daemon: test_cli.py runs it with
     # --noprompt and checks the runs it queues; test_daemon.py and test_backfill.py run them.
     "MLFLOW_DISABLE_TELEMETRY=true DAGSTER_HOME=$PWD/.mlplatform/dagster_home .venv/bin/dagster "

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +39,7 @@ def recover(env: dict[str, str]) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_recover_ends_a_killed_cli_run_and_frees_its_training_slot(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()

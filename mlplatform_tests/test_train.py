@@ -35,6 +35,7 @@ def week_of_features(card_contract):
     return build_features(validate(raw, card_contract).validated, card_contract)
 
 
+@pytest.mark.slow  # the packaged search on a week of 25,000-row days
 def test_default_generator_trains_a_good_model(week_of_features, card_contract):
     categorical, numeric = model_columns(week_of_features, card_contract)
     # The packaged search, bounded by its trials: a time budget would make the result depend on

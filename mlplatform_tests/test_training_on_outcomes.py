@@ -323,6 +323,7 @@ def _stored(data: Path, asset: str, days: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(data / asset / f"{day}.parquet") for day in days])
 
 
+@pytest.mark.slow  # `pipeline`: the whole graph over several days, in a process of its own
 def test_events_without_labels_pass_their_gates_with_the_label_rate_not_judged(pipeline) -> None:
     data, runs, log = pipeline
     assert [run["failed_steps"] for run in runs if not run["success"]] == [], log[-6000:]
@@ -339,6 +340,7 @@ def test_events_without_labels_pass_their_gates_with_the_label_rate_not_judged(p
     assert "is_fraud" not in raw.columns and len(raw) > 4000
 
 
+@pytest.mark.slow
 def test_a_day_s_features_hold_labels_only_for_outcomes_known_by_its_end(
     pipeline, generator
 ) -> None:
@@ -377,6 +379,7 @@ def test_a_day_s_features_hold_labels_only_for_outcomes_known_by_its_end(
     assert metadata["labels"] == "outcomes known by the end of the day"
 
 
+@pytest.mark.slow
 def test_a_model_trains_on_the_known_outcomes_of_the_window(pipeline) -> None:
     data, runs, log = pipeline
     last = runs[-1]

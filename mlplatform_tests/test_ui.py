@@ -174,8 +174,9 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
         "MLPLATFORM_UI_URL": f"http://127.0.0.1:{port}",
         "MLPLATFORM_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_ui_port}",
     }
-    # The packaged settings, as `make dev` has them (not the test session's settings folder).
-    env.pop("MLPLATFORM_SETTINGS_DIR", None)
+    # The packaged settings, as `make dev` has them, but for the test session's settings folder
+    # (conftest.py): the smaller model search every other test runs, bounded by its trials (the
+    # packaged 60 s budget would let a loaded machine decide which model the runs train).
     log_path = root / "dagster_dev.log"
     process = start_process(
         [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

@@ -387,6 +387,9 @@ def test_cli_run_killed_while_training_is_ended_and_the_next_run_succeeds(daemon
         wait_for(
             lambda: training_underway(daemon.home, daemon.env, killed_id),
             "training",
+            # A wait, not a measure: a CLI run on a loaded machine took over 240 s to start
+            # training (CI of 9261a22).
+            timeout=600,
             alive=daemon.process,
         )
         # The whole CLI process group, executor steps and all.

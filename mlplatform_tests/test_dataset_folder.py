@@ -1,6 +1,7 @@
 """A dataset is one folder: contract.yaml, and optionally quality_gates.yaml, settings.yaml and a
 README.md, found from one name or path (MLPLATFORM_DATASET); anything else in it is an error."""
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -285,11 +286,13 @@ def test_the_days_of_validated_rows_are_the_partitions_days(timezone):
     local = frame["t"]
     as_text = local.dt.strftime("%Y-%m-%d")  # the slow, obviously right way
     assert str(local.dt.tz) == timezone and (local == utc).all()  # same instants
-    assert days_present(local) == sorted(as_text.unique())
-    for day in ("2016-03-13", "2016-08-14", "2016-11-06", "2016-06-01"):
-        assert on_day(local, day).tolist() == (as_text == day).tolist(), day
-    days = ["2016-03-13", "2016-08-14"]
-    assert on_any_day(local, days).tolist() == as_text.isin(days).tolist()
+    assert [day.isoformat() for day in days_present(local)] == sorted(as_text.unique())
+    for text in ("2016-03-13", "2016-08-14", "2016-11-06", "2016-06-01"):
+        day = dt.date.fromisoformat(text)
+        assert on_day(local, day).tolist() == (as_text == text).tolist(), text
+    days = [dt.date(2016, 3, 13), dt.date(2016, 8, 14)]
+    expected = as_text.isin([day.isoformat() for day in days])
+    assert on_any_day(local, days).tolist() == expected.tolist()
 
 
 # The walkthrough: a CSV with 2016 dates to a registered champion, nothing set outside the folder -

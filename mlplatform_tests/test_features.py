@@ -121,7 +121,7 @@ def test_rows_whose_labels_are_not_known_yet_wait_outside_every_split(card_contr
     validated.loc[5, "is_fraud"] = pd.NA  # a label still to come, on an old day
     table = build_features(
         validated, card_contract, validation_fraction=0.2, test_fraction=0.1,
-        labels_known_before="2026-03-03",
+        labels_known_before=dt.date(2026, 3, 3),
     )  # fmt: skip
     waiting = table[SPLIT_COLUMN] == WAITING
     on_last_day = table["event_time"].dt.date == days[2]
@@ -217,11 +217,15 @@ def test_only_a_category_column_can_be_ordered():
         )  # fmt: skip
 
 
+D = dt.date
+
+
 def test_window_days_end_on_the_partition_day():
     from mlplatform.core.window import window_days
 
-    assert window_days("2026-03-02", 3) == ["2026-02-28", "2026-03-01", "2026-03-02"]
-    assert window_days("2026-03-02", 1) == ["2026-03-02"]
+    day = dt.date(2026, 3, 2)
+    assert window_days(day, 3) == [dt.date(2026, 2, 28), dt.date(2026, 3, 1), day]
+    assert window_days(day, 1) == [day]
 
 
 def test_a_window_short_of_the_partitions_start_or_of_failed_days_is_complete():
@@ -229,13 +233,13 @@ def test_a_window_short_of_the_partitions_start_or_of_failed_days_is_complete():
 
     window = WindowStatus(
         {
-            "2025-12-30": DayState.BEFORE_START,
-            "2025-12-31": DayState.BEFORE_START,
-            "2026-01-01": DayState.INCLUDED,
-            "2026-01-02": DayState.FAILED_GATES,
-            "2026-01-03": DayState.INCLUDED,
+            D(2025, 12, 30): DayState.BEFORE_START,
+            D(2025, 12, 31): DayState.BEFORE_START,
+            D(2026, 1, 1): DayState.INCLUDED,
+            D(2026, 1, 2): DayState.FAILED_GATES,
+            D(2026, 1, 3): DayState.INCLUDED,
         },
-        {"2026-01-02": "label_rate"},
+        {D(2026, 1, 2): "label_rate"},
     )
     assert window.complete
     assert window.summary() == (
@@ -247,17 +251,17 @@ def test_a_day_still_to_come_or_never_written_makes_the_window_partial():
     from mlplatform.core.window import DayState, WindowStatus
 
     pending = WindowStatus(
-        {"2026-03-01": DayState.PENDING, "2026-03-02": DayState.INCLUDED},
-        {"2026-03-01": "run 1234abcd (STARTED)"},
+        {D(2026, 3, 1): DayState.PENDING, D(2026, 3, 2): DayState.INCLUDED},
+        {D(2026, 3, 1): "run 1234abcd (STARTED)"},
     )
-    assert not pending.complete and pending.pending == ["2026-03-01"]
+    assert not pending.complete and pending.pending == [D(2026, 3, 1)]
     missing = WindowStatus(
         {
-            "2026-02-27": DayState.MISSING,
-            "2026-02-28": DayState.MISSING,
-            "2026-03-01": DayState.MISSING,
-            "2026-03-03": DayState.MISSING,
-            "2026-03-04": DayState.INCLUDED,
+            D(2026, 2, 27): DayState.MISSING,
+            D(2026, 2, 28): DayState.MISSING,
+            D(2026, 3, 1): DayState.MISSING,
+            D(2026, 3, 3): DayState.MISSING,
+            D(2026, 3, 4): DayState.INCLUDED,
         }
     )
     assert not missing.complete and missing.pending == []

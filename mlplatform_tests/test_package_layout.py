@@ -1,7 +1,8 @@
-"""The package's shape (issue 27.3): no module of mlplatform/ over 500 lines, and no import
+"""The package's shape (issues 27.3, 27.4): no module of mlplatform/ over 500 lines, and no import
 circle among its modules, whether the imports sit at the top of a module, inside a function or
 under `if TYPE_CHECKING:`, and counting the commands `mlplatform COMMAND` loads by name (cli.py
-imports each module of the command table)."""
+imports each module of the command table). A day is one type: a date in `core/`, turned from
+and into Dagster's partition-key text in one module."""
 
 import ast
 from pathlib import Path
@@ -127,3 +128,42 @@ def test_no_module_over_500_lines():
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert not long, f"modules over {MAX_LINES} lines (split them by job): {long}"
+
+
+def _is_day(name: str) -> bool:
+    """`day`, `arrival_day`, `days`, `known_before`: a count of days (`window_days`) is not one."""
+    return name in {"day", "days"} or name.endswith(("_day", "known_before"))
+
+
+def test_every_day_reaching_the_core_is_a_date():
+    """A parameter of a `core/` function that names a day (`day`, `arrival_day`, `known_before`,
+    `days`...) is annotated with `dt.date`, never with text, so no core function parses a day."""
+    wrong = []
+    for module, path in modules().items():
+        if not module.startswith("mlplatform.core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            for argument in arguments:
+                if not _is_day(argument.arg):
+                    continue
+                annotation = ast.unparse(argument.annotation) if argument.annotation else ""
+                # A column of days (a Series) is data, in the data's own type.
+                if ("date" not in annotation or "str" in annotation) and "Series" not in annotation:
+                    wrong.append(f"{module}.{node.name}({argument.arg}: {annotation or '?'})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_partition_keys_become_days_in_one_module():
+    """`date.fromisoformat` on a partition key happens in `stages/definition.py` only; the other
+    stages, checks and sensors call `partition_day`/`day_of_partition_key` from there."""
+    parsing = [
+        module
+        for module, path in modules().items()
+        if not module.startswith(("mlplatform.core", "mlplatform.config"))
+        and module != "mlplatform.stages.definition"
+        and "fromisoformat" in path.read_text()
+    ]
+    assert parsing == [], parsing

@@ -183,9 +183,7 @@ def leakage_gate_on_window(card_contract, days: int, incident: str = "none"):
     window = [first + pd.Timedelta(days=i).to_pytimedelta() for i in range(days)]
     raw = pd.concat([generated_day(day, rows_per_day=5000, incident=incident) for day in window])
     features = build_features(validate(raw, card_contract).validated, card_contract)
-    gates = feature_gates.features_gates(
-        features, card_contract, GATES.features, window[-1].isoformat()
-    )
+    gates = feature_gates.features_gates(features, card_contract, GATES.features, window[-1])
     return gates["no_target_leakage"], GATES.features.no_target_leakage
 
 

@@ -181,11 +181,12 @@ def test_an_outcome_counts_only_if_known_before_the_day_ends_in_the_partitions_t
             ),
         }
     )
-    labels = outcome_labels(ids, outcomes, "loan_id", known_before="2026-03-08", timezone=zone)
+    cut = dt.date(2026, 3, 8)
+    labels = outcome_labels(ids, outcomes, "loan_id", known_before=cut, timezone=zone)
     assert _values(labels) == [1, 0, None, None, None]
     assert labels.index.equals(ids.index)
     # In UTC the day ends five hours earlier: the 23:59:59 outcome was known only the next day.
-    utc = outcome_labels(ids, outcomes, "loan_id", known_before="2026-03-08", timezone="UTC")
+    utc = outcome_labels(ids, outcomes, "loan_id", known_before=cut, timezone="UTC")
     assert _values(utc) == [1, None, None, None, None]
     # Without a cut-off every outcome given counts; a float id 104.0 is the id "104".
     floats = pd.Series([101.0, 104.0, np.nan])
@@ -219,7 +220,7 @@ def test_features_take_their_labels_from_the_outcomes_known_and_the_rest_wait(
         }
     )
     # The model of the last day: the outcomes of the day after it are given, and must not count.
-    cut = (days[-1] + dt.timedelta(days=1)).isoformat()
+    cut = days[-1] + dt.timedelta(days=1)
     features = build_features(validated, contract, labels_known_before=cut, outcomes=outcomes)
     known_by = outcomes.loc[outcomes[KNOWN_AT] < pd.Timestamp(cut, tz="UTC"), "transaction_id"]
     assert len(known_by) < len(outcomes)

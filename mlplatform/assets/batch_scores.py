@@ -16,7 +16,7 @@ from mlplatform.assets.common import preview
 from mlplatform.config.active import CONTRACT
 from mlplatform.instance_queries import latest_materialization
 from mlplatform.resources.mlflow import CHAMPION, MlflowResource
-from mlplatform.stages import carried_out, stage_asset, step_name
+from mlplatform.stages import carried_out, partition_day, stage_asset, step_name
 from mlplatform.stages.lane import settled_model_steps
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def rows_of_the_day(
     """The features' rows of the partition's own day (a window's older days are not scored)."""
     from mlplatform.core.days import on_day
 
-    on_the_day = on_day(features[contract.event_time], context.partition_key)
+    on_the_day = on_day(features[contract.event_time], partition_day(context))
     if not on_the_day.any():
         raise dg.Failure(
             f"{step_name(context)}: the features hold no rows of this day to score",

@@ -1,6 +1,5 @@
-"""Metadata the stages show in the UI, and the day a partition stands for."""
+"""Metadata the stages show in the UI."""
 
-import datetime as dt
 from typing import Any
 
 import dagster as dg
@@ -8,10 +7,6 @@ import pandas as pd
 
 from mlplatform.core.contract import Contract
 from mlplatform.stages import optional_work
-
-
-def partition_day(context: dg.AssetExecutionContext) -> dt.date:
-    return dt.date.fromisoformat(context.partition_key)
 
 
 def preview(context: Any, frame: pd.DataFrame, rows: int = 10) -> dg.MetadataValue:

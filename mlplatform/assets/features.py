@@ -1,6 +1,7 @@
 """Features over a trailing window of validated partitions, split by time."""
 
 import datetime as dt
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -8,7 +9,7 @@ import pandas as pd
 from mlplatform.assets.common import preview
 from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.config.launchpad import launchpad_config
-from mlplatform.stages import carried_out, stage_asset
+from mlplatform.stages import carried_out, partition_day, stage_asset
 
 WINDOW_DAYS = SETTINGS.features.window_days
 # Labels known only `label_delay_days` after the event: the window of labelled days ends that much
@@ -88,20 +89,20 @@ def features(
     from mlplatform.core.window import DayState
     from mlplatform.stages import step_name
 
-    contract = CONTRACT
+    contract, day = CONTRACT, partition_day(context)
     # Which days the window holds is read from the instance, not from the files that happen to
     # exist: a day another run or a backfill is still writing is waited for, never trained without.
     with carried_out(context, "features"):
         window = window_status(
             context,
             "validated_transactions",
-            context.partition_key,
+            day,
             SPAN_DAYS,
             gated_assets=("raw_transactions", "validated_transactions"),
             loaded_days=days_present(validated_transactions[contract.event_time]),
         )
         _wait_for_pending_days(context, window)
-        if window.states[context.partition_key] == DayState.MISSING:
+        if window.states[day] == DayState.MISSING:
             # An asset backfill of a date range also targets the features of the window's days
             # after it (Dagster follows the partition mapping downstream): a model for a day
             # without data of its own is no model of that day.
@@ -118,26 +119,27 @@ def features(
         # but must not feed a model.
         times = validated_transactions[contract.event_time]
         excluded = {
-            day: window.reasons[day].split(", ")
-            for day in days_present(times)
-            if window.states.get(day) == DayState.FAILED_GATES
+            each: window.reasons[each].split(", ")
+            for each in days_present(times)
+            if window.states.get(each) == DayState.FAILED_GATES
         }
         if excluded:
-            context.log.warning(f"Left out of the window, their gates failed: {excluded}")
+            context.log.warning(
+                f"Left out of the window, their gates failed: {_by_day_text(excluded)}"
+            )
             validated_transactions = validated_transactions[~on_any_day(times, list(excluded))]
         if validated_transactions.empty:
-            raise DatasetError(f"every day of the window failed its gates: {excluded}")
+            raise DatasetError(
+                f"every day of the window failed its gates: {_by_day_text(excluded)}"
+            )
         outcomes, outcome_window = _known_outcomes(context, contract, label_inputs.get("outcomes"))
-        day = dt.date.fromisoformat(context.partition_key)
         table = build_features(
             validated_transactions,
             contract,
             validation_fraction=config.validation_fraction,
             test_fraction=config.test_fraction,
             # With labels from outcomes (no label delay then): those known by the day's end.
-            labels_known_before=(
-                day + dt.timedelta(days=1 - contract.label_delay_days)
-            ).isoformat(),
+            labels_known_before=day + dt.timedelta(days=1 - contract.label_delay_days),
             outcomes=outcomes,
         )
     categorical, numeric = model_columns(table, contract)
@@ -166,15 +168,17 @@ def features(
             # Scored, but not learned from or judged on: labels not known yet.
             "rows_waiting_for_labels": waiting,
             **labels,
-            "window_days_found": dg.MetadataValue.json(found_days),
-            "window_days_excluded": dg.MetadataValue.json(excluded),
+            "window_days_found": dg.MetadataValue.json([each.isoformat() for each in found_days]),
+            "window_days_excluded": dg.MetadataValue.json(_by_day_text(excluded)),
             "window_days_absent": dg.MetadataValue.json(
-                {
-                    day: state.value
-                    + (f" ({window.reasons[day]})" if day in window.reasons else "")
-                    for day, state in window.states.items()
-                    if state != DayState.INCLUDED
-                }
+                _by_day_text(
+                    {
+                        each: state.value
+                        + (f" ({window.reasons[each]})" if each in window.reasons else "")
+                        for each, state in window.states.items()
+                        if state != DayState.INCLUDED
+                    }
+                )
             ),
             "categorical_features": dg.MetadataValue.json(categorical),
             "numeric_features": dg.MetadataValue.json(numeric),
@@ -210,7 +214,7 @@ def _known_outcomes(
         else []
     )
     window = window_status(
-        context, "outcomes", context.partition_key, SPAN_DAYS, gated_assets=(), loaded_days=arrived
+        context, "outcomes", partition_day(context), SPAN_DAYS, gated_assets=(), loaded_days=arrived
     )
     _wait_for_pending_days(context, window)
     if not window.complete:
@@ -229,7 +233,7 @@ def _wait_for_pending_days(context: dg.AssetExecutionContext, window) -> None:
         return
     settings = SETTINGS.features
     polls = math.ceil(settings.pending_days_wait_seconds / settings.pending_days_poll_seconds)
-    waiting = {day: window.reasons[day] for day in window.pending}
+    waiting = _by_day_text({day: window.reasons[day] for day in window.pending})
     if context.retry_number < polls:
         context.log.info(
             f"Waiting {settings.pending_days_poll_seconds:g} s for days of the window still to "
@@ -247,3 +251,8 @@ def _wait_for_pending_days(context: dg.AssetExecutionContext, window) -> None:
         metadata={"window": window.summary()},
         allow_retries=False,
     )
+
+
+def _by_day_text(by_day: dict[dt.date, Any]) -> dict[str, Any]:
+    """Days as YYYY-MM-DD keys, for JSON metadata and messages a person reads."""
+    return {day.isoformat(): value for day, value in by_day.items()}

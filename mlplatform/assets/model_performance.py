@@ -23,7 +23,7 @@ from mlplatform.checks.common import gate_result, gate_specs
 from mlplatform.config.active import CONTRACT, GATES, SETTINGS
 from mlplatform.config.launchpad import launchpad_config
 from mlplatform.resources.mlflow import MlflowResource
-from mlplatform.stages import carried_out, stage_asset
+from mlplatform.stages import carried_out, partition_day, stage_asset
 
 CHAMPION_ROLE = "champion"
 # The champion's own scores of the week before: the reference its score distribution is held to.
@@ -112,7 +112,7 @@ def model_performance(
 
     contract, monitoring = CONTRACT, config
     seed, resamples = SETTINGS.training.random_state, monitoring.resamples
-    day = context.partition_key
+    day = partition_day(context)
     with carried_out(context, "monitoring"):
         from mlplatform.core.days import on_day
 
@@ -151,7 +151,8 @@ def model_performance(
                 seed=seed, resamples=resamples,
             )  # fmt: skip
             realized[role] = (version, result, frame)
-            row = {"day": day, "role": role, "model_version": version, **result.to_metadata()}
+            row = {"day": day.isoformat(), "role": role, "model_version": version}
+            row.update(result.to_metadata())
             if role == CHAMPION_ROLE:
                 estimated = estimated_performance(
                     frame["score"].to_numpy(), thresholds[version],
@@ -272,7 +273,7 @@ def _act_on(
     the champion is confidently worse than it (if `on_worse_than_predecessor` says rollback; an
     alert otherwise), else to a challenger confidently better. Only while the version that scored
     these rows still holds `champion`: evidence about a champion that has moved on is history."""
-    day = context.partition_key
+    day = partition_day(context)
     current = mlflow.current_champion(name)
     if current is None or str(current.version) != scored_by:
         return None

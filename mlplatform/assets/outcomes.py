@@ -8,11 +8,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from mlplatform.assets.common import partition_day, preview
+from mlplatform.assets.common import preview
 from mlplatform.assets.raw_transactions import current_partition_span
 from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.resources.data_source import DataSource
-from mlplatform.stages import carried_out, stage_multi_asset, stage_output
+from mlplatform.stages import carried_out, partition_day, stage_multi_asset, stage_output
 
 # Outcomes name events of up to this many days before they arrive (the contract's). A dataset
 # without outcomes leaves this asset out of the Definitions; 1 keeps its definition valid (a
@@ -112,7 +112,7 @@ def outcomes(
         )
         try:
             result = core.reconcile_outcomes(
-                records, core.spec_of(contract), context.partition_key, events, known, timezone
+                records, core.spec_of(contract), partition_day(context), events, known, timezone
             )
         except core.OutcomeColumnsError as error:
             raise dg.Failure(

@@ -5,11 +5,17 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from mlplatform.assets.common import partition_day, preview
+from mlplatform.assets.common import preview
 from mlplatform.config.active import CONTRACT, SETTINGS
 from mlplatform.core.sources import PartitionSpan
 from mlplatform.resources.data_source import DataSource
-from mlplatform.stages import carried_out, daily_partitions, stage_asset
+from mlplatform.stages import (
+    carried_out,
+    daily_partitions,
+    day_of_partition_key,
+    partition_day,
+    stage_asset,
+)
 
 
 def current_partition_span() -> PartitionSpan:
@@ -21,7 +27,7 @@ def current_partition_span() -> PartitionSpan:
     first = SETTINGS.partitions.start_date
     return PartitionSpan(
         first=first,
-        last=dt.date.fromisoformat(last) if last else first - dt.timedelta(days=1),
+        last=day_of_partition_key(last) if last else first - dt.timedelta(days=1),
         today=dt.datetime.now(ZoneInfo(timezone)).date(),
         timezone=timezone,
     )

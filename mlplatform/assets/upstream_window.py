@@ -5,6 +5,7 @@ from one whose run has not started yet; the instance can."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 import dagster as dg
@@ -23,6 +24,7 @@ from mlplatform.instance_queries import (
     runs_waiting_for_retry,
     unfinished_runs,
 )
+from mlplatform.stages import day_of_partition_key, partition_key_of
 
 # Failed runs that may still be waiting for their automatic retry: the newest are enough, a retry
 # is created within seconds of its run's failure.
@@ -32,39 +34,43 @@ _RECENT_FAILED_RUNS = 100
 def window_status(
     context: dg.AssetExecutionContext,
     upstream: str,
-    day: str,
+    day: dt.date,
     window: int,
     gated_assets: Iterable[str],
-    loaded_days: Iterable[str] = (),
+    loaded_days: Iterable[dt.date] = (),
 ) -> WindowStatus:
     """Each day of the `window` days of `upstream` ending on `day`. A day is left out when a
     blocking gate of one of `gated_assets` failed on it. `loaded_days`, found in the data already
     loaded, count as written even when this instance holds no record of them (an ephemeral
-    instance, or one created after the data)."""
+    instance, or one created after the data). The instance knows days by their partition keys;
+    they are turned into keys here, for its questions only."""
     instance = context.instance
-    key = dg.AssetKey(upstream)
-    first = context.assets_def.partitions_def.get_first_partition_key()
+    asset_key = dg.AssetKey(upstream)
+    first = day_of_partition_key(context.assets_def.partitions_def.get_first_partition_key())
     days = window_days(day, window)
-    in_range = [each for each in days if each >= first]
-    materialized = materialized_partitions(instance, upstream, in_range) | set(loaded_days)
+    keys = {each: partition_key_of(each) for each in days if each >= first}
+    recorded = materialized_partitions(instance, upstream, list(keys.values()))
+    materialized = {each for each, key in keys.items() if key in recorded} | set(loaded_days)
     writers = _pending_writers(
-        context, key, {each for each in in_range if each not in materialized}
+        context, asset_key, {key for each, key in keys.items() if each not in materialized}
     )
-    states: dict[str, DayState] = {}
-    reasons: dict[str, str] = {}
+    states: dict[dt.date, DayState] = {}
+    reasons: dict[dt.date, str] = {}
     for each in days:
-        if each < first:
+        if each not in keys:
             states[each] = DayState.BEFORE_START
             continue
         failed = [
-            gate for asset in gated_assets for gate in failed_blocking_checks(instance, asset, each)
+            gate
+            for asset in gated_assets
+            for gate in failed_blocking_checks(instance, asset, keys[each])
         ]
         if each in materialized and not failed:
             states[each] = DayState.INCLUDED
         elif failed:
             states[each], reasons[each] = DayState.FAILED_GATES, ", ".join(failed)
-        elif each in writers:
-            states[each], reasons[each] = DayState.PENDING, writers[each]
+        elif keys[each] in writers:
+            states[each], reasons[each] = DayState.PENDING, writers[keys[each]]
         else:
             states[each] = DayState.MISSING
     return WindowStatus(states, reasons)
@@ -73,7 +79,8 @@ def window_status(
 def _pending_writers(
     context: dg.AssetExecutionContext, key: dg.AssetKey, days: set[str]
 ) -> dict[str, str]:
-    """For each of `days` that something is still to write: what (a run, a backfill)."""
+    """For each of `days` (partition keys) that something is still to write: what (a run, a
+    backfill)."""
     if not days:
         return {}
     instance = context.instance

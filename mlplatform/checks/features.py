@@ -6,7 +6,7 @@ import pandas as pd
 from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.active import CONTRACT, GATES
 from mlplatform.core import feature_gates
-from mlplatform.stages import carried_out
+from mlplatform.stages import carried_out, partition_day
 
 
 @gate_checks(
@@ -23,5 +23,5 @@ def features_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     with carried_out(context, "checks"):
         contract, gates = CONTRACT, GATES.features
-        outcomes = feature_gates.features_gates(features, contract, gates, context.partition_key)
+        outcomes = feature_gates.features_gates(features, contract, gates, partition_day(context))
         yield from gate_results("features", gates, outcomes)

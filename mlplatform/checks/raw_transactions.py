@@ -8,19 +8,16 @@ from mlplatform.checks.common import gate_checks, gate_results
 from mlplatform.config.active import CONTRACT, GATES
 from mlplatform.core import data_gates
 from mlplatform.instance_queries import materializations_of_partitions
-from mlplatform.stages import carried_out
+from mlplatform.stages import carried_out, partition_day, partition_key_of
 
 ASSET = "raw_transactions"
 
 
-def row_count_history(
-    instance: dg.DagsterInstance, partition_key: str, lookback: int
-) -> dict[str, int]:
+def row_count_history(instance: dg.DagsterInstance, day: dt.date, lookback: int) -> dict[str, int]:
     """Row counts of the earlier partitions, read from their materialization metadata: the day's
     own rows where recorded (a partition may also carry rows of its files that fall in no
     partition, on their way to quarantine)."""
-    day = dt.date.fromisoformat(partition_key)
-    keys = [(day - dt.timedelta(days=i)).isoformat() for i in range(1, lookback + 1)]
+    keys = [partition_key_of(day - dt.timedelta(days=i)) for i in range(1, lookback + 1)]
     records = materializations_of_partitions(instance, ASSET, keys, limit=lookback * 5)
     history: dict[str, int] = {}
     for record in records:  # newest first: the latest materialization of each day wins
@@ -58,7 +55,7 @@ def raw_transactions_checks(
         of_day = rows_of_day(raw_transactions)
         end = pd.Timestamp(context.partition_time_window.end)
         history = row_count_history(
-            context.instance, context.partition_key, gates.volume_in_band.lookback_partitions
+            context.instance, partition_day(context), gates.volume_in_band.lookback_partitions
         )
         outcomes = data_gates.raw_transactions_gates(
             of_day, contract, gates, end, history, carried_rows=len(raw_transactions) - len(of_day)

@@ -1,8 +1,15 @@
 """Calendar days of event times, by arithmetic on the timestamps. Formatting every row's time as
 text (`.dt.strftime`) to compare days costs about 5 s per million rows; taking the wall clock's
-midnight costs almost nothing."""
+midnight costs almost nothing.
+
+A day is a `datetime.date` here and everywhere in `core/`: the text of a partition key
+(YYYY-MM-DD) is Dagster's, turned into a date where a stage reads its partition
+(`mlplatform.stages.partition_day`) and back only where the instance is asked about partitions."""
 
 from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -25,22 +32,22 @@ def _wall_days(times: pd.Series) -> pd.Series:
     return wall.dt.normalize()
 
 
-def on_day(times: pd.Series, day: str) -> pd.Series:
-    """Which rows fall on `day` (YYYY-MM-DD), in the times' own time zone."""
+def on_day(times: pd.Series, day: dt.date) -> pd.Series:
+    """Which rows fall on `day`, in the times' own time zone."""
     return _wall_days(times) == pd.Timestamp(day)
 
 
-def days_present(times: pd.Series) -> list[str]:
-    """The days (YYYY-MM-DD) the times fall on, in order."""
+def days_present(times: pd.Series) -> list[dt.date]:
+    """The days the times fall on, in order."""
     days = _wall_days(times).dropna().drop_duplicates().sort_values()
-    return [day.strftime("%Y-%m-%d") for day in days]
+    return [day.date() for day in days]
 
 
-def before_day(times: pd.Series, day: str) -> pd.Series:
+def before_day(times: pd.Series, day: dt.date) -> pd.Series:
     """Which rows fall on a day before `day`, in the times' own time zone."""
     return _wall_days(times) < pd.Timestamp(day)
 
 
-def on_any_day(times: pd.Series, days: list[str]) -> pd.Series:
+def on_any_day(times: pd.Series, days: Iterable[dt.date]) -> pd.Series:
     """Which rows fall on one of `days`."""
     return _wall_days(times).isin([pd.Timestamp(day) for day in days])

@@ -5,6 +5,7 @@ quality_gates.yaml, read by mlplatform.config, which core does not import)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
@@ -230,7 +231,7 @@ def no_target_leakage(
 
 
 def features_gates(
-    features: pd.DataFrame, contract: Contract, gates: Any, day: str
+    features: pd.DataFrame, contract: Contract, gates: Any, day: dt.date
 ) -> dict[str, GateOutcome]:
     from mlplatform.core.days import on_day
     from mlplatform.core.features import model_columns

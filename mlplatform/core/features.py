@@ -50,7 +50,7 @@ def build_features(
     contract: Contract,
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
-    labels_known_before: str | None = None,
+    labels_known_before: dt.date | None = None,
     outcomes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per validated row: id, event time, label, generic and domain features.
@@ -141,12 +141,12 @@ def outcome_labels(
     ids: pd.Series,
     outcomes: pd.DataFrame,
     id_column: str,
-    known_before: str | None = None,
+    known_before: dt.date | None = None,
     timezone: str | dt.tzinfo = "UTC",
 ) -> pd.Series:
     """Each row's 0/1 outcome (nullable Int8, missing where none is known), matched by id as
     text (an integer id 7 matches the outcome of "7"), from joined outcome records (the id
-    column, `outcome`, `known_at`). With `known_before` (a day, YYYY-MM-DD): only the outcomes
+    column, `outcome`, `known_at`). With `known_before` (a day): only the outcomes
     known before that day begins in `timezone`, so a model of a day never learns from an outcome
     that became known after it. An id with several outcomes takes the first known."""
     from mlplatform.core.outcomes import KNOWN_AT, OUTCOME

@@ -91,7 +91,7 @@ class IncidentBook:
         self,
         key: str,
         cause: str,
-        day: str | None,
+        partition: str | None,
         at: float,
         *,
         awaiting: str | None = None,
@@ -100,22 +100,23 @@ class IncidentBook:
         """Record a failure; the incident when this failure opens it (announce it), else None.
         `awaiting`: what must pass again for it to clear (see `passed`). With `quiet_seconds`, a
         failure of an open incident quiet that long announces it again (its counts go on): the
-        same cause days later is news, not part of the burst already announced."""
-        if day is not None and day <= self.cleared_on.get(key, ""):
+        same cause days later is news, not part of the burst already announced. `partition`: the
+        failure's partition key, text as Dagster tags it and the sensor's cursor keeps it."""
+        if partition is not None and partition <= self.cleared_on.get(key, ""):
             return None
         incident = self.open.get(key)
         if incident is None:
             incident = self.open[key] = Incident(key, cause, opened_at=at, last_seen=at)
-            if day:
-                incident.days.append(day)
+            if partition:
+                incident.days.append(partition)
             if awaiting:
                 incident.awaiting.append(awaiting)
             return incident
         quiet = quiet_seconds is not None and at - incident.last_seen >= quiet_seconds
         incident.failures += 1
         incident.last_seen = max(incident.last_seen, at)
-        if day and day not in incident.days:
-            incident.days = sorted([*incident.days, day])
+        if partition and partition not in incident.days:
+            incident.days = sorted([*incident.days, partition])
         if awaiting and awaiting not in incident.awaiting:
             incident.awaiting.append(awaiting)
         return incident if quiet else None
@@ -129,9 +130,9 @@ class IncidentBook:
         incident.awaiting.remove(awaiting)
         return None if incident.awaiting else self.open.pop(key)
 
-    def cleared(self, key: str, day: str | None = None) -> Incident | None:
-        """The cause passed again (on `day`): the incident it closes (announce the all-clear),
-        else None."""
-        if day is not None:
-            self.cleared_on[key] = max(day, self.cleared_on.get(key, ""))
+    def cleared(self, key: str, partition: str | None = None) -> Incident | None:
+        """The cause passed again (on the partition keyed `partition`): the incident it closes
+        (announce the all-clear), else None."""
+        if partition is not None:
+            self.cleared_on[key] = max(partition, self.cleared_on.get(key, ""))
         return self.open.pop(key, None)

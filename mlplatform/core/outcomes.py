@@ -165,7 +165,7 @@ def known_outcomes(joined: pd.DataFrame, id_column: str) -> pd.Series:
 def reconcile_outcomes(
     records: pd.DataFrame,
     spec: OutcomeSpec,
-    arrival_day: dt.date | str,
+    arrival_day: dt.date,
     events: pd.Series,
     known: pd.Series | None = None,
     timezone: str = "UTC",
@@ -181,7 +181,7 @@ def reconcile_outcomes(
     names it by that index: keep the position in the file there, or give text such as "3 of
     /landing/a.csv"). Raises OutcomeColumnsError if a column of the spec is missing (a file with
     no records and no columns at all is fine)."""
-    day = dt.date.fromisoformat(arrival_day) if isinstance(arrival_day, str) else arrival_day
+    day = arrival_day
     missing = [column for column in spec.columns if column not in records.columns]
     if missing and not (len(records) == 0 and len(records.columns) == 0):
         raise OutcomeColumnsError(

@@ -4,6 +4,8 @@ scored rows whose outcome is known (matched by id as text, the way outcomes are 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
@@ -47,12 +49,12 @@ def _carried_kinds(carried: pd.DataFrame, reason_column: str, known_at_column: s
     return prefix + carried[reason_column].astype(str).reset_index(drop=True)
 
 
-def day_outcomes(outcomes: pd.DataFrame, day: str) -> pd.DataFrame:
+def day_outcomes(outcomes: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """The joined outcomes of the events of `day` (from the arrival days a scored day's outcomes
-    span, concatenated)."""
+    span, concatenated). `event_day` is stored as text (YYYY-MM-DD), as Parquet keeps it."""
     if outcomes.empty:
         return pd.DataFrame({EVENT_DAY: pd.Series(dtype=object), OUTCOME: pd.Series(dtype="int8")})
-    return outcomes[outcomes[EVENT_DAY] == day]
+    return outcomes[outcomes[EVENT_DAY] == day.isoformat()]
 
 
 def labelled(

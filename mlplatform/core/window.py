@@ -25,44 +25,42 @@ class DayState(StrEnum):
 LEGITIMATELY_ABSENT = {DayState.BEFORE_START, DayState.FAILED_GATES}
 
 
-def window_days(day: str, window: int) -> list[str]:
-    """The `window` days (YYYY-MM-DD) ending on `day`, oldest first."""
-    last = dt.date.fromisoformat(day)
-    return [(last - dt.timedelta(days=back)).isoformat() for back in range(window - 1, -1, -1)]
+def window_days(day: dt.date, window: int) -> list[dt.date]:
+    """The `window` days ending on `day`, oldest first."""
+    return [day - dt.timedelta(days=back) for back in range(window - 1, -1, -1)]
 
 
-def _ranges(days: list[str]) -> str:
+def _ranges(days: list[dt.date]) -> str:
     """`2026-01-01..03, 2026-01-05`: consecutive days joined."""
-    parts: list[list[str]] = []
+    parts: list[list[dt.date]] = []
     for day in sorted(days):
-        if parts and dt.date.fromisoformat(day) - dt.date.fromisoformat(parts[-1][-1]) == (
-            dt.timedelta(days=1)
-        ):
+        if parts and day - parts[-1][-1] == dt.timedelta(days=1):
             parts[-1].append(day)
         else:
             parts.append([day])
     return ", ".join(_span(run[0], run[-1]) for run in parts)
 
 
-def _span(first: str, last: str) -> str:
+def _span(first: dt.date, last: dt.date) -> str:
     if first == last:
-        return first
+        return first.isoformat()
     # Within one month the second day is written short: 2026-01-01..02.
-    return f"{first}..{last[8:] if first[:8] == last[:8] else last}"
+    same_month = (first.year, first.month) == (last.year, last.month)
+    return f"{first.isoformat()}..{f'{last.day:02d}' if same_month else last.isoformat()}"
 
 
 @dataclass(frozen=True)
 class WindowStatus:
     """Each day of the window and what it is; `reasons` add detail (which gates, which run)."""
 
-    states: dict[str, DayState]
-    reasons: dict[str, str] = field(default_factory=dict)
+    states: dict[dt.date, DayState]
+    reasons: dict[dt.date, str] = field(default_factory=dict)
 
-    def days(self, state: DayState) -> list[str]:
+    def days(self, state: DayState) -> list[dt.date]:
         return [day for day, each in self.states.items() if each == state]
 
     @property
-    def pending(self) -> list[str]:
+    def pending(self) -> list[dt.date]:
         return self.days(DayState.PENDING)
 
     @property

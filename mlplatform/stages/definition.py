@@ -2,6 +2,7 @@
 resources and automation condition come from the stage's name and orchestration.yaml, so an asset
 module declares only what is its own (kinds, description, inputs)."""
 
+import datetime as dt
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,22 @@ daily_partitions = dg.DailyPartitionsDefinition(
 )
 
 OWNER = "team:ml-platform"
+
+
+def partition_day(context: Any) -> dt.date:
+    """The day a partitioned step stands for. A partition key is Dagster's text (YYYY-MM-DD); it
+    becomes a date here, once, and `core/` only ever sees dates."""
+    return day_of_partition_key(context.partition_key)
+
+
+def day_of_partition_key(key: str) -> dt.date:
+    return dt.date.fromisoformat(key)
+
+
+def partition_key_of(day: dt.date) -> str:
+    """The partition key of `day`, for questions to the instance about partitions."""
+    return day.isoformat()
+
 
 # Declarative automation for everything downstream of raw data: run when an upstream partition
 # updates, but only once its blocking checks have passed. Dagster's `eager` alone looks at upstream

@@ -75,7 +75,7 @@ def run_bare(rows: int, day: dt.date, seed: int = 42) -> dict[str, Any]:
         table = build_features(outcome.validated, contract)
     del outcome
     with timed("features_checks"):
-        gated(feature_gates.features_gates(table, contract, gates.features, day.isoformat()))
+        gated(feature_gates.features_gates(table, contract, gates.features, day))
     categorical, numeric = model_columns(table, contract)
     with timed("trained_model"):
         result = train_model(

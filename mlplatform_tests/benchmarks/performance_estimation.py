@@ -128,7 +128,7 @@ def measure_day(
     from mlplatform.core.realized_performance import realized_performance
 
     features = build_features(pd.concat(window, ignore_index=True), contract)
-    rows = features[on_day(features[contract.event_time], day.isoformat())]
+    rows = features[on_day(features[contract.event_time], day)]
     scores = model.predict_proba(rows[columns])[:, 1]
     labelled = (rows[SPLIT_COLUMN] != WAITING).to_numpy()
     labels = rows[LABEL_COLUMN].to_numpy()[labelled]

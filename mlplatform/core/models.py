@@ -13,12 +13,11 @@ Hyperparameters arrive as the settings give them (their types, bounds and defaul
 keyword arguments of the family's classifier: a new one needs no change here.
 
 A logged model is loaded back only in the skops format and trusting only the types these families
-are made of (`SKOPS_TRUSTED_TYPES`, `load_trusted_skops`).
+are made of, in the form skops writes them (`SKOPS_TRUSTED_FORMS`, `model_loading`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,23 +32,35 @@ SOFT_VOTE = "soft_vote"
 # Run config has no null choice: the value "none" stands for scikit-learn's None.
 NONE = "none"
 
-# What the families' fitted pipelines are made of beyond skops' own trusted types: a registered
-# model is loaded trusting these and nothing else (never the list stored beside the model).
-SKOPS_TRUSTED_TYPES = (
-    "collections.OrderedDict",
-    "functools.partial",
-    "lightgbm.basic.Booster",
-    "lightgbm.sklearn.LGBMClassifier",
-    "numpy.dtype",
+# What the families' fitted pipelines are made of beyond skops' own trusted types (each checked by
+# fitting every family and asking `skops.io.get_untrusted_types`), with the one node form skops
+# writes each in: a registered model is loaded trusting these and nothing else (never the list
+# stored beside the model), and a type in another form is refused (`model_loading`), because the
+# form decides what runs at load. `ObjectNode` restores a fitted object's attributes without calling
+# its constructor; `ConstructorFromReduceNode`, `LossNode` and `NdArrayNode` call the type with
+# arguments from the file (how `Booster(None, None, "<a host path>")` read a host file), and
+# `TypeNode` hands out the type itself, for a FunctionTransformer to call with `kw_args` from the
+# file.
+SKOPS_TRUSTED_FORMS = {
+    # LightGBM's `defaultdict(OrderedDict)` of best scores: the type as a default factory.
+    "collections.OrderedDict": "TypeNode",
+    # HistGradientBoosting's own numeric preprocessor, `partial(check_array, ...)`, and no other:
+    # `model_loading` refuses any other partial, and check_array anywhere else.
+    "functools.partial": "PartialNode",
+    # From its model string (`__setstate__`), never `Booster.__init__` with a `model_file`.
+    "lightgbm.basic.Booster": "ObjectNode",
+    "lightgbm.sklearn.LGBMClassifier": "ObjectNode",
+    "numpy.dtype": "DTypeNode",
     # The calibrated model (`calibration.calibrate`): CalibratedClassifierCV's one fitted
     # (frozen model, calibrator) pair, and the sigmoid's calibrator (isotonic's is public).
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.calibration._CalibratedClassifier": "ObjectNode",
+    "sklearn.calibration._SigmoidCalibration": "ObjectNode",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": "ObjectNode",
     # The soft vote's `named_estimators_`: a dict with attribute access.
-    "sklearn.utils._bunch.Bunch",
-    "sklearn.utils.validation.check_array",
-)
+    "sklearn.utils._bunch.Bunch": "DictNode",
+    "sklearn.utils.validation.check_array": "FunctionNode",
+}
+SKOPS_TRUSTED_TYPES = tuple(SKOPS_TRUSTED_FORMS)
 
 # A level seen on fewer training rows than this is grouped with the other rare levels before
 # one-hot encoding (a column per level seen twice would fit noise).
@@ -204,29 +215,3 @@ def decision_threshold(model: Any) -> float | None:
     """The threshold a model applies itself (`with_decision_threshold`), or None for a bare one."""
     threshold = getattr(model, "threshold", None)
     return float(threshold) if isinstance(threshold, int | float) else None
-
-
-class UntrustedModelError(ValueError):
-    """A registered model asks for pickle, or holds a type this code does not trust."""
-
-
-def load_trusted_skops(model_uri: str, local: str, flavor: dict[str, Any]) -> Any:
-    """The model of a downloaded MLflow model folder (`local`, its sklearn `flavor`), loaded in
-    the skops format only and trusting only `SKOPS_TRUSTED_TYPES`, never the list written in the
-    model's own files: a model whose files ask for pickle or hold any other type is refused, so a
-    crafted model cannot run code where it is loaded. `model_uri` names it in the errors."""
-    import skops.io
-
-    serialization = flavor.get("serialization_format")
-    if serialization != "skops":
-        raise UntrustedModelError(
-            f"{model_uri}: stored as '{serialization}'; only the skops format is loaded "
-            "(pickle can run code on load)"
-        )
-    path = os.path.join(local, flavor.get("pickled_model", "model.skops"))
-    untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
-    if untrusted:
-        raise UntrustedModelError(
-            f"{model_uri}: holds types this platform does not trust: {untrusted}"
-        )
-    return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))

@@ -1,7 +1,8 @@
 """The Model Registry part of the MLflow resource: one registered model per dataset contract, its
 versions and their aliases (`challenger`, the newest registered; `champion`, the one that scores),
 every move of `champion` recorded with its reason; registered models loaded back (skops only,
-trusted types only: `core.models.load_trusted_skops`) and scored on a features table's test rows.
+trusted types only: `core.model_loading.load_trusted_skops`) and scored on a features table's test
+rows.
 
 `MlflowResource` is made of this class and the tracking part (resources/mlflow.py): the methods
 here use its `client`, `tracking_uri` and `registered_model_name`.
@@ -142,13 +143,14 @@ class ModelRegistry:
         return model, _input_columns(model_uri, description)
 
     def _load(self, model_uri: str) -> tuple[Any, Any]:
-        """The model and its MLmodel description. Loaded in the skops format only and trusting
-        only the types this code's model families are made of (`SKOPS_TRUSTED_TYPES`), never the
-        list written in the model's own files: a version whose files ask for pickle or hold any
-        other type is refused, so a crafted model cannot run code where it is loaded."""
+        """The model and its MLmodel description. Loaded in the skops format only, from inside its
+        own folder, trusting only the types this code's model families are made of in the form
+        skops writes them (`SKOPS_TRUSTED_FORMS`), never the list written in the model's own files,
+        and only if it is a model of those families: any other version is refused, so a crafted
+        model cannot run code or read a file where it is loaded (`core.model_loading`)."""
         from mlflow.models import Model
 
-        from mlplatform.core.models import load_trusted_skops
+        from mlplatform.core.model_loading import load_trusted_skops
 
         with tempfile.TemporaryDirectory() as folder:
             local = self._download(model_uri, folder)

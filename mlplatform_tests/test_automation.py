@@ -67,12 +67,13 @@ def write_day(folder, day: str, name: str, minutes_ago: float = 10) -> None:
 
 
 def evaluate_new_data(platform, instance, cursor=None):
-    context = dg.build_sensor_context(
+    # A context manager: a resource with `Locked` fields (resources/locked.py) is opened in one.
+    with dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
         resources={"data_source": platform.resources["data_source"]},
-    )
-    return new_data(context)
+    ) as context:
+        return new_data(context)
 
 
 def test_new_data_requests_each_new_day_once_and_survives_a_restart(tmp_path):
@@ -159,8 +160,12 @@ def failed_run(tmp_path, instance, incident="schema_break"):
 
 def alert_tick(instance, webhook, cursor=None):
     """One evaluation of run_failure_alert; its cursor. The first starts after the runs so far."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return run_failure_alert(context, alert_webhook=webhook).cursor
+    # In the context, opened: a resource with `Locked` fields (resources/locked.py) is a context
+    # manager to Dagster, which a sensor's keyword argument cannot open.
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"alert_webhook": webhook}
+    ) as context:
+        return run_failure_alert(context).cursor
 
 
 def test_failure_alert_names_job_partition_step_error_and_run(tmp_path, webhook_receiver):
@@ -203,13 +208,14 @@ def test_success_notification_carries_metrics_and_model_version(tmp_path, webhoo
             e.dagster_event for e in instance.all_logs(result.run_id)
             if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_SUCCESS
         )  # fmt: skip
-        context = dg.build_run_status_sensor_context(
+        with dg.build_run_status_sensor_context(
             sensor_name="run_success_notification",
             dagster_instance=instance,
             dagster_run=run,
             dagster_event=success,
-        )
-        run_success_notification(context, alert_webhook=AlertWebhook(url=webhook_receiver.url))
+            resources={"alert_webhook": AlertWebhook(url=webhook_receiver.url)},
+        ) as context:
+            run_success_notification(context)
     (message,) = webhook_receiver.messages
     assert "card_transactions_classifier v1 is the new champion" in message["text"]
     assert "roc_auc 0." in message["text"] and "[2026-01-01]" in message["text"]

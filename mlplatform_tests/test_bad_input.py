@@ -160,12 +160,13 @@ def land(folder, name: str, rows: pd.DataFrame) -> None:
 def tick(platform, instance, cursor=None):
     from mlplatform.automation.sensors import new_data
 
-    context = dg.build_sensor_context(
+    # A context manager: a resource with `Locked` fields (resources/locked.py) is opened in one.
+    with dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
         resources={"data_source": platform.resources["data_source"]},
-    )
-    return new_data(context)
+    ) as context:
+        return new_data(context)
 
 
 def with_times(rows: pd.DataFrame, times: dict[int, object]) -> pd.DataFrame:

@@ -43,8 +43,12 @@ def materialize(instance: dg.DagsterInstance, day: str, missing: str | None) -> 
 
 
 def tick(instance: dg.DagsterInstance, webhook: AlertWebhook, cursor: str | None = None) -> str:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return run_failure_alert(context, alert_webhook=webhook).cursor
+    # In the context, opened: a resource with `Locked` fields (resources/locked.py) is a context
+    # manager to Dagster, which a sensor's keyword argument cannot open.
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"alert_webhook": webhook}
+    ) as context:
+        return run_failure_alert(context).cursor
 
 
 def test_the_cause_leaves_out_ids_days_and_numbers_but_keeps_names():

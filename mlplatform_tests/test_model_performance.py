@@ -90,12 +90,12 @@ class Loop:
         return days
 
     def watch_decay(self) -> list[dg.RunRequest]:
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.instance,
             cursor=self.decay_cursor,
             resources={"alert_webhook": self.resources["alert_webhook"]},
-        )
-        result = performance_decay(context)
+        ) as context:
+            result = performance_decay(context)
         if isinstance(result, dg.SkipReason):
             return []
         self.decay_cursor = result.cursor

@@ -9,8 +9,8 @@ partition mapping reaches back `label_delay_days` further), the gates' severitie
 Launchpad's defaults are all fixed here. A run therefore never mixes one dataset's severities with
 another's thresholds, nor a contract with another dataset's settings.
 
-Resources (where data is read and stored, MLflow) and run config (Launchpad) can still change
-per run.
+Run config (Launchpad) can still tune a run; where data is read and stored, where MLflow is and
+its accounts are the code location's, never run config (`mlplatform/resources/locked.py`).
 """
 
 from __future__ import annotations

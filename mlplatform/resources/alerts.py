@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from mlplatform.config.active import ORCHESTRATION
+from mlplatform.resources.locked import Locked, resolved
 
 _alerts = ORCHESTRATION.alerts
 
@@ -31,26 +32,30 @@ def webhook_host(url: str) -> str:
 
 class AlertWebhook(dg.ConfigurableResource):
     """Where alerts go: a Slack-compatible incoming webhook (the URL is a secret: from the
-    environment only)."""
+    environment only). Both addresses are `Locked` (resources/locked.py), never run config; an
+    `EnvVar` is read where the alert is sent."""
 
-    url: str = Field("", description=f"Webhook URL, from ${_alerts.webhook_url_env}.")
-    ui_url: str = Field(_alerts.default_ui_url, description="Base URL of the Dagster UI for links.")
+    url: Locked[str] = Field("", description=f"Webhook URL, from ${_alerts.webhook_url_env}.")
+    ui_url: Locked[str] = Field(
+        _alerts.default_ui_url, description="Base URL of the Dagster UI for links."
+    )
     timeout_seconds: float = 10.0
 
     def run_url(self, run_id: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
+        return f"{(resolved(self.ui_url) or _alerts.default_ui_url).rstrip('/')}/runs/{run_id}"
 
     def post(self, message: dict[str, Any], log: Any) -> bool:
         import requests
 
-        if not self.url:
+        url = resolved(self.url)
+        if not url:
             log.warning(f"No alert webhook (${_alerts.webhook_url_env} unset): {message['text']}")
             return False
-        where = webhook_host(self.url)
+        where = webhook_host(url)
         # requests puts the full URL in its errors (and in the errors they wrap): only the type,
         # the HTTP status and the host go on, and the original is not chained (`from None`).
         try:
-            response = requests.post(self.url, json=message, timeout=self.timeout_seconds)
+            response = requests.post(url, json=message, timeout=self.timeout_seconds)
         except requests.RequestException as error:
             raise AlertDeliveryError(
                 f"alert not delivered to the webhook at {where}: {type(error).__name__}"

@@ -1,7 +1,8 @@
 """Where raw transactions come from: the seeded generator or files, one daily partition at a
-time."""
+time.
 
-from __future__ import annotations
+Where the files are (`path`, `outcomes_path`) is `Locked` (resources/locked.py): from the settings,
+never from run config. Which source, the files' format and the generator's dials stay run config."""
 
 import datetime as dt
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ import dagster as dg
 from mlplatform.config.active import SETTINGS
 from mlplatform.config.launchpad import launchpad_config
 from mlplatform.config.settings import FileFormat, SourceKind
+from mlplatform.resources.locked import Locked
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,11 +34,11 @@ class DataSource(dg.ConfigurableResource):
 
     # Defaults are the settings in effect (the Launchpad shows them), types are the settings'.
     kind: SourceKind = _source.kind
-    path: str | None = _source.path
+    path: Locked[str | None] = _source.path
     file_format: FileFormat = _source.file_format
     csv_max_field_chars: int = _source.csv_max_field_chars
     generator: GeneratorConfig | None = None
-    outcomes_path: str | None = SETTINGS.outcomes.path
+    outcomes_path: Locked[str | None] = SETTINGS.outcomes.path
     outcomes_file_format: FileFormat = SETTINGS.outcomes.file_format
 
     def describe(self) -> str:
@@ -47,10 +49,10 @@ class DataSource(dg.ConfigurableResource):
     def read_day(
         self,
         day: dt.date,
-        contract: Contract,
-        span: PartitionSpan,
-        log: Callable[[str], None] = lambda message: None,
-    ) -> pd.DataFrame:
+        contract: "Contract",
+        span: "PartitionSpan",
+        log: "Callable[[str], None]" = lambda message: None,
+    ) -> "pd.DataFrame":
         """The day's rows; from files, also their rows that fall in no partition of `span`
         (carried by the file's first day, see read_source_day)."""
         if self.kind == "generator":
@@ -91,10 +93,10 @@ class DataSource(dg.ConfigurableResource):
     def read_outcomes(
         self,
         day: dt.date,
-        contract: Contract,
-        span: PartitionSpan,
-        log: Callable[[str], None] = lambda message: None,
-    ) -> pd.DataFrame:
+        contract: "Contract",
+        span: "PartitionSpan",
+        log: "Callable[[str], None]" = lambda message: None,
+    ) -> "pd.DataFrame":
         """The outcome records that became known on `day`: the generator's own (for its
         events), or every record of the outcome files whose `known_at` falls on the day; from
         files, also the records that fall in no partition (carried by the first file day, marked

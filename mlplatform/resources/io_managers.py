@@ -9,9 +9,10 @@ who wrote it (`<file>.<pid>-<id>@<host>.tmp`), and every local write first remov
 files in its folder whose writer is gone: on this host, when that process no longer runs; from
 another host (or unnamed), once untouched for longer than any run may last. A live writer's file is
 never removed.
-"""
 
-from __future__ import annotations
+Where they store (`base_dir`, `storage_options`, which may carry an object store's credentials) is
+`Locked` (resources/locked.py): from the settings, never from run config.
+"""
 
 import contextlib
 import io
@@ -27,17 +28,18 @@ import dagster as dg
 
 from mlplatform.core.processes import HOST, process_is_alive
 from mlplatform.resources.failures import failing_fast
+from mlplatform.resources.locked import Locked
 
 if TYPE_CHECKING:
     import pandas as pd
     from upath import UPath
 
 
-def _is_local(path: UPath) -> bool:
+def _is_local(path: "UPath") -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
 
 
-def _local_file(path: UPath) -> str:
+def _local_file(path: "UPath") -> str:
     return os.fspath(path.path if hasattr(path, "path") else path)
 
 
@@ -82,7 +84,7 @@ def sweep_abandoned_temporaries(folder: str, now: float | None = None) -> list[s
     return removed
 
 
-def write_atomically(path: UPath, write: Callable[[BinaryIO], None]) -> None:
+def write_atomically(path: "UPath", write: Callable[[BinaryIO], None]) -> None:
     """Call `write` with a binary handle whose content replaces `path` only once complete."""
     if _is_local(path):
         target = _local_file(path)
@@ -145,11 +147,11 @@ class _PartitionedFileIOManager(dg.UPathIOManager):
         with _by_cause(f"reading {_naming(context)} from {self._base_path}"):
             return super().load_input(context)
 
-    def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
+    def make_safe_partition_path(self, base_path: "UPath", partition: str) -> "UPath":
         return base_path / partition.replace("/", "_").lstrip(".")
 
     def write(
-        self, context: dg.OutputContext, path: UPath, write: Callable[[BinaryIO], None]
+        self, context: dg.OutputContext, path: "UPath", write: Callable[[BinaryIO], None]
     ) -> None:
         """`write_atomically`, after removing what killed writers left beside `path`."""
         if _is_local(path):
@@ -171,7 +173,7 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
 
     extension = ".parquet"
 
-    def dump_to_path(self, context: dg.OutputContext, obj: pd.DataFrame, path: UPath) -> None:
+    def dump_to_path(self, context: dg.OutputContext, obj: "pd.DataFrame", path: "UPath") -> None:
         import pandas as pd
 
         if not isinstance(obj, pd.DataFrame):
@@ -186,7 +188,7 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
             context, path, lambda handle: obj.to_parquet(handle, index=False, compression="zstd")
         )
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> pd.DataFrame:
+    def load_from_path(self, context: dg.InputContext, path: "UPath") -> "pd.DataFrame":
         import pyarrow.parquet as pq
 
         if _is_local(path):
@@ -205,7 +207,7 @@ class ParquetFrameIOManager(_PartitionedFileIOManager):
                 frame[column] = frame[column].copy()
         return frame
 
-    def load_partitions(self, context: dg.InputContext) -> pd.DataFrame:
+    def load_partitions(self, context: dg.InputContext) -> "pd.DataFrame":
         """The mapped partitions as one DataFrame, in partition order. Days not materialized are
         left out when the input allows it, and named in one line: Dagster's own loader warns once
         per missing day ("Couldn't load partition"), which on a first day reads like six errors
@@ -246,11 +248,11 @@ class JsonRecordIOManager(_PartitionedFileIOManager):
 
     extension = ".json"
 
-    def dump_to_path(self, context: dg.OutputContext, obj: dict[str, Any], path: UPath) -> None:
+    def dump_to_path(self, context: dg.OutputContext, obj: dict[str, Any], path: "UPath") -> None:
         payload = json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
         self.write(context, path, lambda handle: handle.write(payload))
 
-    def load_from_path(self, context: dg.InputContext, path: UPath) -> dict[str, Any]:
+    def load_from_path(self, context: dg.InputContext, path: "UPath") -> dict[str, Any]:
         with path.open("rb") as handle:
             return json.load(handle)
 
@@ -258,8 +260,8 @@ class JsonRecordIOManager(_PartitionedFileIOManager):
 class ParquetIOManager(dg.ConfigurableIOManagerFactory):
     """Stores every DataFrame asset partition as `<base_dir>/<asset>/<partition>.parquet`."""
 
-    base_dir: str
-    storage_options: dict[str, Any] = {}
+    base_dir: Locked[str]
+    storage_options: Locked[dict[str, Any]] = {}
 
     def create_io_manager(self, context: dg.InitResourceContext) -> ParquetFrameIOManager:
         return ParquetFrameIOManager(self.base_dir, self.storage_options)
@@ -268,8 +270,8 @@ class ParquetIOManager(dg.ConfigurableIOManagerFactory):
 class JsonIOManager(dg.ConfigurableIOManagerFactory):
     """Stores small record outputs as `<base_dir>/<asset>/<partition>.json`."""
 
-    base_dir: str
-    storage_options: dict[str, Any] = {}
+    base_dir: Locked[str]
+    storage_options: Locked[dict[str, Any]] = {}
 
     def create_io_manager(self, context: dg.InitResourceContext) -> JsonRecordIOManager:
         return JsonRecordIOManager(self.base_dir, self.storage_options)

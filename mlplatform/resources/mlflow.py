@@ -32,9 +32,11 @@ SQLite store once, whole), mlflow_store.py's; loading a model only in the skops 
 core.models'; comparing a challenger with the champion on the same rows, core.promote's.
 
 MLflow is imported when a method needs it, not when the code location loads (about a second).
-"""
 
-from __future__ import annotations
+Where MLflow is and its accounts are `Locked` (resources/locked.py): set by the code location,
+never by run config (MLflow would send its account to any tracking address a launch gave it).
+The experiment, the registered model's name and the runs' tags stay run config.
+"""
 
 import contextlib
 from collections.abc import Iterator
@@ -44,6 +46,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from mlplatform.instance_queries import PARTITION_TAG, earlier_live_run_of_partition
+from mlplatform.resources.locked import Locked, resolved
 from mlplatform.resources.mlflow_accounts import (
     READER_PASSWORD_ENV,
     READER_USERNAME_ENV,
@@ -68,34 +71,40 @@ class MlflowResource(ModelRegistry, dg.ConfigurableResource):
     """The MLflow tracking server and Model Registry of this platform, through its own client
     (the registry's methods are `ModelRegistry`'s)."""
 
-    tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///..., http://...).")
-    registry_uri: str | None = Field(
+    # Where MLflow is and its accounts: Locked, not run config (see the module's docstring).
+    tracking_uri: Locked[str] = Field(
+        description="MLflow tracking URI (sqlite:///..., http://...)."
+    )
+    registry_uri: Locked[str | None] = Field(
         None, description="Model registry URI; the tracking URI if unset."
     )
-    artifact_location: str = Field(description="Where a new experiment stores its artifacts.")
-    experiment_name: str = Field(description="MLflow experiment for training runs.")
-    registered_model_name: str | None = Field(
-        None, description="Registered model name; `<contract>_classifier` if unset."
+    artifact_location: Locked[str] = Field(
+        description="Where a new experiment stores its artifacts."
     )
-    extra_tags: dict[str, str] = Field(
-        default_factory=dict, description="Tags on every MLflow run."
-    )
-    ui_url: str | None = Field(
+    ui_url: Locked[str | None] = Field(
         None,
         description="The MLflow UI address people open, for links; the tracking URI if http(s).",
     )
-    dagster_ui_url: str | None = Field(
+    dagster_ui_url: Locked[str | None] = Field(
         None, description="The Dagster UI's base URL, for links back from MLflow runs."
     )
-    reader_username: str | None = Field(
+    reader_username: Locked[str | None] = Field(
         None,
         description=(
             "MLflow's read-only account, for steps that only read the registry and run a model "
             f"(from {READER_USERNAME_ENV}); unset, they use the process's own account."
         ),
     )
-    reader_password: str | None = Field(
+    reader_password: Locked[str | None] = Field(
         None, description=f"The read-only account's password (from {READER_PASSWORD_ENV})."
+    )
+    # Run config: which experiment and registered model, and the runs' tags.
+    experiment_name: str = Field(description="MLflow experiment for training runs.")
+    registered_model_name: str | None = Field(
+        None, description="Registered model name; `<contract>_classifier` if unset."
+    )
+    extra_tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags on every MLflow run."
     )
 
     _client: Any = PrivateAttr(default=None)
@@ -145,7 +154,7 @@ class MlflowResource(ModelRegistry, dg.ConfigurableResource):
         return self.registry_uri or self.tracking_uri
 
     @property
-    def client(self) -> MlflowClient:
+    def client(self) -> "MlflowClient":
         """An MlflowClient on this resource's tracking and registry URIs."""
         if self._client is None:
             self._client = open_client(self.tracking_uri, self.effective_registry_uri)
@@ -221,9 +230,10 @@ class MlflowResource(ModelRegistry, dg.ConfigurableResource):
 
     def _dagster_links(self) -> dict[str, str]:
         """The Dagster run as the MLflow run's description (a link MLflow's UI renders)."""
-        if not self.dagster_ui_url:
+        base = resolved(self.dagster_ui_url)
+        if not base:
             return {}
-        url = f"{self.dagster_ui_url.rstrip('/')}/runs/{self._dagster_run_id}"
+        url = f"{base.rstrip('/')}/runs/{self._dagster_run_id}"
         return {"dagster_run_url": url, "mlflow.note.content": f"Dagster run: [{url}]({url})"}
 
     @property
@@ -337,7 +347,7 @@ class MlflowResource(ModelRegistry, dg.ConfigurableResource):
         )
 
     def log_dataset(
-        self, frame: pd.DataFrame, name: str, context: str, targets: str | None = None
+        self, frame: "pd.DataFrame", name: str, context: str, targets: str | None = None
     ) -> Any:
         """A DataFrame as an input of the open run (MLflow's Dataset: name, digest, schema and
         row count; the rows themselves are not copied); the dataset, to link metrics to.
@@ -361,7 +371,7 @@ class MlflowResource(ModelRegistry, dg.ConfigurableResource):
         mlflow.log_input(dataset, context=context)
         return dataset
 
-    def log_sklearn_model(self, model: Any, **arguments: Any) -> ModelInfo:
+    def log_sklearn_model(self, model: Any, **arguments: Any) -> "ModelInfo":
         """`mlflow.sklearn.log_model` into the open run."""
         import mlflow.sklearn
 
@@ -381,7 +391,7 @@ class MlflowResource(ModelRegistry, dg.ConfigurableResource):
         self.client.log_table(self.active_run_id, frame, artifact_file)
 
 
-def dataset_digest(frame: pd.DataFrame) -> str:
+def dataset_digest(frame: "pd.DataFrame") -> str:
     """Eight hex digits (as MLflow shows digests) of every row's values, in order, and the column
     names: any changed cell changes it (MLflow's own digest reads only the first 10,000 rows)."""
     import hashlib

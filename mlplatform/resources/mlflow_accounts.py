@@ -9,6 +9,8 @@ from typing import Any
 
 import dagster as dg
 
+from mlplatform.resources.locked import resolved
+
 # MLflow's client reads the account of every request from these (mlflow.utils.credentials).
 ACCOUNT_USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
 ACCOUNT_PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"
@@ -29,11 +31,8 @@ def as_reader(
     after it, also when the block raises (the in-process executor runs later steps, which
     write, in this same process). The block must not write to MLflow. A request the server
     refuses fails the step without retry, naming the account, never its password."""
-    username, password = (
-        # Unresolved when the resource is used outside a run (the definitions' own object).
-        value.get_value() if isinstance(value, dg.EnvVar) else value
-        for value in (reader_username, reader_password)
-    )
+    # Locked fields: an EnvVar is read here, where the step runs.
+    username, password = resolved(reader_username), resolved(reader_password)
     if not username and not password:
         yield
         return

@@ -8,9 +8,12 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENV_FILE="${MLPLATFORM_ENV_FILE:-$HERE/.env}"
+# Secret files made from the env file (compose secrets read them from here).
+SECRETS_DIR="${MLPLATFORM_SECRETS_DIR:-$HERE/secrets}"
+export MLPLATFORM_SECRETS_DIR="$SECRETS_DIR"
 TIMEOUT="${MLPLATFORM_DEPLOY_TIMEOUT:-300}"
-SERVICES=(docker-proxy docker-proxy-stop postgresql mlflow mlflow-users user-code webserver daemon
-    metrics-exporter prometheus)
+SERVICES=(docker-proxy docker-proxy-stop postgresql mlflow mlflow-users user-code webserver
+    webserver-viewer daemon metrics-exporter prometheus login-proxy)
 # Services that do their work and exit: done when they exited with status 0.
 ONE_SHOT=(mlflow-users)
 
@@ -51,9 +54,38 @@ if grep -Eq '^[A-Z_]*(PASSWORD|SECRET_KEY)=(change-me)?$' "$ENV_FILE"; then
 fi
 env_value() { sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1; }
 ui_port="$(env_value DAGSTER_UI_PORT)"
+viewer_port="$(env_value DAGSTER_VIEWER_PORT)"
 executor="$(env_value MLPLATFORM_EXECUTOR)"
 mlflow_port="$(env_value MLFLOW_UI_PORT)"
-prometheus_port="$(env_value PROMETHEUS_PORT)"
+# The API guards reach the socket as its group, whose id differs between hosts.
+DOCKER_SOCKET_GID="${DOCKER_SOCKET_GID:-$(env_value DOCKER_SOCKET_GID)}"
+if [ -z "$DOCKER_SOCKET_GID" ]; then
+    DOCKER_SOCKET_GID="$(stat -c %g /var/run/docker.sock 2>/dev/null)" \
+        || fail "cannot read the group of /var/run/docker.sock; set DOCKER_SOCKET_GID in $ENV_FILE"
+fi
+export DOCKER_SOCKET_GID
+
+# The UI's logins as the login proxy reads them: htpasswd lines (SHA-256 crypt), in files that
+# reach only that container (compose secrets). Made again on every deploy, from docker/.env.
+htpasswd_line() {
+    local user="$1" password="$2"
+    [ -n "$user" ] && [ -n "$password" ] || fail "$ENV_FILE lacks a UI username or password"
+    printf '%s:%s\n' "$user" "$(printf '%s' "$password" | openssl passwd -5 -stdin)"
+}
+command -v openssl >/dev/null || fail "openssl is needed to hash the UI passwords"
+(
+    umask 077
+    mkdir -p "$SECRETS_DIR"
+    htpasswd_line "$(env_value DAGSTER_UI_USERNAME)" "$(env_value DAGSTER_UI_PASSWORD)" \
+        >"$SECRETS_DIR/ui_operators.htpasswd"
+    # Operators may use the read-only UI too.
+    {
+        htpasswd_line "$(env_value DAGSTER_VIEWER_USERNAME)" "$(env_value DAGSTER_VIEWER_PASSWORD)"
+        cat "$SECRETS_DIR/ui_operators.htpasswd"
+    } >"$SECRETS_DIR/ui_viewers.htpasswd"
+    # nginx's workers read them as another user than the one that made them.
+    chmod 644 "$SECRETS_DIR/"*.htpasswd
+)
 
 COMPOSE+=(--project-directory "$HERE" -f "$HERE/docker-compose.yaml")
 if [ "$executor" = docker ]; then
@@ -106,6 +138,7 @@ step "validating the definitions inside the user-code container"
     || fail "the definitions do not load in the user-code container"
 
 step "ready"
-echo "  Dagster UI:  http://127.0.0.1:${ui_port:-3000}"
+echo "  Dagster UI:  http://127.0.0.1:${ui_port:-3000}  (login: DAGSTER_UI_USERNAME in $ENV_FILE)"
+echo "  Read-only:   http://127.0.0.1:${viewer_port:-3001}  (login: DAGSTER_VIEWER_USERNAME)"
 echo "  MLflow UI:   http://127.0.0.1:${mlflow_port:-5000}"
-echo "  Prometheus:  http://127.0.0.1:${prometheus_port:-9090}"
+echo "  Prometheus:  ${COMPOSE[*]} exec prometheus wget -qO- http://127.0.0.1:9090/api/v1/targets"

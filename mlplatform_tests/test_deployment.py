@@ -40,6 +40,8 @@ ALL_ASSETS = [
 ]  # fmt: skip
 
 # Every file under docker/ and the test that reads it: nothing there is dead configuration.
+STACK_LOGIN_TEST = "test_the_ui_asks_for_a_login_and_viewers_change_nothing"
+STACK_RUN_TEST = "test_a_day_runs_in_its_own_container_survives_a_kill_and_registers"
 CHECKED_FILES = {
     "docker/Dockerfile": "test_dockerfile_passes_hadolint",
     "docker/Dockerfile.dockerignore": "test_build_context_holds_what_the_dockerfile_copies",
@@ -55,7 +57,16 @@ CHECKED_FILES = {
     "docker/README.md": "test_docker_readme_names_every_file",
     "docker/k8s/values.yaml": "test_helm_values_match_the_compose_stack",
     "docker/k8s/README.md": "test_docker_readme_names_every_file",
-}
+    "docker/login-proxy/nginx.conf": f"test_stack.{STACK_LOGIN_TEST}",
+    "docker/login-proxy/proxy.conf": f"test_stack.{STACK_LOGIN_TEST}",
+    **{
+        f"docker/local/{name}": f"test_stack.{STACK_RUN_TEST}"
+        for name in (
+            "build-base-images.sh", "start-engine.sh", "postgres.Dockerfile",
+            "postgres-entrypoint.sh", "prometheus.Dockerfile", "nginx.Dockerfile",
+        )
+    },
+}  # fmt: skip
 
 
 def compose() -> dict[str, Any]:
@@ -83,6 +94,8 @@ def env_example() -> dict[str, str]:
 
 
 def run_tool(*command: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    # The socket's group is the host's (deploy-pipeline.sh reads it); any number does here.
+    kwargs.setdefault("env", {**os.environ, "DOCKER_SOCKET_GID": "999"})
     return subprocess.run(command, capture_output=True, text=True, timeout=120, **kwargs)
 
 
@@ -93,11 +106,15 @@ def test_every_file_under_docker_is_checked():
     present = {
         str(path.relative_to(PROJECT))
         for path in DOCKER.rglob("*")
-        if path.is_file() and path.name != ".env"
+        # docker/.env and docker/secrets/ are a deployment's own, made by deploy-pipeline.sh.
+        if path.is_file() and path.name != ".env" and "secrets" not in path.parts
     }
     assert present == set(CHECKED_FILES), "unchecked or missing files under docker/"
-    tests = set(globals())
-    assert set(CHECKED_FILES.values()) <= tests
+    from mlplatform_tests import test_stack
+
+    for test in CHECKED_FILES.values():
+        module, _, name = test.rpartition(".")
+        assert name in (vars(test_stack) if module == "test_stack" else globals()), test
 
 
 def test_compose_file_is_valid_for_docker_compose(tmp_path):
@@ -210,9 +227,18 @@ def test_run_launcher_gets_what_runs_need():
     assert spec["volumes"]["mlplatform-data"]["name"] == volume_name
     assert f"mlplatform-data:{mount}" in services["user-code"]["volumes"]
     assert services["daemon"]["environment"]["MLPLATFORM_DATA_DIR"].startswith(mount + "/")
-    # Runs take the launcher's container settings as they are: the code location adds no
-    # container context (it would replace container_kwargs, volumes included).
-    assert "--container-context" not in services["user-code"]["command"]
+    # The code location adds each run's limits to the launcher's container settings, which
+    # dagster-docker merges key by key: the volume, labels and stop timeout stay.
+    from dagster_docker.container_context import DockerContainerContext
+
+    command = merged_compose("docker-compose.yaml")["services"]["user-code"]["command"]
+    added = json.loads(command[command.index("--container-context") + 1])["docker"]
+    assert set(added) == {"container_kwargs"}
+    assert set(added["container_kwargs"]) == {"mem_limit", "nano_cpus"}
+    merged = DockerContainerContext(container_kwargs=launcher["container_kwargs"]).merge(
+        DockerContainerContext(container_kwargs=added["container_kwargs"])
+    )
+    assert merged.container_kwargs == {**launcher["container_kwargs"], **added["container_kwargs"]}
     assert "DAGSTER_CONTAINER_CONTEXT" not in services["user-code"]["environment"]
     # Runs get what they use and no secret they do not: no alert webhook (sensors run in the
     # code server), no Docker API, no other role's password.
@@ -277,60 +303,65 @@ def test_services_are_reachable_only_from_this_host_and_healthy_before_use():
     assert services["mlflow"]["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
 
-# --- the Docker API, only through the proxies ------------------------------------------------
+# --- the Docker API, only through the guards ------------------------------------------------
 
 DOCKER_SOCKET = "/var/run/docker.sock"
-# linuxserver/socket-proxy's switches (its README): each is set explicitly, so an image whose
-# defaults change cannot open a section.
-PROXY_SWITCHES = {
-    "VERSION", "PING", "EVENTS", "AUTH", "SECRETS", "POST", "BUILD", "COMMIT", "CONFIGS",
-    "CONTAINERS", "ALLOW_START", "ALLOW_STOP", "ALLOW_RESTARTS", "ALLOW_PAUSE", "ALLOW_UNPAUSE",
-    "DISTRIBUTION", "EXEC", "GRPC", "IMAGES", "INFO", "NETWORKS", "NODES", "PLUGINS", "SERVICES",
-    "SESSION", "SWARM", "SYSTEM", "TASKS", "VOLUMES",
-}  # fmt: skip
-# Which proxy each Docker API user reaches, and what that proxy opens: the daemon launches,
-# watches and stops run containers; the webserver only stops them (Terminate in the UI).
+# Which guard each Docker API user reaches, and its profile (mlplatform/deployment/
+# docker_api_policy.py): the daemon launches, watches and stops run containers; the webserver only
+# stops them (Terminate in the UI). What each profile lets through, body by body, is tested
+# against a real engine in test_docker_api_guard.py.
 PROXY_OF = {"daemon": "docker-proxy", "webserver": "docker-proxy-stop"}
-OPENED = {
-    "docker-proxy": {"VERSION", "CONTAINERS", "POST"},
-    "docker-proxy-stop": {"VERSION", "CONTAINERS", "ALLOW_STOP"},
-}
+PROFILE = {"docker-proxy": "launcher", "docker-proxy-stop": "stopper"}
 
 
 def test_docker_socket_only_in_the_proxies():
-    spec = compose()
+    spec = merged_compose("docker-compose.yaml")
     services = spec["services"]
     mounting = {
         name: [v for v in service.get("volumes", []) if DOCKER_SOCKET in v]
         for name, service in services.items()
     }
     mounting = {name: volumes for name, volumes in mounting.items() if volumes}
-    assert mounting == {proxy: [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro"] for proxy in OPENED}, (
-        "only the proxies mount the Docker socket, read-only"
+    assert mounting == {proxy: [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}:ro"] for proxy in PROFILE}, (
+        "only the guards mount the Docker socket"
     )
-    # Nothing else reaches the socket some other way: no host group, no privileged service, and
-    # neither the instance nor any run is given the socket.
+    # Nothing else reaches the socket some other way: no host group but the guards' (the
+    # socket's), no privileged service, and neither the instance nor any run is given the socket.
     for name, service in services.items():
-        assert "group_add" not in service and not service.get("privileged"), name
+        assert not service.get("privileged"), name
+        assert "group_add" not in service or name in PROFILE, name
     assert DOCKER_SOCKET not in (DOCKER / "dagster.yaml").read_text()
-    assert "DOCKER_GID" not in (DOCKER / ".env.example").read_text()
-    for proxy, opened in OPENED.items():
+    launcher = yaml.safe_load((DOCKER / "dagster.yaml").read_text())["run_launcher"]["config"]
+    for proxy, profile in PROFILE.items():
         service = services[proxy]
-        environment = {key: str(value) for key, value in service["environment"].items()}
-        assert set(environment) >= PROXY_SWITCHES, sorted(PROXY_SWITCHES - set(environment))
-        assert {key for key in PROXY_SWITCHES if environment[key] == "1"} == opened, proxy
-        assert {environment[key] for key in PROXY_SWITCHES} == {"0", "1"}
-        # Pinned, read-only, unpublished, alone on an internal network with its one client.
-        assert re.fullmatch(r"lscr\.io/linuxserver/socket-proxy:\d+\.\d+\.\d+-r\d+-ls\d+",
-                            service["image"])  # fmt: skip
+        command = service["command"]
+        assert command[:3] == ["python", "-m", "mlplatform.deployment.docker_api_guard"]
+        assert command[command.index("--profile") + 1] == profile
+        assert [str(gid) for gid in service["group_add"]] == ["999"]  # DOCKER_SOCKET_GID
+        # The platform's own image, read-only, without capabilities, unpublished, alone on an
+        # internal network with its one client.
+        assert service["image"] == services["user-code"]["image"]
         assert service["read_only"] is True and "ports" not in service
+        assert service["cap_drop"] == ["ALL"]
         assert "no-new-privileges:true" in service["security_opt"]
         (network,) = service["networks"]
-        assert spec["networks"][network] == {"internal": True}
+        assert spec["networks"][network].get("internal") is True
         on_network = {n for n, svc in services.items() if network in svc.get("networks", [])}
         (client,) = [c for c, p in PROXY_OF.items() if p == proxy]
         assert on_network == {proxy, client}
         assert services[client]["depends_on"][proxy] == {"condition": "service_healthy"}
+        environment = service["environment"]
+        assert (
+            environment["DOCKER_GUARD_RUN_LABEL"]
+            == "com.mlplatform.role="
+            + (launcher["container_kwargs"]["labels"]["com.mlplatform.role"])
+        )
+    # The launcher's guard lets through exactly the image, network and volume runs use.
+    allowed = services["docker-proxy"]["environment"]
+    assert allowed["DOCKER_GUARD_IMAGES"] == services["user-code"]["image"]
+    assert allowed["DOCKER_GUARD_NETWORKS"] == spec["networks"]["mlplatform"]["name"]
+    (volume,) = launcher["container_kwargs"]["volumes"]
+    assert allowed["DOCKER_GUARD_VOLUMES"] == volume.split(":")[0]
     # Exactly the daemon and the webserver are told where the Docker API is.
     docker_hosts = {
         name: service["environment"]["DOCKER_HOST"]
@@ -371,155 +402,6 @@ def test_step_containers_get_the_proxy():
 
     for name in set(base) - {"user-code", "docker-proxy"}:
         assert without_network_details(services[name]) == without_network_details(base[name])
-
-
-def proxy_allows(switches: dict[str, str], method: str, path: str) -> bool:
-    """linuxserver/socket-proxy's rules (its haproxy.cfg template), in their order: the
-    start/stop switches first, then POST, then one switch per API section; the rest is denied."""
-    on = {key for key, value in switches.items() if str(value) == "1"}
-    path = re.sub(r"^/v[\d.]+", "", path.split("?")[0])
-    action = re.match(r"^/containers/[a-zA-Z0-9_.-]+/(\w+)", path)
-    if action:
-        if action.group(1) in ("stop", "restart", "kill") and "ALLOW_RESTARTS" in on:
-            return True
-        if action.group(1) == "start" and "ALLOW_START" in on:
-            return True
-        if action.group(1) == "stop" and "ALLOW_STOP" in on:
-            return True
-    if method not in ("GET", "HEAD") and "POST" not in on:
-        return False
-    section = re.match(r"^/(_ping|[a-z]+)", path)
-    return section is not None and section.group(1).replace("_ping", "ping").upper() in on
-
-
-class FakeDockerEngine:
-    """The Docker Engine API behind one proxy's rules, on 127.0.0.1: the calls dagster-docker
-    makes, answered like dockerd; everything the proxy denies gets its 403."""
-
-    def __init__(self, containers: dict[str, dict], switches: dict[str, str]) -> None:
-        import http.server
-        import threading
-
-        self.requests: list[tuple[str, str, int]] = []
-        self.created: list[dict] = []
-        engine = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def answer(self, status: int, body: object = None) -> None:
-                engine.requests.append((self.command, self.path, status))
-                payload = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def handle_any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"null")
-                if not proxy_allows(switches, self.command, self.path):
-                    return self.answer(403, {"message": "Request forbidden"})
-                path = re.sub(r"^/v[\d.]+", "", self.path.split("?")[0])
-                container = re.match(r"^/containers/([^/]+)/(json|start|stop)$", path)
-                if path == "/version":
-                    return self.answer(200, {"ApiVersion": "1.45", "Version": "27.0.0"})
-                if path == "/containers/create" and self.command == "POST":
-                    container_id = f"run{len(containers)}"
-                    containers[container_id] = {"Id": container_id, "State": {"Status": "created"}}
-                    engine.created.append(body)
-                    return self.answer(201, {"Id": container_id, "Warnings": []})
-                if container and container.group(1) in containers:
-                    state = containers[container.group(1)]
-                    if container.group(2) == "json":
-                        return self.answer(200, state)
-                    state["State"]["Status"] = {"start": "running", "stop": "exited"}[
-                        container.group(2)
-                    ]
-                    return self.answer(204)
-                return self.answer(404, {"message": f"no such endpoint {path}"})
-
-            do_GET = do_POST = do_DELETE = do_PUT = handle_any
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"tcp://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_the_proxies_open_exactly_what_the_run_launcher_uses(monkeypatch):
-    """DockerRunLauncher, configured as docker/dagster.yaml configures it, launches, watches and
-    terminates a run through engines behind the two proxies' rules: every call it makes passes,
-    and the calls it does not need (and the webserver's creating a container) are refused."""
-    from dagster._core.launcher import WorkerStatus
-    from dagster._core.test_utils import create_run_for_test
-
-    import docker
-
-    services = compose()["services"]
-    containers: dict[str, dict] = {}
-    engines = {
-        proxy: FakeDockerEngine(containers, services[proxy]["environment"]) for proxy in OPENED
-    }
-    instance_yaml = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
-    launcher_config = instance_yaml["run_launcher"]
-    for name in launcher_config["config"]["env_vars"]:
-        monkeypatch.setenv(name, "mlplatform-network" if name.endswith("NETWORK") else "x")
-    try:
-        with dg.instance_for_test(overrides={"run_launcher": launcher_config}) as instance:
-            launcher = instance.run_launcher
-            run = create_run_for_test(instance, job_name="all_assets")
-            # The daemon: create and start the run's container, then watch it.
-            monkeypatch.setenv("DOCKER_HOST", engines["docker-proxy"].url)
-            launcher._launch_container_with_command(run, "mlplatform:latest", ["dagster"])
-            run = instance.get_run_by_id(run.run_id)
-            assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
-            # The webserver: Terminate stops it; creating a container is refused there.
-            monkeypatch.setenv("DOCKER_HOST", engines["docker-proxy-stop"].url)
-            assert launcher.terminate(run.run_id) is True
-            assert containers[run.tags["docker/container_id"]]["State"]["Status"] == "exited"
-            other = create_run_for_test(instance, job_name="all_assets")
-            with pytest.raises(docker.errors.APIError, match="403"):
-                launcher._launch_container_with_command(other, "mlplatform:latest", ["dagster"])
-    finally:
-        for engine in engines.values():
-            engine.close()
-    used = {
-        (method, re.sub(r"/run\d+/", "/{id}/", re.sub(r"^/v[\d.]+|\?.*$", "", path)))
-        for engine in engines.values()
-        for method, path, status in engine.requests
-        if status != 403
-    }
-    assert used == {
-        ("GET", "/version"), ("POST", "/containers/create"), ("GET", "/containers/{id}/json"),
-        ("POST", "/containers/{id}/start"), ("POST", "/containers/{id}/stop"),
-    }  # fmt: skip
-    # The run's container gets the data volume and the platform network: no socket, no privilege.
-    (created,) = engines["docker-proxy"].created
-    assert created["HostConfig"]["Binds"] == ["mlplatform-data:/data"]
-    assert created["HostConfig"]["NetworkMode"] == "mlplatform-network"
-    assert not created["HostConfig"].get("Privileged") and "GroupAdd" not in created["HostConfig"]
-    # What neither needs is refused by both: images, networks, volumes, exec, the host's info.
-    for proxy, expected in (("docker-proxy", True), ("docker-proxy-stop", False)):
-        switches = services[proxy]["environment"]
-        assert proxy_allows(switches, "POST", "/v1.45/containers/create") is expected
-        for method, path in [
-            ("POST", "/v1.45/images/create"), ("DELETE", "/v1.45/images/x"),
-            ("GET", "/v1.45/networks"), ("POST", "/v1.45/networks/x/connect"),
-            ("POST", "/v1.45/volumes/create"), ("POST", "/v1.45/exec/x/start"),
-            ("GET", "/v1.45/info"), ("POST", "/v1.45/build"), ("GET", "/v1.45/events"),
-            ("POST", "/v1.45/swarm/init"), ("GET", "/v1.45/secrets"), ("POST", "/v1.45/auth"),
-        ]:  # fmt: skip
-            assert not proxy_allows(switches, method, path), (proxy, method, path)
-        assert proxy_allows(switches, "POST", "/v1.45/containers/abc/stop")
-        assert proxy_allows(switches, "POST", "/v1.45/containers/abc/start") is expected
-        # The docker executor's step handler also waits for a step container's exit code.
-        assert proxy_allows(switches, "POST", "/v1.45/containers/abc/wait") is expected
 
 
 def test_prometheus_scrapes_the_exporter_service_with_the_shipped_rules():

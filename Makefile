@@ -15,7 +15,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.mlplatform/dagster_home
 # Nothing leaves the machine: no usage telemetry from MLflow (Dagster's is off in dagster.yaml).
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install system-packages dev test test-quick lint format clean bench quality \
+.PHONY: install system-packages docker-engine dev test test-stack test-quick lint format clean \
+	bench quality \
 	monitoring-bench monitoring-day-bench backfill-bench
 
 $(UV):
@@ -34,6 +35,13 @@ $(DAGSTER_HOME)/dagster.yaml:
 # nothing. Present ones are left alone, so a second run costs a second.
 system-packages:
 	.ci/install-system-packages
+
+# Debian's Docker engine, started where nothing else starts it (no systemd, as in CI); needs root.
+# Elsewhere the engine is the host's own, and the tests that need one skip (and fail in CI).
+docker-engine: system-packages
+	@if command -v dockerd >/dev/null && [ "$$(id -u)" -eq 0 ]; then \
+		docker/local/start-engine.sh; \
+	else echo "docker engine: not started here (needs root and docker.io)"; fi
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(UV) run --frozen dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
@@ -54,15 +62,24 @@ format: install
 # test-artifacts/junit.xml (what `mlplatform evidence` reports); no other run writes them.
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
-test: system-packages lint $(DAGSTER_HOME)/dagster.yaml
+test: system-packages docker-engine lint $(DAGSTER_HOME)/dagster.yaml
 	$(UV) run --frozen dg check defs
 	mkdir -p test-artifacts
-	$(UV) run --frozen pytest $(PYTEST_PARALLEL) --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
+	$(UV) run --frozen pytest $(PYTEST_PARALLEL) -m "not stack" --junitxml=test-artifacts/junit.xml \
+		$(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-stack
+
+# The compose stack of docker/ on the real engine (base images built locally, no registry): its
+# own run after the suite, with its own time (docker/README.md, How it is tested). One process:
+# the tests share one stack, in order.
+test-stack: system-packages docker-engine
+	mkdir -p test-artifacts
+	$(UV) run --frozen pytest -m stack --junitxml=test-artifacts/junit-stack.xml $(PYTEST_ARGS)
 
 # The quick run while working: every test but those marked slow (they start servers, daemons and
 # `dagster` processes, or train end to end), without the system packages and `dg check defs`.
 test-quick: lint $(DAGSTER_HOME)/dagster.yaml
-	$(UV) run --frozen pytest $(PYTEST_PARALLEL) -m "not slow" $(PYTEST_ARGS)
+	$(UV) run --frozen pytest $(PYTEST_PARALLEL) -m "not slow and not stack" $(PYTEST_ARGS)
 
 # The pipeline as a Dagster run against the bare computation (100k, 1M, 10M rows); BENCH_ARGS to
 # change sizes or repeats, e.g. BENCH_ARGS='--sizes 100000,1000000 --repeats 3'.

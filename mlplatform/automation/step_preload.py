@@ -40,12 +40,14 @@ PRELOADS = (
 
 
 def preload(names: tuple[str, ...]) -> list[str]:
-    """Import each of `names`; those that do not import (a renamed module)."""
+    """Import each of `names`; those that do not import (a renamed module, or a native library
+    the host lacks, such as LightGBM's libgomp: OSError). The step that needs one then fails
+    with the real error itself; the forkserver, which every step needs, must not."""
     missing = []
     for name in names:
         try:
             importlib.import_module(name)
-        except ImportError:
+        except (ImportError, OSError):
             missing.append(name)
     return missing
 

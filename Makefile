@@ -36,12 +36,14 @@ $(DAGSTER_HOME)/dagster.yaml:
 system-packages:
 	.ci/install-system-packages
 
-# Debian's Docker engine, started where nothing else starts it (no systemd, as in CI); needs root.
-# Elsewhere the engine is the host's own, and the tests that need one skip (and fail in CI).
+# Debian's Docker engine, started where nothing else starts it (no systemd, as in CI), and the
+# local base images the engine tests build on (debootstrap: no registry here; about 4 min the first
+# time, then kept). Needs root; elsewhere the tests that need them skip (and fail in CI).
 docker-engine: system-packages
-	@if command -v dockerd >/dev/null && [ "$$(id -u)" -eq 0 ]; then \
-		docker/local/start-engine.sh; \
-	else echo "docker engine: not started here (needs root and docker.io)"; fi
+	@if command -v dockerd >/dev/null && command -v debootstrap >/dev/null \
+			&& [ "$$(id -u)" -eq 0 ]; then \
+		docker/local/start-engine.sh && docker/local/build-base-images.sh; \
+	else echo "docker engine: not started here (needs root, docker.io and debootstrap)"; fi
 
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(UV) run --frozen dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplatform_tests.servers import free_port, unavailable
+from mlplatform_tests.servers import unavailable
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCKER_DIR = PROJECT / "docker"
@@ -186,6 +186,21 @@ def http(
         return 503, str(error)
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """`count` different free ports on 127.0.0.1 (held together while chosen: one at a time, the
+    system may hand the same port out twice)."""
+    import socket
+
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 3) -> Any:
     """`check()`'s first truthy answer; fails naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -234,6 +249,7 @@ def deployed_stack(workdir: Path) -> Iterator[Stack]:
     if not shutil.which("docker-compose"):
         unavailable("`docker-compose` not found; install Debian's `docker-compose`")
     ensure_base_images()
+    ui_port, viewer_port, mlflow_port = distinct_free_ports(3)
     env = {
         **os.environ,
         **LOCAL_IMAGES,
@@ -243,9 +259,9 @@ def deployed_stack(workdir: Path) -> Iterator[Stack]:
         "MLPLATFORM_ENV_FILE": str(workdir / "stack.env"),
         "MLPLATFORM_SECRETS_DIR": str(workdir / "secrets"),
         "MLPLATFORM_SETTINGS_DIR": "/data/settings",
-        "DAGSTER_UI_PORT": str(free_port()),
-        "DAGSTER_VIEWER_PORT": str(free_port()),
-        "MLFLOW_UI_PORT": str(free_port()),
+        "DAGSTER_UI_PORT": str(ui_port),
+        "DAGSTER_VIEWER_PORT": str(viewer_port),
+        "MLFLOW_UI_PORT": str(mlflow_port),
         "MLPLATFORM_RUN_MEMORY_LIMIT": "3g",
         "MLPLATFORM_RUN_NANO_CPUS": "1500000000",
         "MLPLATFORM_DEPLOY_TIMEOUT": "600",

@@ -83,9 +83,11 @@ def runs_of_day(stack: Stack, day: str) -> list[dict]:
     return answer["runsOrError"]["results"]
 
 
-def claimed_slots(stack: Stack) -> list[dict]:
+def claimed_slots(stack: Stack, days: list[str]) -> list[dict]:
+    """Pool slots held by runs of `days` (the daily schedule may be training another day)."""
+    runs = {run["runId"] for day in days for run in runs_of_day(stack, day)}
     limits = stack.graphql(CLAIMED_SLOTS)["instance"]["concurrencyLimits"]
-    return [slot for limit in limits for slot in limit["claimedSlots"]]
+    return [slot for limit in limits for slot in limit["claimedSlots"] if slot["runId"] in runs]
 
 
 def materializations(stack: Stack, asset: str, day: str) -> list[dict]:
@@ -167,7 +169,7 @@ def test_a_day_runs_in_its_own_container_survives_a_kill_and_registers(stack):
     ]
     assert [run["status"] for run in runs].count("SUCCESS") == 1, shown
     # No slot is held by anything once the day is done.
-    wait_for("every pool slot free", lambda: not claimed_slots(stack), 120)
+    wait_for("every pool slot free", lambda: not claimed_slots(stack, [FIRST_DAY]), 120)
     # Registered in the MLflow server: a version holds `champion`.
     auth = (stack.value("MLFLOW_PLATFORM_USERNAME"), stack.value("MLFLOW_PLATFORM_PASSWORD"))
     status, body = http(f"{stack.mlflow}/api/2.0/mlflow/registered-models/search", None, auth)
@@ -236,10 +238,15 @@ def test_postgres_and_then_the_daemon_restart_mid_backfill_and_nothing_is_lost(s
             rows["validated_transactions"] + rows["quarantined_transactions"]
         ), rows
         assert rows["batch_scores"] == rows["validated_transactions"] > 0, rows
-    wait_for("every pool slot free", lambda: not claimed_slots(stack), 120)
-    assert not [c for c in stack.run_containers() if stack.inspect(c)["State"]["Running"]], (
-        f"run containers ({RUN_LABEL}) still running"
-    )
+    wait_for("every pool slot free", lambda: not claimed_slots(stack, BACKFILL_DAYS), 120)
+    ours = [run["runId"] for day in BACKFILL_DAYS for run in runs_of_day(stack, day)]
+    running = [
+        container
+        for run_id in ours
+        for container in stack.run_containers(run_id)
+        if stack.inspect(container)["State"]["Running"]
+    ]
+    assert not running, f"run containers ({RUN_LABEL}) of finished runs still running"
 
 
 def _healthy(stack: Stack, service: str) -> bool:

@@ -101,7 +101,13 @@ def test_the_run_launchers_create_is_allowed_and_reserialised(monkeypatch, limit
     method, path, query, body = launcher_create_request(monkeypatch, **limits)
     assert (method, path) == ("POST", "/v1.41/containers/create")
     sent = json.loads(body)
-    host = {"NetworkMode": NETWORK, "Binds": ["mlplatform-data:/data"]}
+    # docker/dagster.yaml's container_kwargs: the data volume, no capability, no privilege gain.
+    host = {
+        "NetworkMode": NETWORK,
+        "Binds": ["mlplatform-data:/data"],
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges:true"],
+    }
     if limits:
         host.update(Memory=8 * 2**30, NanoCpus=2_000_000_000)
     assert sent["HostConfig"] == host

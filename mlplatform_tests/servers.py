@@ -47,10 +47,21 @@ def require_executable(name: str, debian_package: str, *candidates: str) -> str:
     raise AssertionError("unreachable")
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports on 127.0.0.1, held together while chosen: one at a time, the
+    system may hand the same port out twice."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def reset_signals() -> None:

@@ -16,12 +16,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplatform_tests.servers import unavailable
+from mlplatform_tests.servers import free_ports, unavailable
 
 PROJECT = Path(__file__).resolve().parents[1]
 DOCKER_DIR = PROJECT / "docker"
@@ -186,33 +186,6 @@ def http(
         return 503, str(error)
 
 
-def distinct_free_ports(count: int) -> list[int]:
-    """`count` different free ports on 127.0.0.1 (held together while chosen: one at a time, the
-    system may hand the same port out twice)."""
-    import socket
-
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 3) -> Any:
-    """`check()`'s first truthy answer; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(interval)
-
-
 def _put_settings_on_the_volume(docker: str, folder: Path) -> None:
     import yaml
 
@@ -249,7 +222,7 @@ def deployed_stack(workdir: Path) -> Iterator[Stack]:
     if not shutil.which("docker-compose"):
         unavailable("`docker-compose` not found; install Debian's `docker-compose`")
     ensure_base_images()
-    ui_port, viewer_port, mlflow_port = distinct_free_ports(3)
+    ui_port, viewer_port, mlflow_port = free_ports(3)
     env = {
         **os.environ,
         **LOCAL_IMAGES,

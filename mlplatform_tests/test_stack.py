@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlplatform_tests.stack import RUN_LABEL, Stack, deployed_stack, http, wait_for
+from mlplatform_tests.servers import wait_until
+from mlplatform_tests.stack import RUN_LABEL, Stack, deployed_stack, http
 from mlplatform_tests.stack import run as run_command
 
 # The stack is deployed inside the first test (its fixture), and a run is waited for twice.
@@ -143,7 +144,9 @@ def test_a_day_runs_in_its_own_container_survives_a_kill_and_registers(stack):
     launched = launch_day(stack, FIRST_DAY)
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    container = wait_for("the run's container", lambda: stack.run_containers(run_id), 300)[0]
+    container = wait_until(
+        lambda: stack.run_containers(run_id), 300, "the run's container", interval=3
+    )[0]
     host = stack.inspect(container)["HostConfig"]
     assert host["Memory"] == 3 * 1024**3 and host["NanoCpus"] == 1_500_000_000, host
     assert not host["Privileged"], host
@@ -156,12 +159,12 @@ def test_a_day_runs_in_its_own_container_survives_a_kill_and_registers(stack):
         day_succeeded(stack, FIRST_DAY)  # fails at once when every run of the day failed
         return False
 
-    wait_for("trained_model to start", training, RUN_WAIT)
+    wait_until(training, RUN_WAIT, "trained_model to start", interval=3)
     time.sleep(5)
     run_command([stack.docker, "kill", container])
     # Run monitoring sees the container gone, and the run is resumed or retried until it succeeds.
-    wait_for(f"{FIRST_DAY} to succeed after the kill", lambda: day_succeeded(stack, FIRST_DAY),
-             RUN_WAIT, interval=10)  # fmt: skip
+    wait_until(lambda: day_succeeded(stack, FIRST_DAY), RUN_WAIT,
+               f"{FIRST_DAY} to succeed after the kill", interval=10)  # fmt: skip
     runs = runs_of_day(stack, FIRST_DAY)
     shown = [
         (run["runId"][:8], run["status"], {tag["key"]: tag["value"] for tag in run["tags"]})
@@ -169,7 +172,9 @@ def test_a_day_runs_in_its_own_container_survives_a_kill_and_registers(stack):
     ]
     assert [run["status"] for run in runs].count("SUCCESS") == 1, shown
     # No slot is held by anything once the day is done.
-    wait_for("every pool slot free", lambda: not claimed_slots(stack, [FIRST_DAY]), 120)
+    wait_until(
+        lambda: not claimed_slots(stack, [FIRST_DAY]), 120, "every pool slot free", interval=3
+    )
     # Registered in the MLflow server: a version holds `champion`.
     auth = (stack.value("MLFLOW_PLATFORM_USERNAME"), stack.value("MLFLOW_PLATFORM_PASSWORD"))
     status, body = http(f"{stack.mlflow}/api/2.0/mlflow/registered-models/search", None, auth)
@@ -188,7 +193,7 @@ def test_the_exporter_is_scraped_and_the_alert_rules_are_loaded(stack):
         active = answer["data"]["activeTargets"]
         return bool(active) and all(target["health"] == "up" for target in active)
 
-    wait_for("Prometheus to scrape the exporter", targets_up, 180, interval=5)
+    wait_until(targets_up, 180, "Prometheus to scrape the exporter", interval=5)
     rules = json.loads(
         stack.exec("prometheus", "wget", "-qO-", "http://127.0.0.1:9090/api/v1/rules")
     )
@@ -218,13 +223,13 @@ def test_postgres_and_then_the_daemon_restart_mid_backfill_and_nothing_is_lost(s
             run["status"] == "STARTED" for day in BACKFILL_DAYS for run in runs_of_day(stack, day)
         )
 
-    wait_for("a backfill run to start", a_run_is_going, RUN_WAIT, interval=5)
+    wait_until(a_run_is_going, RUN_WAIT, "a backfill run to start", interval=5)
     stack.compose_run("restart", "postgresql", timeout=180)
-    wait_for("PostgreSQL healthy again", lambda: _healthy(stack, "postgresql"), 120)
+    wait_until(lambda: _healthy(stack, "postgresql"), 120, "PostgreSQL healthy again", interval=3)
     stack.compose_run("restart", "daemon", timeout=180)
     for day in BACKFILL_DAYS:
-        wait_for(f"{day} to succeed", lambda day=day: day_succeeded(stack, day), RUN_WAIT,
-                 interval=10)  # fmt: skip
+        wait_until(lambda day=day: day_succeeded(stack, day), RUN_WAIT, f"{day} to succeed",
+                   interval=10)  # fmt: skip
         # Every row of the day accounted for across the restarts: validated or quarantined,
         # and every validated row scored.
         rows = {
@@ -238,7 +243,9 @@ def test_postgres_and_then_the_daemon_restart_mid_backfill_and_nothing_is_lost(s
             rows["validated_transactions"] + rows["quarantined_transactions"]
         ), rows
         assert rows["batch_scores"] == rows["validated_transactions"] > 0, rows
-    wait_for("every pool slot free", lambda: not claimed_slots(stack, BACKFILL_DAYS), 120)
+    wait_until(
+        lambda: not claimed_slots(stack, BACKFILL_DAYS), 120, "every pool slot free", interval=3
+    )
     ours = [run["runId"] for day in BACKFILL_DAYS for run in runs_of_day(stack, day)]
     running = [
         container
